@@ -54,15 +54,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _binary(name: str, *fallbacks: str) -> str:
     for cand in (name, *fallbacks):
-        path = shutil.which(cand) or (f"/usr/sbin/{cand}" if os.path.exists(f"/usr/sbin/{cand}") else None)
+        path = shutil.which(cand)
         if path:
             return path
+        if os.path.exists(f"/usr/sbin/{cand}"):
+            return f"/usr/sbin/{cand}"
     raise MariaDBError(f"{name} not found: install Debian's mariadb-server (./dev does)")
 
 
 def mariadbd_version() -> str:
-    out = subprocess.run([_binary("mariadbd", "mysqld"), "--version"], capture_output=True, text=True)
-    return out.stdout.strip()
+    argv = [_binary("mariadbd", "mysqld"), "--version"]
+    return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
 
 
 def _die_with_parent() -> None:
@@ -74,7 +76,8 @@ def _die_with_parent() -> None:
 
 
 def _template_dir() -> Path:
-    version = mariadbd_version().split()[2] if mariadbd_version() else "unknown"
+    words = mariadbd_version().split()
+    version = words[2] if len(words) > 2 else "unknown"
     cache = Path(os.environ.get("WSREP_CACHE_DIR", "/tmp/wsrep-proxy-cache"))
     return cache / f"mariadb-template-{version}"
 

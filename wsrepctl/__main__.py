@@ -1,0 +1,5 @@
+import sys
+
+from wsrepctl.cli import main
+
+sys.exit(main())
