@@ -18,7 +18,10 @@ import wsrepctl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wsrepctl", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="wsrepctl",
+        description="Run and operate wsrep-proxy: proxy, nodes, local clusters, arbitrator.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(wsrepctl.__path__), key=lambda m: m.name):
