@@ -1,0 +1,100 @@
+"""Apply and commit ordering: Galera's apply and commit monitors.
+
+Every ordered write set has a global `seqno`. Certification also gives it a
+`depends_seqno`: the highest earlier seqno whose keys overlap its own (or seqno-1 for
+write sets that must run alone, like TOI). Two rules make parallel appliers safe:
+
+- a write set may start applying once every seqno <= depends_seqno has committed, so
+  write sets that touch disjoint rows apply side by side;
+- commits happen strictly in seqno order, so every node's history is the same sequence
+  and its position `uuid:seqno` is always a prefix of the global order.
+
+A write set that failed certification still owns its seqno: it is `skip`ped, which
+counts as committed for ordering. `OrderingMonitor` is the pure bookkeeping;
+`OrderingGate` wraps it for trio tasks.
+"""
+
+from __future__ import annotations
+
+import trio
+
+
+class OrderingError(RuntimeError):
+    pass
+
+
+class OrderingMonitor:
+    """Which seqnos may apply and commit, given what has committed so far."""
+
+    def __init__(self, last_committed: int) -> None:
+        self._last_committed = last_committed
+        # Finished out of order (a skip can arrive before its predecessors commit).
+        self._done_ahead: set[int] = set()
+
+    @property
+    def last_committed(self) -> int:
+        return self._last_committed
+
+    def may_apply(self, depends_seqno: int) -> bool:
+        return depends_seqno <= self._last_committed
+
+    def may_commit(self, seqno: int) -> bool:
+        return seqno == self._last_committed + 1
+
+    def commit(self, seqno: int) -> int:
+        """Record that `seqno` committed; returns the new last committed seqno."""
+        if not self.may_commit(seqno):
+            raise OrderingError(
+                f"commit of seqno {seqno} out of order (last committed {self._last_committed})"
+            )
+        self._last_committed = seqno
+        self._advance()
+        return self._last_committed
+
+    def skip(self, seqno: int) -> int:
+        """`seqno` will never commit here (failed certification, or not ours to apply)."""
+        if seqno <= self._last_committed or seqno in self._done_ahead:
+            raise OrderingError(f"seqno {seqno} already finished")
+        self._done_ahead.add(seqno)
+        self._advance()
+        return self._last_committed
+
+    def _advance(self) -> None:
+        while self._last_committed + 1 in self._done_ahead:
+            self._last_committed += 1
+            self._done_ahead.remove(self._last_committed)
+
+
+class OrderingGate:
+    """Trio side of the monitor: tasks wait for their turn to apply or commit."""
+
+    def __init__(self, last_committed: int) -> None:
+        self.monitor = OrderingMonitor(last_committed)
+        self._changed = trio.Event()
+
+    @property
+    def last_committed(self) -> int:
+        return self.monitor.last_committed
+
+    async def wait_committed(self, seqno: int) -> None:
+        """Until everything up to `seqno` committed here (causal reads, apply admission)."""
+        while self.monitor.last_committed < seqno:
+            await self._changed.wait()
+
+    async def wait_apply_turn(self, depends_seqno: int) -> None:
+        await self.wait_committed(depends_seqno)
+
+    async def wait_commit_turn(self, seqno: int) -> None:
+        await self.wait_committed(seqno - 1)
+
+    def commit(self, seqno: int) -> None:
+        self.monitor.commit(seqno)
+        self._wake()
+
+    def skip(self, seqno: int) -> None:
+        self.monitor.skip(seqno)
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
