@@ -49,6 +49,7 @@ class GroupConfig:
     fc_factor: float = 1.0  # Galera gcs.fc_factor: resume below fc_limit * fc_factor
     max_payload: int = 64 << 20
     max_batch: int = 256  # payloads the orderer may pack in one round
+    max_message_bytes: int = 1 << 20  # soft cap on one protocol message (one entry may exceed)
 
 
 # ---- actions the core returns ----------------------------------------------------------
@@ -84,7 +85,30 @@ class FlowControl:
     paused: bool  # the group stopped/resumed taking new payloads
 
 
-Action = Send | Deliver | ViewChange | Submitted | FlowControl
+@dataclass(frozen=True)
+class Connect:
+    """Keep a connection to this member: it joined the configuration (or its address changed).
+
+    The driver connects to `seeds` on its own; members it learns later come as `Connect`.
+    """
+
+    member: MemberInfo
+
+
+@dataclass(frozen=True)
+class Behind:
+    """This member needs seqnos the group no longer holds in its log: a state transfer is due.
+
+    `delivered_seqno` is the last seqno this member delivered, `oldest_seqno` the oldest
+    seqno `donor` can still send from its log (IST); anything older needs a snapshot (SST).
+    """
+
+    delivered_seqno: int
+    oldest_seqno: int
+    donor: MemberId
+
+
+Action = Send | Deliver | ViewChange | Submitted | FlowControl | Connect | Behind
 
 
 @dataclass
