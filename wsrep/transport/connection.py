@@ -41,9 +41,14 @@ class MessageReceived:
 
 @dataclass(frozen=True)
 class ConnectionFailed:
-    """Always the last event; close the connection. `self_connection`: we dialed ourselves."""
+    """Always the last event; close the connection.
+
+    `closed`: the peer just closed its side between frames (nothing wrong with its input);
+    `self_connection`: we dialed ourselves.
+    """
 
     reason: str
+    closed: bool = False
     self_connection: bool = False
 
 
@@ -76,6 +81,15 @@ class PeerConnection:
         return self._handshake.nonce
 
     @property
+    def dialer_nonce(self) -> bytes:
+        return self._handshake.dialer_nonce
+
+    @property
+    def pending(self) -> int:
+        """Bytes queued and not yet pulled by `data_to_send`."""
+        return len(self._out)
+
+    @property
     def established(self) -> bool:
         return self._channel is not None and self.failed is None
 
@@ -98,7 +112,8 @@ class PeerConnection:
         try:
             if not data:
                 self._decoder.check_eof()
-                raise _Closed("peer closed the connection")
+                self.failed = ConnectionFailed("peer closed the connection", closed=True)
+                return [self.failed]
             self._decoder.feed(data)
             while (frame := self._decoder.next_frame()) is not None:
                 if self._channel is not None:
@@ -119,12 +134,8 @@ class PeerConnection:
         except HandshakeError as exc:
             self._out += refuse_frame(str(exc))
             self.failed = ConnectionFailed(str(exc))
-        except (_Closed, FrameError, AuthenticationError) as exc:
+        except (FrameError, AuthenticationError) as exc:
             self.failed = ConnectionFailed(str(exc))
         if self.failed is not None:
             events.append(self.failed)
         return events
-
-
-class _Closed(Exception):
-    pass

@@ -112,6 +112,11 @@ class Handshake:
     def nonce(self) -> bytes:
         return self._nonce
 
+    @property
+    def dialer_nonce(self) -> bytes:
+        """Known to both ends once the HELLO is through: names the connection."""
+        return self._nonces()[0]
+
     def start(self) -> bytes:
         """Bytes to send first: HELLO for the dialer, nothing for the listener."""
         assert self._state is _State.START
