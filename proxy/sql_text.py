@@ -1,0 +1,313 @@
+"""MariaDB SQL text at the lexical level: tokens, comments, statement boundaries.
+
+Pure functions over `str`, no I/O. The lexer follows MariaDB's rules closely enough to
+classify statements: quoted strings ('...' and "..." with backslash and doubled-quote
+escapes), backtick identifiers, `#`, `-- ` and `/* */` comments, and executable comments
+(`/*! ... */`, `/*M! ... */`, optionally versioned) whose content MariaDB runs as SQL.
+It never raises: unterminated strings and comments extend to the end of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple
+
+# The backend's MYSQL_VERSION_ID, for versioned executable comments (/*!NNNNN ... */).
+MARIADB_VERSION_ID = 101100
+
+
+class Tok(Enum):
+    WORD = "word"  # keyword or unquoted identifier or number
+    QIDENT = "qident"  # `quoted identifier`
+    STRING = "string"  # '...' or "..."
+    VAR = "var"  # @user_var or @@system_var (scope prefix included)
+    PUNCT = "punct"  # any other single character (or the two-character `*/`)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: Tok
+    text: str  # as written (quotes included for QIDENT/STRING)
+    start: int  # offset in the text
+    end: int
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper() if self.kind is Tok.WORD else ""
+
+
+_LEXER = re.compile(
+    r"""
+     (?P<ws>\s+)
+    |(?P<xopen>/\*(?P<maria>M?)!(?P<ver>\d{5,6})?)
+    |(?P<comment>/\*.*?(?:\*/|\Z)|\#[^\n]*|--(?:[\x00-\x20][^\n]*|\Z))
+    |(?P<xclose>\*/)
+    |(?P<string>'(?:[^'\\]|\\.|'')*(?:'|\\?\Z)|"(?:[^"\\]|\\.|"")*(?:"|\\?\Z))
+    |(?P<qident>`(?:[^`]|``)*(?:`|\Z))
+    |(?P<var>@@?(?:[\w$.]+|`(?:[^`]|``)*`?|'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?)?)
+    |(?P<word>[\w$]+)
+    |(?P<punct>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_KIND = {"string": Tok.STRING, "qident": Tok.QIDENT, "var": Tok.VAR, "word": Tok.WORD}
+
+
+def _executes(maria: str, version: str | None) -> bool:
+    """Whether MariaDB runs the content of an executable comment."""
+    if not version:
+        return True
+    v = int(version)
+    # MariaDB skips MySQL-only versioned comments (5.7+), but not its own /*M!...*/.
+    return v <= MARIADB_VERSION_ID and (v < 50700 or v > 99999 or maria == "M")
+
+
+def _skip_comment(sql: str, pos: int) -> int:
+    end = sql.find("*/", pos)
+    return len(sql) if end < 0 else end + 2
+
+
+def tokens(sql: str, pos: int = 0) -> Iterator[Token]:
+    """Lexical tokens of `sql` from `pos`, comments and whitespace dropped.
+
+    Lazy, so a caller that only needs the first keywords never scans the rest.
+    """
+    in_exec = 0  # depth of open executable comments
+    match = _LEXER.match
+    n = len(sql)
+    while pos < n:
+        m = match(sql, pos)
+        assert m is not None  # the `punct` branch matches any character
+        group = m.lastgroup
+        if group == "ws" or group == "comment":
+            pos = m.end()
+        elif group == "xopen":
+            if _executes(m.group("maria"), m.group("ver")):
+                in_exec += 1
+                pos = m.end()
+            else:
+                pos = _skip_comment(sql, m.end())
+        elif group == "xclose" and in_exec:
+            in_exec -= 1
+            pos = m.end()
+        else:
+            yield Token(_KIND.get(group, Tok.PUNCT), m.group(), pos, m.end())  # type: ignore[arg-type]
+            pos = m.end()
+
+
+def unquote_ident(tok: Token) -> str:
+    """The identifier a WORD or QIDENT token names (backticks and `` escapes removed)."""
+    if tok.kind is Tok.QIDENT:
+        body = tok.text[1:-1] if len(tok.text) > 1 and tok.text.endswith("`") else tok.text[1:]
+        return body.replace("``", "`")
+    return tok.text
+
+
+_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
+_BACKSLASH = re.compile(r"\\(.)", re.DOTALL)
+
+
+def unquote_string(tok: Token) -> str:
+    """The value of a STRING token, MariaDB escapes applied (\\% and \\_ stay as written)."""
+    quote = tok.text[0]
+    body = tok.text[1:-1] if len(tok.text) > 1 and tok.text.endswith(quote) else tok.text[1:]
+    body = body.replace(quote * 2, quote)
+
+    def escape(m: re.Match[str]) -> str:
+        c = m.group(1)
+        return "\\" + c if c in "%_" else _ESCAPES.get(c, c)
+
+    return _BACKSLASH.sub(escape, body)
+
+
+# Words that open a block closed by END in stored programs and compound statements.
+# (IF/LOOP/WHILE/REPEAT/FOR blocks end with "END IF" etc., which we do not count, so
+# those closers must not decrement.)
+_END_SUFFIX_NOT_COUNTED = frozenset({"IF", "LOOP", "WHILE", "REPEAT", "FOR"})
+# A BEGIN after one of these opens a block (not a column named `begin`).
+_BEGIN_BLOCK_AFTER = frozenset(
+    {";", ":", ")", "THEN", "ELSE", "DO", "LOOP", "REPEAT", "BEGIN", "ROW", "DETERMINISTIC",
+     "SQL", "DATA", "DEFINER", "INVOKER"}
+)
+# A statement starting with one of these is a compound statement whose body we do not
+# track (IF ... END IF etc.): the rest of the text is taken as that one statement.
+_UNTRACKED_COMPOUND = frozenset({"IF", "WHILE", "LOOP", "REPEAT", "FOR", "CASE", "DECLARE"})
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split text into its statements at `;` outside strings, comments and BEGIN...END.
+
+    Empty statements (only whitespace/comments) are dropped. Text without a `;` outside
+    those is returned whole; this is the cheap common case.
+    """
+    if ";" not in sql.rstrip().rstrip(";"):
+        return [sql] if next(tokens(sql), None) is not None else []
+    parts: list[str] = []
+    start = 0  # offset where the current statement starts
+    first: Token | None = None  # first token of the current statement
+    prev = ";"  # previous token's upper text (or punctuation), ";" at a statement start
+    depth = 0  # BEGIN/CASE ... END nesting
+    untracked = False
+    toks = tokens(sql)
+    for tok in toks:
+        word = tok.upper
+        if first is None:
+            first = tok
+            if word in _UNTRACKED_COMPOUND or _is_label(tok, sql):
+                untracked = True
+        if untracked:
+            continue
+        if word == "BEGIN":
+            if tok is first:
+                nxt = _peek_word(sql, tok.end)
+                if nxt == "NOT":
+                    depth += 1
+            elif prev in _BEGIN_BLOCK_AFTER or prev.startswith(("'", '"')):
+                depth += 1
+        elif word == "CASE":
+            depth += 1
+        elif word == "END" and depth:
+            if _peek_word(sql, tok.end) not in _END_SUFFIX_NOT_COUNTED:
+                depth -= 1
+        elif tok.text == ";" and not depth:
+            if first is not tok:
+                parts.append(sql[start : tok.start])
+            start = tok.end
+            first = None
+        prev = word or tok.text
+    if first is not None:
+        parts.append(sql[start:])
+    return parts
+
+
+def _peek_word(sql: str, pos: int) -> str:
+    nxt = next(tokens(sql, pos), None)
+    return nxt.upper if nxt is not None else ""
+
+
+def _is_label(tok: Token, sql: str) -> bool:
+    """`label:` starting a compound statement (`lbl: LOOP ... END LOOP lbl`)."""
+    if tok.kind is not Tok.WORD:
+        return False
+    nxt = next(tokens(sql, tok.end), None)
+    return nxt is not None and nxt.text == ":"
+
+
+class QualifiedName(NamedTuple):
+    """`name` or `schema.name`, unquoted; schema None means the current database."""
+
+    schema: str | None
+    name: str
+
+
+_IDENT = (Tok.WORD, Tok.QIDENT)
+
+
+class TokenCursor:
+    """Look-ahead over the lazy token stream of one statement, for keyword parsing."""
+
+    __slots__ = ("_buf", "_it", "i", "sql")
+
+    def __init__(self, sql: str, pos: int = 0) -> None:
+        self.sql = sql
+        self._it: Iterator[Token] = tokens(sql, pos)
+        self._buf: list[Token] = []
+        self.i = 0
+
+    def peek(self, k: int = 0) -> Token | None:
+        need = self.i + k + 1
+        while len(self._buf) < need:
+            tok = next(self._it, None)
+            if tok is None:
+                return None
+            self._buf.append(tok)
+        return self._buf[self.i + k]
+
+    def word(self, k: int = 0) -> str:
+        """Upper-cased WORD at offset k, "" for anything else or the end."""
+        tok = self.peek(k)
+        return tok.upper if tok is not None else ""
+
+    def is_ident(self, k: int = 0) -> bool:
+        tok = self.peek(k)
+        return tok is not None and tok.kind in _IDENT
+
+    def next(self) -> Token | None:
+        tok = self.peek()
+        if tok is not None:
+            self.i += 1
+        return tok
+
+    def accept(self, *words: str) -> str:
+        """Consume the next token if it is one of `words`; return it (or "")."""
+        w = self.word()
+        if w and w in words:
+            self.i += 1
+            return w
+        return ""
+
+    def accept_text(self, text: str) -> bool:
+        tok = self.peek()
+        if tok is not None and tok.text == text:
+            self.i += 1
+            return True
+        return False
+
+    def accept_seq(self, *words: str) -> bool:
+        if all(self.word(k) == w for k, w in enumerate(words)):
+            self.i += len(words)
+            return True
+        return False
+
+    def rest(self) -> Iterator[Token]:
+        while (tok := self.next()) is not None:
+            yield tok
+
+    def ident(self) -> str | None:
+        """An identifier (quoted or not) at the cursor."""
+        if not self.is_ident():
+            return None
+        return unquote_ident(self.next())  # type: ignore[arg-type]
+
+    def qualified_name(self) -> QualifiedName | None:
+        """`name` or `schema.name` at the cursor."""
+        first = self.ident()
+        if first is None:
+            return None
+        nxt = self.peek()
+        if nxt is not None and nxt.text == "." and self.is_ident(1):
+            self.i += 1
+            return QualifiedName(first, self.ident())  # type: ignore[arg-type]
+        return QualifiedName(None, first)
+
+    def name_list(self) -> tuple[QualifiedName, ...]:
+        """`t1, db.t2, ...`"""
+        names = []
+        while (name := self.qualified_name()) is not None:
+            names.append(name)
+            if not self.accept_text(","):
+                break
+        return tuple(names)
+
+    def skip_to(self, *stops: str, limit: int = 64) -> str:
+        """Advance past the first of `stops` (words or punctuation) at paren depth 0.
+
+        Gives up ("") at the end or after `limit` tokens, so hostile text costs little.
+        """
+        depth = 0
+        for _ in range(limit):
+            tok = self.next()
+            if tok is None:
+                return ""
+            if tok.text == "(":
+                depth += 1
+            elif tok.text == ")":
+                depth -= 1
+            elif depth <= 0:
+                key = tok.upper or tok.text
+                if key in stops:
+                    return key
+        return ""

@@ -1,0 +1,123 @@
+"""The slow, general path: sqlglot's MySQL parser, for what the keyword path cannot name.
+
+Used for the target tables of multi-table UPDATE/DELETE and WITH ... DML, and as an
+independent second opinion the tests compare the fast path with. Never raises: text
+sqlglot cannot parse gives an empty answer (or None).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from proxy.statement_types import StatementInfo, StatementKind, TableName
+
+log = logging.getLogger("wsrep.classify")
+
+K = StatementKind
+
+
+def _parse(sql: str) -> exp.Expression | None:
+    try:
+        return sqlglot.parse_one(sql, read="mysql")
+    except (SqlglotError, RecursionError, ValueError) as e:
+        log.debug("sqlglot cannot parse %.80r: %s", sql, e)
+        return None
+
+
+def _name(table: exp.Table) -> TableName:
+    return TableName(table.db or None, table.name)
+
+
+def _base_tables(node: exp.Expression | None) -> list[exp.Table]:
+    """Tables of a FROM/JOIN clause, not those inside its subqueries."""
+    if node is None:
+        return []
+    return [t for t in node.find_all(exp.Table) if not t.find_ancestor(exp.Subquery)]
+
+
+def _resolve(refs: list[str], candidates: list[exp.Table]) -> tuple[TableName, ...]:
+    """Map target names/aliases of a multi-table DELETE to the tables they stand for."""
+    by_alias = {t.alias_or_name: t for t in candidates}
+    out = []
+    for ref in refs:
+        table = by_alias.get(ref)
+        out.append(_name(table) if table is not None else TableName(None, ref))
+    return tuple(dict.fromkeys(out))
+
+
+def _targets(tree: exp.Expression) -> tuple[TableName, ...]:
+    if isinstance(tree, exp.Insert):
+        table = tree.this if isinstance(tree.this, exp.Table) else tree.this.find(exp.Table)
+        return (_name(table),) if table is not None else ()
+    if isinstance(tree, exp.Update):
+        candidates = _base_tables(tree.this) + [
+            t for j in tree.args.get("joins") or () for t in _base_tables(j)
+        ]
+        qualifiers = {
+            eq.this.table for eq in tree.expressions if isinstance(eq.this, exp.Column)
+        }
+        if "" in qualifiers or not qualifiers:  # an unqualified column: any table may be it
+            return tuple(dict.fromkeys(_name(t) for t in candidates))
+        return _resolve(sorted(qualifiers), candidates)
+    if isinstance(tree, exp.Delete):
+        if tree.args.get("using"):  # DELETE FROM t1, t2 USING <joins>
+            refs = [t.name for t in _base_tables(tree.this)]
+            return _resolve(refs, [t for u in tree.args["using"] for t in _base_tables(u)])
+        if tree.args.get("tables"):  # DELETE t1, t2 FROM <joins>
+            return _resolve([t.name for t in tree.args["tables"]], _base_tables(tree.this))
+        return tuple(dict.fromkeys(_name(t) for t in _base_tables(tree.this)))
+    return ()
+
+
+def dml_targets(sql: str) -> tuple[TableName, ...]:
+    """The tables an INSERT/UPDATE/DELETE (multi-table, or under WITH) writes to."""
+    tree = _parse(sql)
+    return _targets(tree) if tree is not None else ()
+
+
+_DDL_KINDS = frozenset({"TABLE", "VIEW", "INDEX", "SEQUENCE", "DATABASE", "SCHEMA", "PROCEDURE",
+                        "FUNCTION", "TRIGGER", "EVENT"})
+
+
+def classify_with_sqlglot(sql: str) -> StatementInfo | None:
+    """Kind and tables as sqlglot sees them; None where sqlglot has no structured answer."""
+    tree = _parse(sql)
+    if tree is None or isinstance(tree, exp.Command):
+        return None
+    if isinstance(tree, exp.Query):  # SELECT, UNION, ...
+        locked = any(lock.args.get("update") is not None for lock in tree.find_all(exp.Lock))
+        return StatementInfo(K.LOCKING_READ if locked else K.READ)
+    if isinstance(tree, exp.Insert | exp.Update | exp.Delete):
+        return StatementInfo(K.DML, tables=_targets(tree))
+    if isinstance(tree, exp.TruncateTable):
+        tables = tuple(map(_name, tree.expressions))
+        return StatementInfo(K.DDL, implicit_commit=True, tables=tables)
+    if isinstance(tree, exp.Create | exp.Drop | exp.Alter):
+        kind = str(tree.args.get("kind") or "").upper()
+        if kind not in _DDL_KINDS:
+            return None
+        temporary = bool(tree.args.get("temporary"))
+        info = StatementInfo(K.DDL, implicit_commit=not temporary, temporary=temporary)
+        if kind in ("TABLE", "VIEW", "SEQUENCE"):
+            tables = [tree.this] if isinstance(tree, exp.Alter) else [
+                t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Query) is None
+            ][:1]
+            info = StatementInfo(info.kind, info.implicit_commit,
+                                 tables=tuple(_name(t) for t in tables if isinstance(t, exp.Table)),
+                                 temporary=temporary)
+        return info
+    kinds: dict[type[exp.Expression], StatementKind] = {
+        exp.Transaction: K.TXN_BEGIN,
+        exp.Commit: K.TXN_COMMIT,
+        exp.Rollback: K.TXN_ROLLBACK,
+        exp.Set: K.SET,
+        exp.Show: K.SHOW,
+        exp.Use: K.USE,
+        exp.Describe: K.EXPLAIN,
+    }
+    kind = kinds.get(type(tree))
+    return StatementInfo(kind) if kind is not None else None
