@@ -1,0 +1,211 @@
+"""Command phase: one client command at a time, forwarded to the backend, the response
+streamed back in the chunks it arrives in while the response tracker finds its end."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+from proxy.auth_relay import relay_auth_exchange
+from proxy.packet_stream import PacketStream, PeerClosed
+from proxy.protocol.constants import Capability, Command
+from proxy.protocol.packet_reader import Packet
+from proxy.protocol.response_tracker import NO_RESPONSE, ResponseTracker
+from proxy.protocol.results import LocalReply, encode_reply, err_packet
+from proxy.protocol.wire import ProtocolError, read_nul_str
+from proxy.session import Session
+
+log = logging.getLogger("wsrep.proxy")
+
+# Replication and other server-to-server commands, and ones MariaDB itself refuses.
+_UNSUPPORTED = frozenset(range(256)) - {
+    Command.QUIT,
+    Command.INIT_DB,
+    Command.QUERY,
+    Command.FIELD_LIST,
+    Command.REFRESH,
+    Command.SHUTDOWN,
+    Command.STATISTICS,
+    Command.PROCESS_INFO,
+    Command.PROCESS_KILL,
+    Command.DEBUG,
+    Command.PING,
+    Command.CHANGE_USER,
+    Command.STMT_PREPARE,
+    Command.STMT_EXECUTE,
+    Command.STMT_SEND_LONG_DATA,
+    Command.STMT_CLOSE,
+    Command.STMT_RESET,
+    Command.SET_OPTION,
+    Command.STMT_FETCH,
+    Command.RESET_CONNECTION,
+}
+
+ER_UNKNOWN_COM_ERROR = 1047
+CR_SERVER_LOST = 2013
+
+# Answers a query in place of the backend, or returns None to let it through.
+QueryInterceptor = Callable[[Session, str], LocalReply | None]
+
+
+class BackendLost(Exception):
+    """The backend connection broke; the client has been told if it could be."""
+
+
+class Relay:
+    def __init__(
+        self,
+        client: PacketStream,
+        backend: PacketStream,
+        session: Session,
+        interceptor: QueryInterceptor | None = None,
+    ) -> None:
+        self.client = client
+        self.backend = backend
+        self.session = session
+        self.interceptor = interceptor
+        self.deprecate_eof = bool(session.capabilities & Capability.DEPRECATE_EOF)
+        self.tracker = ResponseTracker(self.deprecate_eof)
+        self.tracker.status_flags = session.status_flags
+
+    async def run(self) -> None:
+        """Serves commands until the client quits or a connection closes."""
+        while True:
+            try:
+                packet = await self.client.read_packet()
+            except PeerClosed:
+                return
+            if not await self._command(packet):
+                return
+
+    async def _command(self, packet: Packet) -> bool:
+        """Serves one command; False when the session is over."""
+        payload = packet.payload
+        if not payload:
+            raise ProtocolError("empty command packet")
+        command = payload[0]
+        session = self.session
+        session.commands += 1
+        if command == Command.QUERY:
+            sql = payload[1:].decode("utf-8", "replace")
+            session.begin_statement(sql)
+            if self.interceptor is not None:
+                reply = self.interceptor(session, sql)
+                if reply is not None:
+                    await self.client.send(
+                        encode_reply(
+                            reply,
+                            seq=packet.last_seq + 1,
+                            deprecate_eof=self.deprecate_eof,
+                            status_flags=session.status_flags,
+                        )
+                    )
+                    return True
+        elif command == Command.STMT_EXECUTE:
+            session.begin_execute(int.from_bytes(payload[1:5], "little"))
+        elif command == Command.STMT_PREPARE:
+            session.begin_statement(payload[1:].decode("utf-8", "replace"))
+        elif command == Command.STMT_CLOSE:
+            session.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
+        elif command in _UNSUPPORTED:
+            name = Command(command).name if command in Command._value2member_map_ else "unknown"
+            log.info("session %d: refused command %#04x (%s)", session.session_id, command, name)
+            message = f"Unknown command: wsrep-proxy does not relay COM_{name} ({command:#04x})"
+            await self.client.send(
+                err_packet(ER_UNKNOWN_COM_ERROR, "08S01", message, packet.last_seq + 1)
+            )
+            return True
+        await self._to_backend(packet.raw)
+        if command in NO_RESPONSE:
+            return command != Command.QUIT
+        if command == Command.CHANGE_USER:
+            return await self._change_user(payload)
+        await self._relay_response(command, packet)
+        self._after_response(command, payload)
+        return True
+
+    async def _to_backend(self, data: bytes) -> None:
+        try:
+            await self.backend.send(data)
+        except PeerClosed:
+            await self._backend_lost(-1)
+
+    async def _relay_response(self, command: int, packet: Packet) -> None:
+        tracker = self.tracker
+        tracker.start(command)
+        backend = self.backend
+        client = self.client
+        while True:
+            try:
+                data = await backend.receive_some()
+            except PeerClosed:
+                await self._backend_lost(packet.last_seq)
+            end = tracker.feed(data)
+            if end < 0:
+                await client.send(data)
+                continue
+            if end < len(data):  # the server never sends unasked; keep it for later anyway
+                backend.reader.feed(data[end:])
+                data = data[:end]
+            await client.send(data)
+            if not tracker.local_infile:
+                return
+            await self._relay_local_infile()
+            tracker.resume_after_local_infile()
+
+    async def _relay_local_infile(self) -> None:
+        """Forwards the file the client sends for LOAD DATA LOCAL, up to its empty packet."""
+        while True:
+            packet = await self.client.read_packet()
+            await self._to_backend(packet.raw)
+            if not packet.payload:
+                return
+
+    def _after_response(self, command: int, payload: bytes) -> None:
+        tracker = self.tracker
+        session = self.session
+        ok = not tracker.error
+        session.statement_done(tracker.status_flags, ok)
+        if not ok:
+            return
+        if command == Command.INIT_DB:
+            session.schema = payload[1:].decode("utf-8", "replace")
+        elif command == Command.STMT_PREPARE and session.statement is not None:
+            session.prepared[tracker.stmt_id] = session.statement
+        elif command == Command.RESET_CONNECTION:
+            session.reset()
+
+    async def _change_user(self, payload: bytes) -> bool:
+        try:
+            ok = await relay_auth_exchange(self.client, self.backend, self.session, 0)
+        except PeerClosed:
+            await self._backend_lost(0)
+        if ok:
+            user, _ = read_nul_str(payload, 1)
+            self.session.reset(user.decode("utf-8", "replace"), _change_user_schema(payload))
+            self.tracker.status_flags = self.session.status_flags
+        return True
+
+    async def _backend_lost(self, last_seq: int) -> None:
+        session = self.session
+        log.warning(
+            "session %d: lost the backend connection (thread %d)",
+            session.session_id,
+            session.backend_thread_id,
+        )
+        if self.tracker.at_packet_boundary:
+            seq = max(last_seq, self.tracker.last_seq) + 1
+            message = "Lost connection to backend server during query (wsrep-proxy)"
+            with contextlib.suppress(PeerClosed):
+                await self.client.send(err_packet(CR_SERVER_LOST, "HY000", message, seq))
+        raise BackendLost()
+
+
+def _change_user_schema(payload: bytes) -> str | None:
+    """The schema a COM_CHANGE_USER asks for (after user and auth data)."""
+    _, pos = read_nul_str(payload, 1)
+    if pos < len(payload):
+        pos += 1 + payload[pos]
+    schema, _ = read_nul_str(payload, pos) if pos < len(payload) else (b"", 0)
+    return schema.decode("utf-8", "replace") or None
