@@ -1,0 +1,288 @@
+"""`GroupNode`: the trio driver around the group-communication core.
+
+It owns one `GroupMember` (sans-I/O) and one `TcpTransport`: every transport notice and
+every call from the replication layer is fed to the core with the current time, and the
+core's actions are carried out right away and in order (Send over the transport,
+Deliver/ViewChange/Behind onto the event stream, Submitted to the waiting submitter).
+A ticker task calls `tick()` at the core's `next_deadline()`.
+
+    async with open_group_node(config, storage, secret) as node:
+        seqno = await node.submit(b"write set")
+        async for event in node.events:   # Deliver | ViewChange | Behind, same order everywhere
+            ...
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+
+import trio
+
+from wsrep.group.log import LogStorage
+from wsrep.group.member import GroupMember
+from wsrep.group.types import (
+    Behind,
+    Connect,
+    Deliver,
+    FlowControl,
+    GroupConfig,
+    GroupStats,
+    MemberId,
+    MemberInfo,
+    Send,
+    Submitted,
+    View,
+    ViewChange,
+)
+from wsrep.transport.tcp import TcpTransport, TransportConfig, TransportStats
+
+log = logging.getLogger("wsrep.group")
+
+GroupEvent = Deliver | ViewChange | Behind
+
+# Room for the protocol's own fields around the largest payload one message may carry.
+_MESSAGE_OVERHEAD = 64 << 10
+
+
+class GroupError(Exception):
+    """A submission was not ordered."""
+
+
+class SubmitRefused(GroupError):
+    """The core refused or dropped the submission (non-primary, evicted, too large, ...)."""
+
+
+class SubmitTimeout(GroupError):
+    """No answer in time: the payload may still be ordered later (the outcome is unknown)."""
+
+
+@dataclass
+class _Waiter:
+    done: trio.Event
+    result: Submitted | None = None
+
+
+def transport_config(config: GroupConfig, secret: bytes) -> TransportConfig:
+    """Transport settings that follow the group's timeouts (small in tests, Galera-like else)."""
+    return TransportConfig(
+        member=config.member,
+        secret=secret,
+        seeds=config.seeds,
+        max_message=max(config.max_payload, config.max_message_bytes) + _MESSAGE_OVERHEAD,
+        connect_timeout=max(1.0, config.suspect_timeout),
+        handshake_timeout=max(1.0, config.suspect_timeout),
+        reconnect_initial=min(0.05, config.heartbeat_interval),
+        reconnect_max=max(0.2, min(2.0, config.suspect_timeout / 2)),
+    )
+
+
+class GroupNode:
+    """Use `open_group_node`; the methods are for the replication layer."""
+
+    def __init__(
+        self,
+        config: GroupConfig,
+        storage: LogStorage,
+        secret: bytes,
+        *,
+        submit_timeout: float = 30.0,
+        transport: TransportConfig | None = None,
+        rng_seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.submit_timeout = submit_timeout
+        self._storage = storage
+        seed = rng_seed if rng_seed is not None else uuid.uuid4().int & 0xFFFFFFFF
+        self._core = GroupMember(config, storage, trio.current_time(), rng_seed=seed)
+        self._transport = TcpTransport(transport or transport_config(config, secret), self)
+        self._events_in, self.events = trio.open_memory_channel[GroupEvent](math.inf)
+        self._waiters: dict[int, _Waiter] = {}
+        self._wanted: dict[MemberId, str] = {}  # members to stay connected to, by address
+        self._poke = trio.Event()
+        self._fc_paused = False
+        self._name = config.member.id
+
+    # ---- API for the replication layer ---------------------------------------------------
+
+    @property
+    def view(self) -> View | None:
+        return self._core.view
+
+    @property
+    def flow_control_paused(self) -> bool:
+        return self._fc_paused
+
+    @property
+    def stats(self) -> GroupStats:
+        core, net = self._core.stats, self._transport.stats
+        return replace(core, extra={**core.extra, **_transport_counters(net)})
+
+    @property
+    def connected(self) -> frozenset[MemberId]:
+        return self._transport.connected
+
+    async def submit(self, payload: bytes, timeout: float | None = None) -> int:
+        """Order `payload` in the group; its global seqno once ordered.
+
+        SubmitRefused when this member cannot order it (not in a primary component, ...),
+        SubmitTimeout when no answer came in time.
+        """
+        if len(payload) > self.config.max_payload:
+            raise SubmitRefused(
+                f"payload of {len(payload)} bytes exceeds max_payload {self.config.max_payload}"
+            )
+        token = self._core.submit(payload, trio.current_time())
+        waiter = self._waiters[token] = _Waiter(trio.Event())
+        self._pump()
+        try:
+            with trio.fail_after(self.submit_timeout if timeout is None else timeout):
+                await waiter.done.wait()
+        except trio.TooSlowError:
+            raise SubmitTimeout(
+                f"{self._name}: no seqno for a payload after {self.submit_timeout}s"
+            ) from None
+        finally:
+            self._waiters.pop(token, None)
+        result = waiter.result
+        assert result is not None
+        if result.seqno is None:
+            raise SubmitRefused(result.error or "not ordered")
+        return result.seqno
+
+    def set_apply_queue(self, length: int) -> None:
+        """Payloads delivered and not applied yet: drives flow control."""
+        self._core.set_apply_queue(length, trio.current_time())
+        self._pump()
+
+    # ---- TransportHandler ----------------------------------------------------------------
+
+    def peer_up(self, peer: MemberInfo, peer_cluster: uuid.UUID | None) -> None:
+        self._core.peer_up(peer, trio.current_time())
+        self._pump()
+
+    def peer_down(self, peer_id: MemberId) -> None:
+        self._core.peer_down(peer_id, trio.current_time())
+        self._pump()
+
+    def received(self, peer_id: MemberId, data: bytes) -> None:
+        self._core.receive(peer_id, data, trio.current_time())
+        self._pump()
+
+    def cluster_uuid(self) -> uuid.UUID | None:
+        view = self._core.view
+        if view is not None:
+            return view.cluster_uuid
+        return self._storage.hard_state().cluster_uuid or self.config.cluster_uuid
+
+    # ---- running -------------------------------------------------------------------------
+
+    async def _run_ticker(self) -> None:
+        while True:
+            deadline = self._core.next_deadline()
+            if trio.current_time() < deadline:
+                with trio.move_on_at(deadline):
+                    await self._poke.wait()
+                self._poke = trio.Event()
+                continue
+            self._core.tick(trio.current_time())
+            self._pump(poke=False)
+
+    def _pump(self, poke: bool = True) -> None:
+        """Carry out the core's actions, in order."""
+        for action in self._core.take_actions():
+            if isinstance(action, Send):
+                self._transport.send(action.to, action.data)
+            elif isinstance(action, Deliver):
+                self._events_in.send_nowait(action)
+            elif isinstance(action, ViewChange):
+                self._on_view(action.view)
+                self._events_in.send_nowait(action)
+            elif isinstance(action, Submitted):
+                waiter = self._waiters.get(action.token)
+                if waiter is not None:
+                    waiter.result = action
+                    waiter.done.set()
+            elif isinstance(action, FlowControl):
+                if action.paused != self._fc_paused:
+                    log.info(
+                        "%s: flow control %s",
+                        self._name,
+                        "paused the group" if action.paused else "resumed",
+                    )
+                self._fc_paused = action.paused
+            elif isinstance(action, Connect):
+                self._want(action.member)
+            else:
+                log.warning(
+                    "%s: behind the group: delivered up to seqno %d, %s holds from %d",
+                    self._name,
+                    action.delivered_seqno,
+                    action.donor,
+                    action.oldest_seqno,
+                )
+                self._events_in.send_nowait(action)
+        if poke:
+            self._poke.set()  # the deadline may have moved earlier
+
+    def _on_view(self, view: View) -> None:
+        names = ", ".join(m.id for m in view.members)
+        log.info(
+            "%s: view conf_id=%d %s members=[%s] own_index=%d cluster=%s",
+            self._name,
+            view.conf_id,
+            "PRIMARY" if view.primary else "NON-PRIMARY",
+            names,
+            view.own_index,
+            view.cluster_uuid,
+        )
+        for member in view.members:
+            self._want(member)
+
+    def _want(self, member: MemberInfo) -> None:
+        if member.id == self._name or self._wanted.get(member.id) == member.address:
+            return
+        self._wanted[member.id] = member.address
+        self._transport.set_view_addresses(frozenset(self._wanted.values()))
+
+
+def _transport_counters(stats: TransportStats) -> dict[str, int]:
+    return {
+        "transport_connections_refused": stats.connections_refused,
+        "transport_messages_sent": stats.messages_sent,
+        "transport_messages_received": stats.messages_received,
+        "transport_sends_dropped": stats.sends_dropped,
+    }
+
+
+@asynccontextmanager
+async def open_group_node(
+    config: GroupConfig,
+    storage: LogStorage,
+    secret: bytes,
+    *,
+    submit_timeout: float = 30.0,
+    transport: TransportConfig | None = None,
+    rng_seed: int | None = None,
+) -> AsyncIterator[GroupNode]:
+    """Run a group member until the block exits (then it just stops: peers see it vanish)."""
+    node = GroupNode(
+        config,
+        storage,
+        secret,
+        submit_timeout=submit_timeout,
+        transport=transport,
+        rng_seed=rng_seed,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node._transport.run)
+        nursery.start_soon(node._run_ticker)
+        try:
+            yield node
+        finally:
+            node._events_in.close()
+            nursery.cancel_scope.cancel()

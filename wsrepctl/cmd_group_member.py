@@ -1,0 +1,328 @@
+"""`wsrepctl group-member`: a group member with no database, for tests and the bench.
+
+It joins (or bootstraps) a group and prints one JSON object per line on stdout: `ready`,
+`view`, `deliver` (seqno, origin, size, crc32c of the payload), answers to commands read
+from stdin (`submit ID TEXT`, `status`), and with `--load-*` the progress and summary of
+a built-in load generator (1 KiB payloads by default, submit -> local delivery latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import struct
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from crc32c import crc32c
+
+from wsrep.group.log import InMemoryLogStorage
+from wsrep.group.types import Behind, Deliver, GroupConfig, MemberInfo, View, ViewChange
+from wsrep.group_node import GroupError, GroupNode, open_group_node
+from wsrep.transport.address import parse_address, parse_group
+
+log = logging.getLogger("wsrep.group_member")
+
+_LOAD_HEADER = struct.Struct(">Qd")  # counter, submit time: identifies our own payloads
+
+
+# ---- shared with `wsrepctl arbitrator` ---------------------------------------------------
+
+
+def add_member_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True, help="member name, unique in the cluster")
+    parser.add_argument("--listen", required=True, help="host:port of the group transport")
+    parser.add_argument("--group", default="", help="gcomm://host:port,... members to join through")
+    parser.add_argument("--bootstrap", action="store_true", help="form a new cluster")
+    parser.add_argument(
+        "--secret-file", required=True, help="file holding the shared cluster secret"
+    )
+    parser.add_argument("--weight", type=int, default=1, help="vote weight (Galera pc.weight)")
+    timeouts = parser.add_argument_group("timeouts (seconds, Galera evs.* defaults)")
+    timeouts.add_argument("--heartbeat", type=float, default=GroupConfig.heartbeat_interval)
+    timeouts.add_argument("--suspect", type=float, default=GroupConfig.suspect_timeout)
+    timeouts.add_argument("--inactive", type=float, default=GroupConfig.inactive_timeout)
+    timeouts.add_argument("--election", type=float, default=GroupConfig.election_timeout)
+    parser.add_argument(
+        "--fc-limit", type=int, default=GroupConfig.fc_limit, help="Galera gcs.fc_limit"
+    )
+
+
+def member_config(args: argparse.Namespace, arbitrator: bool) -> GroupConfig:
+    """GroupConfig from the parsed arguments; ValueError with a clear message if bad."""
+    parse_address(args.listen)
+    if args.weight < 0:
+        raise ValueError(f"--weight must be >= 0, got {args.weight}")
+    return GroupConfig(
+        member=MemberInfo(args.name, args.listen, args.weight, arbitrator),
+        seeds=parse_group(args.group),
+        bootstrap=args.bootstrap,
+        heartbeat_interval=args.heartbeat,
+        suspect_timeout=args.suspect,
+        inactive_timeout=args.inactive,
+        election_timeout=args.election,
+        fc_limit=args.fc_limit,
+    )
+
+
+def read_secret(path: str) -> bytes:
+    """The cluster secret: the file's content without a trailing newline; never empty."""
+    with open(path, "rb") as f:
+        secret = f.read().rstrip(b"\r\n")
+    if not secret:
+        raise ValueError(f"secret file {path} is empty")
+    return secret
+
+
+def run_member(
+    args: argparse.Namespace,
+    arbitrator: bool,
+    body: Callable[[GroupNode, trio.Nursery], Awaitable[None]],
+) -> int:
+    """Run a member until SIGTERM/SIGINT (exit 0) with `body` running next to it."""
+    try:
+        config = member_config(args, arbitrator)
+        secret = read_secret(args.secret_file)
+    except (OSError, ValueError) as exc:
+        print(f"wsrepctl {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with (
+                open_group_node(config, InMemoryLogStorage(), secret) as node,
+                trio.open_nursery() as nursery,
+            ):
+                nursery.start_soon(body, node, nursery)
+                async for signum in signals:
+                    log.info("%s: %s: leaving", config.member.id, signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(main)
+    except OSError as exc:  # e.g. the listen address is taken
+        print(f"wsrepctl {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def view_doc(view: View) -> dict[str, Any]:
+    return {
+        "event": "view",
+        "conf_id": view.conf_id,
+        "primary": view.primary,
+        "members": [m.id for m in view.members],
+        "own_index": view.own_index,
+        "cluster": str(view.cluster_uuid),
+    }
+
+
+# ---- group-member ------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "group-member",
+        help="run a group member with no database (tests, bench)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_member_arguments(parser)
+    parser.add_argument(
+        "--print",
+        dest="print_events",
+        choices=("all", "views", "none"),
+        default="all",
+        help="which events to print on stdout (deliveries are many under load)",
+    )
+    load = parser.add_argument_group("load generator")
+    load.add_argument(
+        "--load-members",
+        type=int,
+        default=0,
+        help="start the load once a primary view has this many members",
+    )
+    load.add_argument("--load-duration", type=float, default=10.0)
+    load.add_argument("--load-rate", type=float, default=0.0, help="payloads/s, 0 = flat out")
+    load.add_argument("--load-concurrency", type=int, default=64, help="submissions in flight")
+    load.add_argument("--payload-size", type=int, default=1024)
+    parser.set_defaults(func=lambda args: run_member(args, False, _Member(args).run))
+
+
+@dataclass
+class _LoadStats:
+    started: float = float("inf")
+    ended: float = float("inf")
+    submitted: int = 0
+    failed: int = 0
+    delivered_in_window: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class _Member:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.load = _LoadStats()
+        self._primary_size = trio.Event()
+
+    async def run(self, node: GroupNode, nursery: trio.Nursery) -> None:
+        emit({"event": "ready", "name": self.args.name, "listen": self.args.listen})
+        nursery.start_soon(self._read_commands, node, nursery)
+        if self.args.load_members:
+            nursery.start_soon(self._run_load, node)
+        await self._consume(node)
+
+    async def _consume(self, node: GroupNode) -> None:
+        printing = self.args.print_events
+        async for event in node.events:
+            if isinstance(event, Deliver):
+                self._count(node, event)
+                if printing == "all":
+                    emit(
+                        {
+                            "event": "deliver",
+                            "seqno": event.seqno,
+                            "origin": event.origin,
+                            "size": len(event.payload),
+                            "crc": crc32c(event.payload),
+                        }
+                    )
+            elif isinstance(event, ViewChange):
+                view = event.view
+                if view.primary and len(view.members) >= self.args.load_members > 0:
+                    self._primary_size.set()
+                if printing != "none":
+                    emit(view_doc(view))
+            elif isinstance(event, Behind):
+                emit(
+                    {
+                        "event": "behind",
+                        "delivered_seqno": event.delivered_seqno,
+                        "oldest_seqno": event.oldest_seqno,
+                        "donor": event.donor,
+                    }
+                )
+
+    def _count(self, node: GroupNode, event: Deliver) -> None:
+        now = trio.current_time()
+        load = self.load
+        if not load.started <= now <= load.ended:
+            return
+        load.delivered_in_window += 1
+        if event.origin == node.config.member.id and len(event.payload) >= _LOAD_HEADER.size:
+            _, sent = _LOAD_HEADER.unpack_from(event.payload)
+            load.latencies.append(now - sent)
+
+    async def _read_commands(self, node: GroupNode, nursery: trio.Nursery) -> None:
+        stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+        buf = b""
+        while chunk := await stdin.receive_some(65536):
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                self._command(node, nursery, line.decode("utf-8", "replace").strip())
+
+    def _command(self, node: GroupNode, nursery: trio.Nursery, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if word == "submit":
+            ident, _, text = rest.partition(" ")
+            nursery.start_soon(self._submit, node, ident, text.encode())
+        elif word == "status":
+            view = node.view
+            emit(
+                {
+                    "event": "status",
+                    "view": view_doc(view) if view else None,
+                    "connected": sorted(node.connected),
+                    "stats": vars(node.stats),
+                    "flow_control_paused": node.flow_control_paused,
+                }
+            )
+        elif word:
+            emit({"event": "error", "error": f"unknown command {word!r}"})
+
+    async def _submit(self, node: GroupNode, ident: str, payload: bytes) -> None:
+        try:
+            seqno = await node.submit(payload)
+        except GroupError as exc:
+            emit({"event": "submit-failed", "id": ident, "error": str(exc)})
+        else:
+            emit({"event": "submitted", "id": ident, "seqno": seqno})
+
+    async def _run_load(self, node: GroupNode) -> None:
+        args = self.args
+        await self._primary_size.wait()
+        load = self.load
+        load.started = trio.current_time()
+        load.ended = load.started + args.load_duration
+        slots = trio.Semaphore(args.load_concurrency)
+        padding = b"x" * max(0, args.payload_size - _LOAD_HEADER.size)
+
+        async def one(counter: int) -> None:
+            try:
+                payload = _LOAD_HEADER.pack(counter, trio.current_time()) + padding
+                await node.submit(payload)
+                load.submitted += 1
+            except GroupError as exc:
+                load.failed += 1
+                log.debug("load: submit failed: %s", exc)
+            finally:
+                slots.release()
+
+        async with trio.open_nursery() as submitters:
+            submitters.start_soon(self._report_progress)
+            counter = 0
+            while trio.current_time() < load.ended:
+                if args.load_rate > 0:
+                    await trio.sleep_until(load.started + counter / args.load_rate)
+                await slots.acquire()
+                submitters.start_soon(one, counter)
+                counter += 1
+            submitters.cancel_scope.deadline = load.ended + 5.0
+        emit(self._summary())
+
+    async def _report_progress(self) -> None:
+        load = self.load
+        while trio.current_time() < load.ended:
+            await trio.sleep(1.0)
+            elapsed = trio.current_time() - load.started
+            emit(
+                {
+                    "event": "load-progress",
+                    "elapsed": round(elapsed, 1),
+                    "submitted": load.submitted,
+                    "failed": load.failed,
+                    "delivered": load.delivered_in_window,
+                }
+            )
+
+    def _summary(self) -> dict[str, Any]:
+        load = self.load
+        lat = sorted(load.latencies)
+
+        def pct(p: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 3) if lat else None
+
+        return {
+            "event": "load-summary",
+            "duration": self.args.load_duration,
+            "submitted": load.submitted,
+            "failed": load.failed,
+            "delivered": load.delivered_in_window,
+            "delivered_per_s": round(load.delivered_in_window / self.args.load_duration, 1),
+            "own_latency_samples": len(lat),
+            "latency_ms_p50": pct(0.50),
+            "latency_ms_p99": pct(0.99),
+            "latency_ms_max": round(lat[-1] * 1000, 3) if lat else None,
+        }
+
+
+def emit(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc, separators=(",", ":")), flush=True)
