@@ -1,0 +1,120 @@
+"""Real clients against `wsrepctl proxy`, run as a subprocess in front of the session MariaDB.
+
+`WSREP_CLIENT_TESTS_VIA=direct|relay|proxy` (default proxy) picks what the tests talk to:
+`direct` and `relay` (bench/bare_relay.py) check the tests themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # bench/ holds the process runner shared with the bench
+    sys.path.insert(0, str(ROOT))
+
+from client_workload import Endpoint  # noqa: E402
+
+from bench.proxy_bench import ServiceProcess, proxy_process, relay_process  # noqa: E402
+from proxy.managed_mariadb import MariaDBServer  # noqa: E402
+
+VIA = os.environ.get("WSREP_CLIENT_TESTS_VIA", "proxy")
+assert VIA in ("direct", "relay", "proxy"), f"WSREP_CLIENT_TESTS_VIA={VIA!r}"
+
+
+def _stop_checked(service: ServiceProcess) -> None:
+    rc = service.stop()
+    # None: it ignored SIGTERM and needed SIGKILL.
+    assert rc == 0, f"{service.name} exited {rc} on SIGTERM\n{service.tail()}"
+
+
+@pytest.fixture(scope="session")
+def _service(
+    mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess | None]:
+    if VIA == "direct":
+        yield None
+        return
+    log = tmp_path_factory.mktemp("clients") / f"{VIA}.log"
+    backend = (mariadb.host, mariadb.port)
+    service = proxy_process(backend, log) if VIA == "proxy" else relay_process(backend, log)
+    service.start()
+    try:
+        yield service
+    finally:
+        _stop_checked(service)
+
+
+@pytest.fixture(scope="session")
+def target(_service: ServiceProcess | None, mariadb: MariaDBServer) -> Endpoint:
+    """The address the clients under test connect to."""
+    if _service is None:
+        return Endpoint(mariadb.host, mariadb.port)
+    return Endpoint(_service.host, _service.port)
+
+
+@pytest.fixture(autouse=True)
+def _service_survives(_service: ServiceProcess | None) -> Iterator[None]:
+    yield
+    if _service is not None:
+        assert _service.alive, f"{_service.name} died during the test:\n{_service.tail()}"
+
+
+@pytest.fixture(scope="session")
+def direct(mariadb: MariaDBServer) -> Endpoint:
+    """MariaDB itself: what the application would see without the proxy."""
+    return Endpoint(mariadb.host, mariadb.port)
+
+
+@pytest.fixture
+def schema(request: pytest.FixtureRequest, mariadb: MariaDBServer) -> Iterator[str]:
+    """A fresh database named after the test."""
+    name = ("c_" + re.sub(r"\W", "_", request.node.name))[:64]
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield name
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throw-away self-signed certificate and key for the proxy's TLS listener."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "proxy.crt", d / "proxy.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def tls_target(
+    mariadb: MariaDBServer, tls_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Endpoint]:
+    """A second proxy that offers TLS to its clients."""
+    if VIA != "proxy":
+        pytest.skip("TLS is the proxy's: nothing to test direct or through the bare relay")
+    cert, key = tls_files
+    service = proxy_process(
+        (mariadb.host, mariadb.port),
+        tmp_path_factory.mktemp("clients-tls") / "proxy-tls.log",
+        extra_args=["--tls-cert", str(cert), "--tls-key", str(key)],
+    )
+    service.start()
+    try:
+        yield Endpoint(service.host, service.port)
+        assert service.alive, service.tail()
+    finally:
+        _stop_checked(service)
