@@ -8,30 +8,10 @@ before a statement is forwarded and at COMMIT.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from proxy.protocol.constants import ServerStatus
-
-_USE = re.compile(r"\s*use\s+(`(?:[^`]|``)+`|[^\s;`]+)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
-
-
-def classify(sql: str) -> str:
-    """The statement's kind. Stand-in until proxy/statement_class.py lands: the first
-    keyword, upper-cased."""
-    words = sql.lstrip(" \t\r\n(").split(None, 1)
-    return words[0].upper() if words else ""
-
-
-def used_schema(sql: str) -> str | None:
-    """The schema a `USE db` statement switches to, None for any other statement."""
-    match = _USE.match(sql)
-    if not match:
-        return None
-    name = match.group(1)
-    if name.startswith("`"):
-        return name[1:-1].replace("``", "`")
-    return name
+from proxy.statement_class import StatementInfo, StatementKind, classify, classify_each
 
 
 @dataclass(slots=True)
@@ -46,9 +26,9 @@ class Session:
     capabilities: int = 0  # negotiated between client and backend
     tls: bool = False
     status_flags: int = ServerStatus.AUTOCOMMIT
-    statement: str | None = None  # classification of the current (or last) statement
+    statement: StatementInfo | None = None  # the current (or last) statement
     sql: str | None = None  # text of the current (or last) COM_QUERY/COM_STMT_PREPARE
-    prepared: dict[int, str] = field(default_factory=dict)  # stmt id -> classification
+    prepared: dict[int, StatementInfo] = field(default_factory=dict)  # by statement id
     commands: int = 0
 
     @property
@@ -59,19 +39,27 @@ class Session:
     def autocommit(self) -> bool:
         return bool(self.status_flags & ServerStatus.AUTOCOMMIT)
 
-    def begin_statement(self, sql: str) -> str:
+    def begin_statement(self, sql: str) -> StatementInfo:
         self.sql = sql
-        self.statement = classify(sql)
-        return self.statement
+        self.statement = info = classify(sql)
+        return info
 
     def begin_execute(self, stmt_id: int) -> None:
+        self.sql = None
         self.statement = self.prepared.get(stmt_id)
 
     def statement_done(self, status_flags: int, ok: bool) -> None:
         """The backend's response to the current command ended with these flags."""
         self.status_flags = status_flags
-        if ok and self.sql is not None and self.statement == "USE":
-            self.schema = used_schema(self.sql) or self.schema
+        info = self.statement
+        if not ok or info is None or self.sql is None:
+            return
+        if info.multi:  # a USE anywhere in a multi-statement text that all succeeded
+            for each in classify_each(self.sql):
+                if each.kind is StatementKind.USE and each.name:
+                    self.schema = each.name
+        elif info.kind is StatementKind.USE and info.name:
+            self.schema = info.name
 
     def reset(self, user: str | None = None, schema: str | None = None) -> None:
         """After COM_RESET_CONNECTION (same user, same schema) or COM_CHANGE_USER."""
