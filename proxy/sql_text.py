@@ -143,7 +143,7 @@ def split_statements(sql: str) -> list[str]:
     Empty statements (only whitespace/comments) are dropped. Text without a `;` outside
     those is returned whole; this is the cheap common case.
     """
-    if ";" not in sql.rstrip().rstrip(";"):
+    if ";" not in sql:
         return [sql] if next(tokens(sql), None) is not None else []
     parts: list[str] = []
     start = 0  # offset where the current statement starts

@@ -12,6 +12,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 from proxy.sql_text import Tok, TokenCursor, split_statements, unquote_string
 from proxy.statement_sqlglot import dml_targets
@@ -63,20 +64,31 @@ _classify_cached = functools.lru_cache(maxsize=CACHE_SIZE)(classify_uncached)
 cache_info = _classify_cached.cache_info
 cache_clear = _classify_cached.cache_clear
 
-_Handler = Callable[[TokenCursor], StatementInfo]
+class _ClassifyFrom(NamedTuple):
+    """A prefix (SET STATEMENT ... FOR, ANALYZE) wraps the statement that starts here."""
+
+    pos: int
+
+
+_Handler = Callable[[TokenCursor], "StatementInfo | _ClassifyFrom"]
 
 
 def _classify_one(sql: str) -> StatementInfo:
-    cur = TokenCursor(sql)
-    while cur.accept_text("("):  # (SELECT ...) UNION (SELECT ...)
-        pass
-    first = cur.next()
-    if first is None:
-        return _EMPTY
-    handler = _HANDLERS.get(first.upper)
-    if handler is None:
-        return StatementInfo(K.OTHER)
-    return handler(cur)
+    pos = 0
+    while True:  # ends: every _ClassifyFrom moves strictly forward in the text
+        cur = TokenCursor(sql, pos)
+        while cur.accept_text("("):  # (SELECT ...) UNION (SELECT ...)
+            pass
+        first = cur.next()
+        if first is None:
+            return _EMPTY
+        handler = _HANDLERS.get(first.upper)
+        if handler is None:
+            return StatementInfo(K.OTHER)
+        result = handler(cur)
+        if isinstance(result, StatementInfo):
+            return result
+        pos = result.pos
 
 
 def _select(cur: TokenCursor) -> StatementInfo:
@@ -104,7 +116,7 @@ _MAIN_AFTER_WITH = frozenset({"SELECT", "VALUES", "TABLE", "UPDATE", "DELETE", "
 def _with(cur: TokenCursor) -> StatementInfo:
     main = cur.skip_to(*_MAIN_AFTER_WITH, limit=1 << 20)
     if main in ("UPDATE", "DELETE", "INSERT", "REPLACE"):
-        info = _HANDLERS[main](cur)
+        info = _DML_HANDLERS[main](cur)
         return info if info.tables else replace(info, tables=dml_targets(cur.sql))
     return _select(cur)
 
@@ -372,7 +384,7 @@ def _unlock(cur: TokenCursor) -> StatementInfo:
 def _flush(cur: TokenCursor) -> StatementInfo:
     cur.accept("NO_WRITE_TO_BINLOG", "LOCAL")
     if cur.accept("TABLES", "TABLE"):
-        tables = cur.name_list()
+        tables = cur.name_list() if cur.word() not in ("WITH", "FOR") else ()
         if cur.accept_seq("WITH", "READ", "LOCK") or cur.accept_seq("FOR", "EXPORT"):
             return StatementInfo(K.LOCK, implicit_commit=True, tables=tables)
     return StatementInfo(K.OTHER, implicit_commit=True)
@@ -381,14 +393,14 @@ def _flush(cur: TokenCursor) -> StatementInfo:
 _ANALYZED = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES"})
 
 
-def _analyze(cur: TokenCursor) -> StatementInfo:
+def _analyze(cur: TokenCursor) -> StatementInfo | _ClassifyFrom:
     """ANALYZE TABLE is maintenance; ANALYZE [FORMAT=JSON] <stmt> *executes* the statement."""
     if cur.accept_seq("FORMAT"):
         cur.accept_text("=")
         cur.next()
     tok = cur.peek()
     if tok is not None and (tok.upper in _ANALYZED or tok.text == "("):
-        return _classify_one(cur.sql[tok.start :])
+        return _ClassifyFrom(tok.start)
     return _table_maintenance(cur)
 
 
@@ -416,14 +428,14 @@ _CHARSET_VARS = (
 _ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 
 
-def _set(cur: TokenCursor) -> StatementInfo:
+def _set(cur: TokenCursor) -> StatementInfo | _ClassifyFrom:
     if cur.accept("PASSWORD") or cur.accept_seq("DEFAULT", "ROLE"):
         return StatementInfo(K.ACCOUNT, implicit_commit=True)
     if cur.accept("ROLE"):
         return StatementInfo(K.SET, name=cur.ident())
     if cur.accept("STATEMENT"):  # SET STATEMENT var=value [, ...] FOR <statement>
         if cur.skip_to("FOR", limit=1 << 20) and (tok := cur.peek()) is not None:
-            return _classify_one(cur.sql[tok.start :])
+            return _ClassifyFrom(tok.start)
         return StatementInfo(K.SET)
     assigned: dict[str, list[str]] = {"session": [], "global": []}
     modifiers: tuple[str, ...] = ()
@@ -492,16 +504,19 @@ def _variable(cur: TokenCursor, scope: str) -> tuple[str, str] | None:
     return scope, full.lower()
 
 
+_DML_HANDLERS: dict[str, Callable[[TokenCursor], StatementInfo]] = {
+    "INSERT": _insert,
+    "REPLACE": _insert,
+    "UPDATE": _update,
+    "DELETE": _delete,
+}
 _HANDLERS: dict[str, _Handler] = {
+    **_DML_HANDLERS,
     "SELECT": _select,
     "VALUES": _select,
     "TABLE": _select,
     "DO": _simple(K.READ),
     "WITH": _with,
-    "INSERT": _insert,
-    "REPLACE": _insert,
-    "UPDATE": _update,
-    "DELETE": _delete,
     "LOAD": _load,
     "CREATE": _create,
     "ALTER": _alter,
