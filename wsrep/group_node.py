@@ -114,6 +114,11 @@ class GroupNode:
         return self._core.view
 
     @property
+    def role(self) -> str:
+        """The core's Raft role (follower, candidate, leader, ...), for status and tests."""
+        return self._core.state.value
+
+    @property
     def flow_control_paused(self) -> bool:
         return self._fc_paused
 

@@ -142,6 +142,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="all",
         help="which events to print on stdout (deliveries are many under load)",
     )
+    parser.add_argument(
+        "--submit-timeout", type=float, default=30.0, help="seconds to wait for a seqno"
+    )
     load = parser.add_argument_group("load generator")
     load.add_argument(
         "--load-members",
@@ -250,7 +253,7 @@ class _Member:
 
     async def _submit(self, node: GroupNode, ident: str, payload: bytes) -> None:
         try:
-            seqno = await node.submit(payload)
+            seqno = await node.submit(payload, timeout=self.args.submit_timeout)
         except GroupError as exc:
             emit({"event": "submit-failed", "id": ident, "error": str(exc)})
         else:
