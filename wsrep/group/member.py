@@ -1,11 +1,64 @@
-"""GroupMember: one member of the group, as a sans-I/O Raft state machine (API first draft)."""
+"""GroupMember: one member of the group, a sans-I/O Raft state machine in Galera's terms.
+
+Raft (leader-ordered log, weighted-majority commit, pre-vote and check-quorum, joint
+consensus for membership changes) orders the payloads. Galera's words map onto it:
+
+- the *primary component* is the set of members attached to a leader that holds a quorum
+  of the configuration; only it commits, so only it delivers;
+- a *view* is a stable configuration entry of the log; each one consumes a conf_id, and a
+  new leader opens its term with one, so conf_id changes whenever membership or the
+  primary component changes, in the same place of every member's event stream;
+- *seqno* counts payload entries only; delivery is Raft's commit, in log order.
+
+Nothing here reads a clock, a socket or global randomness: the driver passes `now` and
+carries the `Send` actions.
+"""
 
 from __future__ import annotations
 
 import enum
+import logging
+import random
+import uuid
+from dataclasses import dataclass, replace
 
-from wsrep.group.log import LogStorage
-from wsrep.group.types import Action, GroupConfig, GroupStats, MemberId, MemberInfo, View
+from wsrep.group.codec import (
+    NIL_UUID,
+    Append,
+    AppendResponse,
+    Body,
+    CodecError,
+    Flow,
+    Forward,
+    Join,
+    Message,
+    Purged,
+    VoteRequest,
+    VoteResponse,
+    decode,
+    encode,
+)
+from wsrep.group.log import Configuration, Entry, EntryKind, HardState, LogStorage
+from wsrep.group.types import (
+    Action,
+    Behind,
+    Connect,
+    Deliver,
+    FlowControl,
+    GroupConfig,
+    GroupStats,
+    MemberId,
+    MemberInfo,
+    Send,
+    Submitted,
+    View,
+    ViewChange,
+)
+
+log = logging.getLogger("wsrep.group")
+
+# pipelined entries a follower may have in flight before the leader waits for acks
+_WINDOW_BATCHES = 4
 
 
 class Role(enum.Enum):
@@ -15,57 +68,956 @@ class Role(enum.Enum):
     LEADER = "leader"
 
 
+@dataclass(slots=True)
+class _Progress:
+    """The leader's view of one follower's log (etcd's Progress)."""
+
+    next: int
+    last_contact: float
+    match: int = 0
+    match_at_heartbeat: int = 0
+    sent_commit: int = -1
+    apply_queue: int = 0
+    need_send: bool = True
+    suspected: bool = False
+
+
+@dataclass(slots=True)
+class _Request:
+    """A submission of this member waiting for its seqno."""
+
+    token: int
+    payload: bytes
+    sent_at: float | None = None
+
+
 class GroupMember:
     """Feed it peers, bytes, submissions and ticks; drain `take_actions()` after every call.
 
-    All times are the driver's monotonic clock in seconds; the core never reads a clock.
+    All times are the driver's monotonic clock in seconds. `rng_seed` must differ between
+    runs of a real member (e.g. from `os.urandom`): it picks the incarnation that tells this
+    run's submissions from the previous one's, election jitter and a bootstrap cluster uuid.
+    Storage writes happen inside the calls and must be durable when they return. After a
+    restart the member delivers from `storage.hard_state().delivered + 1`: a driver whose
+    application keeps its own position may lower or raise that before constructing.
     """
 
     def __init__(
         self, config: GroupConfig, storage: LogStorage, now: float, rng_seed: int = 0
     ) -> None:
-        raise NotImplementedError
+        self._cfg = config
+        self._me = config.member
+        self._id = config.member.id
+        self._storage = storage
+        self._rng = random.Random(f"{rng_seed}/{self._id}/{now}")
+        self._incarnation = self._rng.getrandbits(63)
+        self._now = now
+        self._actions: list[Action] = []
+        self._stats = GroupStats()
+        self._view: View | None = None
 
-    def peer_up(self, peer: MemberInfo, now: float) -> None:
-        """The transport connected to and authenticated `peer`."""
-        raise NotImplementedError
+        hs = storage.hard_state()
+        self._term = hs.term
+        self._voted_for = hs.voted_for
+        self._cluster_uuid = hs.cluster_uuid or config.cluster_uuid
+        self._delivered = hs.delivered
+        self._commit = hs.delivered
+        self._role = Role.FOLLOWER
+        self._leader: MemberId | None = None
+        self._leader_contact = -1e18
+        self._primary = False
+        self._votes: set[MemberId] = set()
 
-    def peer_down(self, peer_id: MemberId, now: float) -> None:
-        """The transport lost `peer_id` (it keeps reconnecting on its own)."""
-        raise NotImplementedError
+        # peers as the transport reports them
+        self._peers: dict[MemberId, MemberInfo] = {}
+        self._down: set[MemberId] = set()
+        self._dialed: dict[MemberId, str] = {}
+        self._refused: set[tuple[MemberId, uuid.UUID]] = set()
 
-    def receive(self, sender: MemberId, data: bytes, now: float) -> None:
-        """One protocol message from `sender`; malformed or foreign ones are dropped and counted."""
-        raise NotImplementedError
+        self._load_log()
 
-    def tick(self, now: float) -> None:
-        """Timers: heartbeats, elections, check-quorum, eviction, resends."""
-        raise NotImplementedError
+        # submissions: our own, numbered per incarnation; the leader's dedup of everyone's
+        self._next_token = 1
+        self._next_request = 1
+        self._requests: dict[int, _Request] = {}
+        self._outbox: list[int] = []
+        self._proposals: list[tuple[MemberId, int, int, bytes]] = []
+        self._last_request: dict[tuple[MemberId, int], int] = {}
 
-    def submit(self, payload: bytes, now: float) -> int:
-        """Order `payload`; returns a token answered later by exactly one `Submitted`."""
-        raise NotImplementedError
+        # leader state
+        self._progress: dict[MemberId, _Progress] = {}
+        self._heartbeat_at = now
+        self._quorum_check_at = now
+        self._joins: dict[MemberId, MemberInfo] = {}
+        self._bump_view = False
 
-    def set_apply_queue(self, length: int, now: float) -> None:
-        """How many delivered payloads this member has not applied yet (flow control)."""
-        raise NotImplementedError
+        # follower state
+        self._ack: AppendResponse | None = None
+        self._behind_reported: tuple[MemberId, int] | None = None
 
-    def take_actions(self) -> list[Action]:
-        """Everything to do now, in order; `Deliver`/`ViewChange` must reach the app in order."""
-        raise NotImplementedError
+        # flow control
+        self._apply_queue = 0
+        self._reported_over = False
+        self._fc_paused = False
+        self._fc_since = 0.0
 
-    def next_deadline(self) -> float:
-        """The time by which `tick()` must be called next."""
-        raise NotImplementedError
+        self._election_at = now + self._election_jitter()
+        self._join_at = now
+        self._resend_at = now
+
+        if config.bootstrap:
+            self._bootstrap(now)
+        log.info(
+            "%s: started term=%d delivered=seqno %d log=[%d..%d] cluster=%s",
+            self._id, self._term, self._delivered_seqno, self._storage.first_index(),
+            self._last_index, self._cluster_uuid,
+        )  # fmt: skip
+
+    # ---- public API -----------------------------------------------------------------------
 
     @property
     def view(self) -> View | None:
-        raise NotImplementedError
+        """The last view handed out (None before the first one)."""
+        return self._view
 
     @property
     def stats(self) -> GroupStats:
-        raise NotImplementedError
+        return self._stats
 
     @property
     def state(self) -> Role:
-        raise NotImplementedError
+        return self._role
+
+    @property
+    def leader(self) -> MemberId | None:
+        return self._leader
+
+    @property
+    def cluster_uuid(self) -> uuid.UUID | None:
+        return self._cluster_uuid
+
+    def peer_up(self, peer: MemberInfo, now: float) -> None:
+        """The transport connected to and authenticated `peer`."""
+        self._now = now
+        if peer.id == self._id:
+            return
+        self._peers[peer.id] = peer
+        self._down.discard(peer.id)
+        p = self._progress.get(peer.id)
+        if p is not None:
+            p.need_send = True
+        if self._wants_in():
+            self._join_at = now
+
+    def peer_down(self, peer_id: MemberId, now: float) -> None:
+        """The transport lost `peer_id` (it keeps reconnecting on its own)."""
+        self._now = now
+        self._down.add(peer_id)
+
+    def receive(self, sender: MemberId, data: bytes, now: float) -> None:
+        """One protocol message from `sender`; malformed or foreign ones are dropped and counted."""
+        self._now = now
+        try:
+            msg = decode(data, self._cfg.max_payload)
+        except CodecError as e:
+            self._stats.dropped_messages += 1
+            log.warning("%s: dropped a bad message from %s: %s", self._id, sender, e)
+            return
+        if not self._same_cluster(sender, msg):
+            return
+        body = msg.body
+        # Raft: a newer term ends ours (vote requests are judged in _on_vote_request)
+        raft = isinstance(body, Append | AppendResponse) or (
+            isinstance(body, VoteResponse) and not body.pre
+        )
+        if raft and msg.term > self._term:
+            self._new_term(msg.term)
+        if isinstance(body, Append):
+            self._on_append(sender, msg, body)
+        elif isinstance(body, AppendResponse):
+            self._on_append_response(sender, msg.term, body)
+        elif isinstance(body, VoteRequest):
+            self._on_vote_request(sender, msg.term, body)
+        elif isinstance(body, VoteResponse):
+            self._on_vote_response(sender, msg.term, body)
+        elif isinstance(body, Forward):
+            self._on_forward(sender, body)
+        elif isinstance(body, Join):
+            self._on_join(sender, msg)
+        elif isinstance(body, Purged):
+            self._on_purged(sender, body)
+        else:
+            self._on_flow(sender, body)
+
+    def tick(self, now: float) -> None:
+        """Timers: heartbeats, elections, check-quorum, eviction, resends."""
+        self._now = now
+        if self._role is Role.LEADER:
+            self._leader_tick(now)
+        else:
+            if now >= self._election_at:
+                self._election_timeout(now)
+            if self._wants_in() and now >= self._join_at:
+                self._send_join()
+                self._join_at = now + self._cfg.election_timeout
+        if self._requests and now >= self._resend_at:
+            self._resend_stale(now)
+
+    def submit(self, payload: bytes, now: float) -> int:
+        """Order `payload`; returns a token answered later by exactly one `Submitted`."""
+        self._now = now
+        token = self._next_token
+        self._next_token += 1
+        error = None
+        if self._me.arbitrator:
+            error = "an arbitrator does not submit"
+        elif not self._primary:
+            error = "non-primary: this member is not in the primary component"
+        elif len(payload) > self._cfg.max_payload:
+            error = f"payload of {len(payload)} bytes exceeds max_payload"
+        if error is not None:
+            self._actions.append(Submitted(token, None, error))
+            return token
+        request = self._next_request
+        self._next_request += 1
+        self._requests[request] = _Request(token, payload)
+        self._outbox.append(request)
+        return token
+
+    def set_apply_queue(self, length: int, now: float) -> None:
+        """How many delivered payloads this member has not applied yet (flow control)."""
+        self._now = now
+        self._apply_queue = 0 if self._me.arbitrator else length
+
+    def take_actions(self) -> list[Action]:
+        """Everything to do now, in order; `Deliver`/`ViewChange` must reach the app in order."""
+        if self._role is Role.LEADER:
+            self._leader_flush()
+        else:
+            self._follower_flush()
+        out = self._actions
+        self._actions = []
+        return out
+
+    def next_deadline(self) -> float:
+        """The time by which `tick()` must be called next."""
+        if self._role is Role.LEADER:
+            deadline = min(self._heartbeat_at, self._quorum_check_at)
+        else:
+            deadline = self._election_at
+            if self._wants_in():
+                deadline = min(deadline, self._join_at)
+        if self._requests:
+            deadline = min(deadline, self._resend_at)
+        return deadline
+
+    # ---- log bookkeeping ------------------------------------------------------------------
+
+    def _load_log(self) -> None:
+        """Rebuild the volatile summaries of the log after a (re)start."""
+        st = self._storage
+        base, base_view = st.base()
+        first, last = st.first_index(), st.last_index()
+        self._last_index = last
+        tail = st.entry(last) if last >= first else base
+        self._last_term = tail.term if tail else 0
+        self._last_seqno = tail.seqno if tail else 0
+        self._last_conf_id = tail.conf_id if tail else 0
+        # the last VIEW entries: stable and any at or below the delivery point, and above it
+        self._stable_view: Entry | None = base_view
+        self._config_entry: Entry | None = base_view
+        self._pending_views: list[Entry] = []
+        self._committed_requests: dict[tuple[MemberId, int], int] = {}
+        self._delivered_seqno = base.seqno if base and base.index == self._delivered else 0
+        for e in st.entries(first, last + 1):
+            if e.index <= self._delivered:
+                if e.kind is EntryKind.VIEW:
+                    self._config_entry = e
+                    if not _joint(e):
+                        self._stable_view = e
+                else:
+                    key = (e.origin, e.incarnation)
+                    self._committed_requests[key] = e.request
+                self._delivered_seqno = e.seqno
+            elif e.kind is EntryKind.VIEW:
+                self._pending_views.append(e)
+        for e in (self._config_entry, *self._pending_views):
+            if e is not None:
+                self._dial(e)
+
+    @property
+    def _config(self) -> Configuration | None:
+        """The latest configuration in the log, committed or not (Raft's rule)."""
+        e = self._pending_views[-1] if self._pending_views else self._config_entry
+        return e.config if e is not None else None
+
+    def _term_at(self, index: int) -> int | None:
+        if index == 0:
+            return 0
+        if index >= self._storage.first_index():
+            return self._storage.entry(index).term if index <= self._last_index else None
+        base = self._storage.base()[0]
+        return base.term if base is not None and base.index == index else None
+
+    def _append(self, entries: list[Entry]) -> None:
+        self._storage.append(entries)
+        tail = entries[-1]
+        self._last_index, self._last_term = tail.index, tail.term
+        self._last_seqno, self._last_conf_id = tail.seqno, tail.conf_id
+        for e in entries:
+            if e.kind is EntryKind.VIEW:
+                self._pending_views.append(e)
+                self._dial(e)
+                if self._role is Role.LEADER:
+                    self._track_voters()
+
+    def _truncate_from(self, index: int) -> None:
+        log.info("%s: dropping uncommitted entries from index %d", self._id, index)
+        self._storage.truncate_from(index)
+        self._pending_views = [e for e in self._pending_views if e.index < index]
+        prev = self._storage.entry(index - 1) if index > self._storage.first_index() else None
+        prev = prev or self._storage.base()[0]
+        self._last_index = index - 1
+        self._last_term = prev.term if prev else 0
+        self._last_seqno = prev.seqno if prev else 0
+        self._last_conf_id = prev.conf_id if prev else 0
+
+    def _dial(self, e: Entry) -> None:
+        assert e.config is not None
+        for m in (*e.config.members, *(e.config.old or ())):
+            if m.id != self._id and self._dialed.get(m.id) != m.address:
+                self._dialed[m.id] = m.address
+                self._actions.append(Connect(m))
+
+    def _persist(self) -> None:
+        self._storage.save_hard_state(
+            HardState(self._term, self._voted_for, self._cluster_uuid, self._delivered)
+        )
+
+    # ---- messages -------------------------------------------------------------------------
+
+    def _send(self, to: MemberId, body: Body, term: int | None = None) -> None:
+        msg = Message(self._cluster_uuid or NIL_UUID, self._term if term is None else term, body)
+        self._actions.append(Send(to, encode(msg)))
+
+    def _same_cluster(self, sender: MemberId, msg: Message) -> bool:
+        if msg.cluster_uuid == NIL_UUID or self._cluster_uuid in (None, msg.cluster_uuid):
+            return True
+        self._stats.dropped_messages += 1
+        if (sender, msg.cluster_uuid) not in self._refused:
+            self._refused.add((sender, msg.cluster_uuid))
+            log.error(
+                "%s: refusing %s: it belongs to cluster %s, this member to cluster %s",
+                self._id, sender, msg.cluster_uuid, self._cluster_uuid,
+            )  # fmt: skip
+        return False
+
+    def _new_term(self, term: int) -> None:
+        if self._role is Role.LEADER:
+            log.warning(
+                "%s: leader of term %d steps down: term %d seen", self._id, self._term, term
+            )
+        self._term = term
+        self._voted_for = None
+        self._persist()
+        self._become_follower(None)
+
+    def _become_follower(self, leader: MemberId | None) -> None:
+        self._role = Role.FOLLOWER
+        self._leader = leader
+        self._progress.clear()
+        self._proposals.clear()
+        self._set_primary(False)
+        self._election_at = self._now + self._election_jitter()
+
+    # ---- follower side --------------------------------------------------------------------
+
+    def _on_append(self, sender: MemberId, msg: Message, body: Append) -> None:
+        if msg.term < self._term:
+            self._send(sender, AppendResponse(False, self._last_index, self._apply_queue))
+            return
+        if self._role is Role.LEADER:
+            log.error("%s: second leader %s in term %d ignored", self._id, sender, self._term)
+            return
+        if self._role is not Role.FOLLOWER or self._leader != sender:
+            self._become_follower(sender)
+            log.info("%s: following %s in term %d", self._id, sender, self._term)
+            self._resend_all()
+        self._leader_contact = self._now
+        self._election_at = self._now + self._election_jitter()
+        if self._cluster_uuid is None:
+            self._cluster_uuid = msg.cluster_uuid
+            self._persist()
+            log.info("%s: joined cluster %s", self._id, self._cluster_uuid)
+
+        matched_to = body.prev_index + len(body.entries)
+        entries = body.entries
+        if body.prev_index < self._commit:
+            # committed entries match the leader's by Raft's log matching: skip them
+            entries = entries[self._commit - body.prev_index :]
+        elif self._term_at(body.prev_index) != body.prev_term:
+            self._ack = AppendResponse(False, self._retry_hint(body.prev_index), self._apply_queue)
+            return
+        for i, e in enumerate(entries):
+            if e.index <= self._last_index:
+                if self._term_at(e.index) == e.term:
+                    continue
+                self._truncate_from(e.index)
+            self._append(list(entries[i:]))
+            break
+        self._commit = max(self._commit, min(body.commit, matched_to))
+        self._ack = AppendResponse(True, matched_to, self._apply_queue)
+        self._set_flow_control(body.fc_paused)
+        if body.primary:
+            self._set_primary(True)
+        self._deliver()
+
+    def _retry_hint(self, prev_index: int) -> int:
+        """Where the leader should retry: skip back over the whole conflicting term."""
+        if prev_index > self._last_index:
+            return self._last_index
+        conflict = self._term_at(prev_index)
+        i = prev_index - 1
+        while i > self._commit and self._term_at(i) == conflict:
+            i -= 1
+        return i
+
+    def _on_purged(self, sender: MemberId, body: Purged) -> None:
+        if self._behind_reported != (sender, body.oldest_seqno):
+            self._behind_reported = (sender, body.oldest_seqno)
+            log.warning(
+                "%s: behind: delivered seqno %d, %s holds from seqno %d: state transfer needed",
+                self._id, self._delivered_seqno, sender, body.oldest_seqno,
+            )  # fmt: skip
+            self._actions.append(Behind(self._delivered_seqno, body.oldest_seqno, sender))
+
+    def _follower_flush(self) -> None:
+        leader = self._leader
+        if leader is None:
+            return
+        if self._ack is not None:
+            self._send(leader, replace(self._ack, apply_queue=self._apply_queue))
+            self._ack = None
+        over = self._apply_queue > self._cfg.fc_limit
+        if over != self._reported_over:
+            self._reported_over = over
+            if over:
+                self._stats.flow_control_sent += 1
+            self._send(leader, Flow(self._apply_queue))
+        if self._outbox and self._primary and not self._fc_paused:
+            batch = []
+            for request in self._outbox:
+                r = self._requests.get(request)
+                if r is not None:
+                    r.sent_at = self._now
+                    batch.append((request, r.payload))
+            self._outbox.clear()
+            if batch:
+                self._send(leader, Forward(self._incarnation, tuple(batch)))
+
+    # ---- submissions ----------------------------------------------------------------------
+
+    def _resend_all(self) -> None:
+        """A new leader: offer it every submission not ordered yet, in order."""
+        self._outbox = sorted(self._requests)
+
+    def _resend_stale(self, now: float) -> None:
+        interval = 2 * self._cfg.heartbeat_interval
+        self._resend_at = now + interval
+        stale = [
+            q
+            for q, r in self._requests.items()
+            if r.sent_at is not None and r.sent_at < now - interval
+        ]
+        if stale:
+            queued = set(self._outbox)
+            self._outbox = sorted(queued.union(stale))
+
+    def _on_forward(self, sender: MemberId, body: Forward) -> None:
+        if self._role is not Role.LEADER:
+            return
+        self._accept_requests(sender, body.incarnation, body.requests)
+
+    def _accept_requests(
+        self, origin: MemberId, incarnation: int, requests: tuple[tuple[int, bytes], ...]
+    ) -> None:
+        """Queue each request once, in request order; a gap waits for the origin's resend."""
+        key = (origin, incarnation)
+        last = self._last_request.get(key)
+        for request, payload in requests:
+            if last is not None and request <= last:
+                continue
+            if last is not None and request != last + 1:
+                break
+            self._proposals.append((origin, incarnation, request, payload))
+            last = request
+        if last is not None:
+            self._last_request[key] = last
+
+    # ---- delivery -------------------------------------------------------------------------
+
+    def _set_primary(self, primary: bool) -> None:
+        if primary == self._primary:
+            return
+        self._primary = primary
+        if primary:
+            log.info(
+                "%s: primary (%s, leader %s, term %d)", self._id, self._role.value, self._leader,
+                self._term,
+            )  # fmt: skip
+            if self._stable_view is not None:
+                self._emit_view(self._stable_view, primary=True)
+            return
+        log.warning(
+            "%s: non-primary (%s, term %d, delivered seqno %d)", self._id, self._role.value,
+            self._term, self._delivered_seqno,
+        )  # fmt: skip
+        if self._stable_view is not None:
+            self._emit_view(self._stable_view, primary=False)
+
+    def _emit_view(self, e: Entry, primary: bool) -> None:
+        assert e.config is not None and self._cluster_uuid is not None
+        members = e.config.members
+        own = next((i for i, m in enumerate(members) if m.id == self._id), -1)
+        view = View(self._cluster_uuid, e.conf_id if primary else -1, members, primary, own)
+        self._view = view
+        self._actions.append(ViewChange(view))
+
+    def _deliver(self) -> None:
+        """Hand out committed entries in log order (only while in the primary component)."""
+        if not self._primary or self._delivered >= self._commit:
+            return
+        me = (self._id, self._incarnation)
+        arbitrator = self._me.arbitrator
+        stats = self._stats
+        actions = self._actions
+        while self._delivered < self._commit:
+            hi = min(self._commit, self._delivered + 4096)
+            for e in self._storage.entries(self._delivered + 1, hi + 1):
+                if e.kind is EntryKind.PAYLOAD:
+                    key = (e.origin, e.incarnation)
+                    self._committed_requests[key] = e.request
+                    if not arbitrator:
+                        actions.append(Deliver(e.seqno, e.origin, e.payload))
+                    if key == me:
+                        stats.replicated += 1
+                        stats.replicated_bytes += len(e.payload)
+                        r = self._requests.pop(e.request, None)
+                        if r is not None:
+                            actions.append(Submitted(r.token, e.seqno))
+                    else:
+                        stats.received += 1
+                        stats.received_bytes += len(e.payload)
+                else:
+                    self._config_entry = e
+                    self._pending_views.remove(e)
+                    if not _joint(e):
+                        self._stable_view = e
+                        self._emit_view(e, primary=True)
+                        log.info(
+                            "%s: view conf_id=%d members=%s at seqno %d", self._id, e.conf_id,
+                            ",".join(m.id for m in e.config.members), e.seqno,
+                        )  # fmt: skip
+            self._delivered = hi
+            self._delivered_seqno = e.seqno
+        self._persist()
+
+    # ---- elections ------------------------------------------------------------------------
+
+    def _election_jitter(self) -> float:
+        t = self._cfg.election_timeout
+        return self._rng.uniform(t, 2 * t)
+
+    def _can_campaign(self) -> bool:
+        cfg = self._config
+        return (
+            not self._me.arbitrator
+            and cfg is not None
+            and self._id in cfg.voters()
+            and self._cluster_uuid is not None
+        )
+
+    def _wants_in(self) -> bool:
+        """Not attached to a primary component: keep asking to be (re)admitted."""
+        return not self._primary and self._role is not Role.LEADER
+
+    def _election_timeout(self, now: float) -> None:
+        self._election_at = now + self._election_jitter()
+        if self._leader is not None:
+            log.warning(
+                "%s: no word from leader %s for %.1fs", self._id, self._leader,
+                now - self._leader_contact,
+            )  # fmt: skip
+        self._leader = None
+        self._set_primary(False)
+        if self._can_campaign():
+            self._campaign(pre=True)
+
+    def _campaign(self, pre: bool) -> None:
+        cfg = self._config
+        assert cfg is not None
+        if pre:
+            self._role = Role.PRE_CANDIDATE
+        else:
+            self._role = Role.CANDIDATE
+            self._term += 1
+            self._voted_for = self._id
+            self._persist()
+            log.info("%s: campaigning for term %d", self._id, self._term)
+        self._votes = {self._id}
+        if cfg.has_quorum(self._votes):
+            self._won(pre)
+            return
+        request = VoteRequest(pre, self._last_index, self._last_term)
+        term = self._term + 1 if pre else self._term
+        for voter in cfg.voters() - {self._id}:
+            self._send(voter, request, term)
+
+    def _won(self, pre: bool) -> None:
+        if pre:
+            self._campaign(pre=False)
+        else:
+            self._become_leader()
+
+    def _leader_is_fresh(self) -> bool:
+        if self._role is Role.LEADER:
+            return True
+        return self._leader is not None and (
+            self._now - self._leader_contact < self._cfg.election_timeout
+        )
+
+    def _on_vote_request(self, sender: MemberId, term: int, body: VoteRequest) -> None:
+        # check-quorum's lease: while a leader is heard from, nobody may start a new term
+        if self._leader_is_fresh():
+            if not body.pre and term > self._term:
+                return
+            self._send(sender, VoteResponse(body.pre, False))
+            return
+        log_ok = (body.last_term, body.last_index) >= (self._last_term, self._last_index)
+        if body.pre:
+            granted = term > self._term and log_ok
+            self._send(sender, VoteResponse(True, granted), term if granted else self._term)
+            return
+        if term > self._term:
+            self._new_term(term)
+        granted = term == self._term and log_ok and self._voted_for in (None, sender)
+        if granted:
+            self._voted_for = sender
+            self._persist()
+            self._election_at = self._now + self._election_jitter()
+        self._send(sender, VoteResponse(False, granted))
+
+    def _on_vote_response(self, sender: MemberId, term: int, body: VoteResponse) -> None:
+        if not body.granted:
+            return
+        if body.pre:
+            if self._role is not Role.PRE_CANDIDATE or term != self._term + 1:
+                return
+        elif self._role is not Role.CANDIDATE or term != self._term:
+            return
+        self._votes.add(sender)
+        cfg = self._config
+        if cfg is not None and cfg.has_quorum(self._votes):
+            self._won(body.pre)
+
+    # ---- leader side ----------------------------------------------------------------------
+
+    def _bootstrap(self, now: float) -> None:
+        if self._last_index > 0 or self._storage.base()[0] is not None:
+            log.warning("%s: bootstrap ignored: this member already has a log", self._id)
+            return
+        if self._cluster_uuid is None:
+            self._cluster_uuid = uuid.UUID(int=self._rng.getrandbits(128), version=4)
+        self._term = 1
+        self._voted_for = self._id
+        self._persist()
+        log.info("%s: bootstrapping cluster %s", self._id, self._cluster_uuid)
+        self._config_entry = None
+        self._pending_views = []
+        self._become_leader(Configuration((self._me,)))
+
+    def _become_leader(self, config: Configuration | None = None) -> None:
+        self._role = Role.LEADER
+        self._leader = self._id
+        self._ack = None
+        now = self._now
+        self._heartbeat_at = now
+        self._quorum_check_at = now + self._cfg.election_timeout
+        self._joins.clear()
+        self._bump_view = False
+        # every entry still in our log may come back as a forward: remember who sent what
+        self._last_request = dict(self._committed_requests)
+        for e in self._storage.entries(self._delivered + 1, self._last_index + 1):
+            if e.kind is EntryKind.PAYLOAD:
+                self._last_request[(e.origin, e.incarnation)] = e.request
+        self._progress = {}
+        cfg = config or self._config
+        assert cfg is not None
+        log.info("%s: leader of term %d, log ends at %d", self._id, self._term, self._last_index)
+        # open the term with a view entry: Raft's no-op, and Galera's new primary view
+        self._append([self._view_entry(cfg)])
+        self._resend_all()
+        self._advance_commit()
+
+    def _view_entry(self, cfg: Configuration) -> Entry:
+        conf_id = self._last_conf_id + (0 if cfg.joint else 1)
+        return Entry(
+            self._term, self._last_index + 1, self._last_seqno, conf_id, EntryKind.VIEW,
+            config=cfg,
+        )  # fmt: skip
+
+    def _track_voters(self) -> None:
+        cfg = self._config
+        assert cfg is not None
+        voters = cfg.voters() - {self._id}
+        for gone in set(self._progress) - voters:
+            del self._progress[gone]
+        for m in voters - set(self._progress):
+            self._progress[m] = _Progress(next=self._last_index + 1, last_contact=self._now)
+
+    def _leader_tick(self, now: float) -> None:
+        cfg = self._config
+        assert cfg is not None
+        if now >= self._quorum_check_at:
+            heard = {
+                m
+                for m, p in self._progress.items()
+                if p.last_contact >= now - self._cfg.election_timeout
+            }
+            if not cfg.has_quorum(heard | {self._id}):
+                log.warning(
+                    "%s: leader of term %d lost quorum (hears %s): stepping down", self._id,
+                    self._term, ",".join(sorted(heard)) or "nobody",
+                )  # fmt: skip
+                self._become_follower(None)
+                return
+            self._quorum_check_at = now + self._cfg.election_timeout
+        if now >= self._heartbeat_at:
+            self._heartbeat_at = now + self._cfg.heartbeat_interval
+            for m, p in self._progress.items():
+                p.need_send = True
+                if p.match == p.match_at_heartbeat and p.next > p.match + 1:
+                    p.next = p.match + 1  # nothing acknowledged since last time: resend
+                p.match_at_heartbeat = p.match
+                if not p.suspected and now - p.last_contact > self._cfg.suspect_timeout:
+                    p.suspected = True
+                    log.warning(
+                        "%s: suspecting %s (silent %.1fs)", self._id, m, now - p.last_contact
+                    )
+
+    def _on_append_response(self, sender: MemberId, term: int, body: AppendResponse) -> None:
+        if self._role is not Role.LEADER or term != self._term:
+            return
+        p = self._progress.get(sender)
+        if p is None:
+            return
+        p.last_contact = self._now
+        p.apply_queue = body.apply_queue
+        if p.suspected:
+            p.suspected = False
+            self._bump_view = True
+            log.info("%s: %s is back", self._id, sender)
+        if body.success:
+            if body.index > p.match:
+                p.match = body.index
+                p.next = max(p.next, p.match + 1)
+                self._advance_commit()
+        else:
+            p.next = max(p.match + 1, min(p.next, body.index + 1))
+            p.need_send = True
+
+    def _on_flow(self, sender: MemberId, body: Flow) -> None:
+        p = self._progress.get(sender)
+        if self._role is Role.LEADER and p is not None:
+            p.apply_queue = body.apply_queue
+
+    def _on_join(self, sender: MemberId, msg: Message) -> None:
+        assert isinstance(msg.body, Join)
+        info = msg.body.member
+        if info.id == self._id:
+            return
+        if self._role is not Role.LEADER:
+            if self._leader is not None and self._leader != sender:
+                self._send(self._leader, msg.body)
+            return
+        cfg = self._config
+        assert cfg is not None
+        p = self._progress.get(info.id)
+        if p is not None:
+            p.need_send = True
+        if cfg.info(info.id) != info:
+            if info.id not in self._joins:
+                log.info("%s: %s asks to join (%s)", self._id, info.id, info.address)
+            self._joins[info.id] = info
+
+    def _send_join(self) -> None:
+        cfg = self._config
+        targets = set(self._peers) | (cfg.voters() if cfg else set())
+        for peer in targets - self._down - {self._id}:
+            self._send(peer, Join(self._me))
+
+    def _advance_commit(self) -> None:
+        cfg = self._config
+        assert cfg is not None
+        match = {m: p.match for m, p in self._progress.items()}
+        match[self._id] = self._last_index
+        for n in sorted(set(match.values()), reverse=True):
+            if n <= self._commit:
+                return
+            if cfg.has_quorum({m for m, i in match.items() if i >= n}):
+                if self._term_at(n) == self._term:
+                    # an entry of our own term commits: our view is in; we are primary
+                    self._commit = n
+                    self._set_primary(True)
+                    self._deliver()
+                return
+
+    def _change_membership(self) -> None:
+        """One membership change at a time, each through a joint configuration."""
+        if not self._primary or (
+            self._pending_views and self._pending_views[-1].index > self._commit
+        ):
+            return
+        cfg = self._config
+        assert cfg is not None
+        if cfg.joint:
+            self._append([self._view_entry(Configuration(cfg.members))])
+            return
+        members = cfg.members
+        now = self._now
+        for m in members:
+            p = self._progress.get(m.id)
+            if p is not None and now - p.last_contact > self._cfg.inactive_timeout:
+                log.warning("%s: evicting %s (silent %.1fs)", self._id, m.id, now - p.last_contact)
+                self._stats.extra["evictions"] = self._stats.extra.get("evictions", 0) + 1
+                new = tuple(x for x in members if x.id != m.id)
+                self._append([self._view_entry(Configuration(new, members))])
+                return
+        if self._joins:
+            _, info = self._joins.popitem()
+            if cfg.info(info.id) != info:
+                new = (*(x for x in members if x.id != info.id), info)
+                log.info("%s: admitting %s", self._id, info.id)
+                self._append([self._view_entry(Configuration(new, members))])
+                self._progress[info.id].need_send = True
+                return
+        if self._bump_view:
+            self._bump_view = False
+            self._append([self._view_entry(cfg)])
+
+    def _leader_flush(self) -> None:
+        if self._outbox:
+            reqs = tuple(
+                (q, self._requests[q].payload) for q in self._outbox if q in self._requests
+            )
+            self._outbox.clear()
+            self._accept_requests(self._id, self._incarnation, reqs)
+        self._update_flow_control()
+        if self._proposals and not self._fc_paused and self._primary:
+            self._append_proposals()
+        self._change_membership()
+        self._advance_commit()
+        for m, p in self._progress.items():
+            if m not in self._down:
+                self._replicate(m, p)
+
+    def _append_proposals(self) -> None:
+        seqno = self._last_seqno
+        index = self._last_index
+        term, conf_id = self._term, self._last_conf_id
+        entries = []
+        for origin, incarnation, request, payload in self._proposals:
+            seqno += 1
+            index += 1
+            entries.append(
+                Entry(
+                    term,
+                    index,
+                    seqno,
+                    conf_id,
+                    EntryKind.PAYLOAD,
+                    origin,
+                    incarnation,
+                    request,
+                    payload,
+                )
+            )
+        self._proposals.clear()
+        self._append(entries)
+
+    def _replicate(self, member: MemberId, p: _Progress) -> None:
+        first = self._storage.first_index()
+        if p.next < first:
+            if p.need_send:
+                p.need_send = False
+                oldest = self._storage.entry(first)
+                seqno = oldest.seqno if oldest.kind is EntryKind.PAYLOAD else oldest.seqno + 1
+                self._send(member, Purged(seqno))
+            return
+        window = _WINDOW_BATCHES * self._cfg.max_batch
+        sent = False
+        while p.next <= self._last_index and p.next - p.match <= window:
+            entries = self._batch(p.next)
+            self._send_append(member, p, entries)
+            p.next += len(entries)
+            sent = True
+        if not sent and (p.need_send or p.sent_commit < self._commit):
+            self._send_append(member, p, [])
+        p.need_send = False
+
+    def _batch(self, start: int) -> list[Entry]:
+        entries = self._storage.entries(
+            start, min(self._last_index + 1, start + self._cfg.max_batch)
+        )
+        size = 0
+        for i, e in enumerate(entries):
+            size += len(e.payload) + 64
+            if size > self._cfg.max_message_bytes and i > 0:
+                return entries[:i]
+        return entries
+
+    def _send_append(self, member: MemberId, p: _Progress, entries: list[Entry]) -> None:
+        prev = p.next - 1
+        prev_term = self._term_at(prev)
+        assert prev_term is not None
+        p.sent_commit = self._commit
+        body = Append(prev, prev_term, self._commit, tuple(entries), self._primary, self._fc_paused)
+        self._send(member, body)
+
+    # ---- flow control ---------------------------------------------------------------------
+
+    def _update_flow_control(self) -> None:
+        now = self._now
+        queues = [self._apply_queue]
+        queues += [
+            p.apply_queue
+            for p in self._progress.values()
+            if now - p.last_contact <= self._cfg.suspect_timeout
+        ]
+        worst = max(queues)
+        limit = self._cfg.fc_limit
+        if not self._fc_paused and worst > limit:
+            if self._apply_queue > limit:
+                self._stats.flow_control_sent += 1
+            self._set_flow_control(True)
+        elif self._fc_paused and worst <= limit * self._cfg.fc_factor:
+            self._set_flow_control(False)
+
+    def _set_flow_control(self, paused: bool) -> None:
+        if paused == self._fc_paused:
+            return
+        self._fc_paused = paused
+        if paused:
+            self._fc_since = self._now
+            self._stats.flow_control_recv += 1
+            log.info("%s: flow control: paused", self._id)
+        else:
+            self._stats.flow_control_paused_seconds += self._now - self._fc_since
+            log.info("%s: flow control: resumed after %.3fs", self._id, self._now - self._fc_since)
+        for p in self._progress.values():
+            p.need_send = True
+        self._actions.append(FlowControl(paused))
+
+
+def _joint(e: Entry) -> bool:
+    return e.config is not None and e.config.joint
