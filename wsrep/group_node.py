@@ -235,16 +235,6 @@ class GroupNode:
             self._poke.set()  # the deadline may have moved earlier
 
     def _on_view(self, view: View) -> None:
-        names = ", ".join(m.id for m in view.members)
-        log.info(
-            "%s: view conf_id=%d %s members=[%s] own_index=%d cluster=%s",
-            self._name,
-            view.conf_id,
-            "PRIMARY" if view.primary else "NON-PRIMARY",
-            names,
-            view.own_index,
-            view.cluster_uuid,
-        )
         for member in view.members:
             self._want(member)
 
