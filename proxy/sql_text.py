@@ -167,7 +167,7 @@ def split_statements(sql: str) -> list[str]:
                     depth += 1
             elif prev in _BEGIN_BLOCK_AFTER or prev.startswith(("'", '"')):
                 depth += 1
-        elif word == "CASE":
+        elif word == "CASE" and prev != "END":  # not the CASE of END CASE
             depth += 1
         elif word == "END" and depth:
             if _peek_word(sql, tok.end) not in _END_SUFFIX_NOT_COUNTED:
