@@ -1,0 +1,108 @@
+"""Drain at commit: turn the keys the triggers recorded into the transaction's net row
+changes and certification keys.
+
+Runs on the transaction's own connection, inside it, right before certification:
+
+1. `DELETE ... RETURNING` takes this connection's capture rows (so the commit leaves the
+   capture table as it found it, and a rollback would have too);
+2. per table, one locking read fetches the final images of the captured keys;
+3. a key whose row exists is an UPSERT of its full image; a key whose row is gone and that
+   existed before the transaction (it was first captured as an old row) is a DELETE; a
+   key that neither existed before nor after (inserted then deleted) is nothing.
+
+Deletes come before upserts, which the applier relies on (see `applier.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from certification.keys import Key
+from proxy.capture import certkeys
+from proxy.capture import mariadb_sql as sql
+from proxy.capture.catalog import Catalog
+from proxy.capture.rowimage import Op, RowChange, encode_changes
+from proxy.capture.session import SqlSession
+from proxy.capture.shape import TableShape
+
+log = logging.getLogger("wsrep.capture")
+
+SELECT_BATCH = 500  # keys per locking read
+
+
+class CaptureError(Exception):
+    """The captured rows cannot be turned into a write set (the message says why)."""
+
+
+@dataclass(frozen=True)
+class CapturedRows:
+    changes: list[RowChange]  # deletes first, then upserts
+    keys: list[Key]
+
+    def payload(self) -> bytes:
+        """The encoded row images a write set carries."""
+        return encode_changes(self.changes)
+
+
+async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
+    """The net row changes of the open transaction on `session`, and their keys."""
+    captured: dict[int, dict[bytes, bytes | None]] = {}
+    for table_id, key_image, old_keys in (await session.query(sql.DRAIN)).rows:
+        assert table_id is not None and key_image is not None
+        captured.setdefault(int(table_id), {})[bytes(key_image)] = old_keys
+    deletes: list[RowChange] = []
+    upserts: list[RowChange] = []
+    keys: list[Key] = []
+    for table_id, entries in captured.items():
+        shape = catalog.by_id.get(table_id)
+        if shape is None:
+            raise CaptureError(
+                f"captured rows of table id {table_id}, which the catalog does not know: "
+                "reload it after DDL"
+            )
+        for old in entries.values():
+            if old is not None:
+                keys.extend(certkeys.unique_keys(shape, sql.split_key_list(old)))
+        found = await _final_images(session, shape, list(entries), upserts, keys)
+        spec = shape.spec()
+        deletes.extend(
+            RowChange(spec, Op.DELETE, sql.split_key_image(k, shape))
+            for k, old in entries.items()
+            if k not in found and old is not None
+        )
+    log.debug("drain: %d deletes, %d upserts, %d keys", len(deletes), len(upserts), len(keys))
+    return CapturedRows(deletes + upserts, certkeys.merge(keys))
+
+
+async def _final_images(
+    session: SqlSession,
+    shape: TableShape,
+    key_images: list[bytes],
+    upserts: list[RowChange],
+    keys: list[Key],
+) -> set[bytes]:
+    """Append the UPSERTs (and their keys) of the rows that exist; return their key images."""
+    spec = shape.spec()
+    found: set[bytes] = set()
+    for start in range(0, len(key_images), SELECT_BATCH):
+        chunk = [sql.split_key_image(k, shape) for k in key_images[start : start + SELECT_BATCH]]
+        for row in (await session.query(sql.select_rows(shape, chunk))).rows:
+            key_image, uniques, parents, *image = row
+            assert key_image is not None
+            if key_image in found:  # matched twice, e.g. 'a' and 'A' under a _ci key
+                continue
+            found.add(bytes(key_image))
+            values = tuple(
+                sql.parse_value(c.kind, raw) for c, raw in zip(spec.columns, image, strict=True)
+            )
+            upserts.append(RowChange(spec, Op.UPSERT, values))
+            keys.extend(certkeys.unique_keys(shape, sql.split_key_list(uniques or b"")))
+            keys.extend(certkeys.parent_keys(shape, sql.split_key_list(parents or b"")))
+    return found
+
+
+async def discard(session: SqlSession) -> None:
+    """Forget this connection's capture rows (e.g. left by a connection id reused after a
+    direct commit that bypassed the drain)."""
+    await session.query(sql.DISCARD)

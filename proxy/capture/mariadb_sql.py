@@ -1,0 +1,524 @@
+"""Every piece of MariaDB-specific SQL that capture and apply use, in one place.
+
+A MySQL 8 backend would supply the same functions with its own SQL (it has no
+`DELETE ... RETURNING` and no `CREATE OR REPLACE TRIGGER`, so its drain and trigger
+install differ).
+
+Exactness comes from the expressions values are read with (`read_expr`) and the literals
+they are written back with (`literal`): integers and DECIMAL as decimal text, floats
+widened to DOUBLE and printed shortest-round-trip, TIMESTAMP as UNIX_TIMESTAMP (time-zone
+free), strings as raw bytes (no charset conversion), ENUM/SET as their numbers, BIT as an
+unsigned integer. Strings go back as hex literals with a charset introducer, so no value
+is ever spliced into SQL as text.
+
+Certification keys need a value's identity under the column's collation, not its bytes:
+`cert_expr` reads `WEIGHT_STRING()` (trailing spaces trimmed for PAD SPACE collations).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from proxy.capture.rowimage import Kind, TableSpec, Value, check_value
+from proxy.capture.shape import Column, ForeignKey, TableShape
+
+SCHEMA = "wsrep"
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys", SCHEMA)
+APPLIER_FLAG = "@wsrep_applier"  # set in applier sessions: capture triggers skip their writes
+# User triggers are wrapped in this guard so they do not fire again on appliers: their
+# effects arrive as rows of the write set.
+GUARD_OPEN = f"IF {APPLIER_FLAG} IS NULL THEN "
+GUARD_CLOSE = "; END IF"
+TRIGGER_NAME = re.compile(r"wsrep_[0-9]+_(ai|au|ad|bi|bu|bd)")
+NULL_KEY = b"-"  # marks a unique key with a NULL part in key lists (never a hex digit)
+
+_KINDS = {
+    **dict.fromkeys(("tinyint", "smallint", "mediumint", "int", "bigint"), Kind.INT),
+    "decimal": Kind.DECIMAL,
+    "float": Kind.FLOAT32,
+    "double": Kind.FLOAT64,
+    "bit": Kind.BITS,
+    **dict.fromkeys(("date", "time", "datetime", "year"), Kind.TEMPORAL),
+    "timestamp": Kind.TIMESTAMP,
+    **dict.fromkeys(("char", "varchar", "tinytext", "text", "mediumtext", "longtext"), Kind.TEXT),
+    **dict.fromkeys(
+        ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"), Kind.BYTES
+    ),
+    "enum": Kind.ENUM,
+    "set": Kind.SET,
+}
+
+
+def column_kind(data_type: str, charset: str | None) -> Kind | None:
+    kind = _KINDS.get(data_type.lower())
+    if kind is Kind.TEXT and charset in (None, "binary"):
+        return Kind.BYTES
+    return kind
+
+
+# --- names and literals ---------------------------------------------------------------
+
+
+def ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{ident(schema)}.{ident(table)}"
+
+
+def text(value: str) -> str:
+    """A string literal that cannot break out of its quotes: hex with a charset."""
+    return f"_utf8mb4 X'{value.encode('utf-8').hex()}'"
+
+
+def literal(kind: Kind, charset: str, value: Value) -> str:
+    """SQL literal that stores exactly `value` in a column of `kind` (applier session)."""
+    if value is None:
+        return "NULL"
+    check_value(kind, value)
+    if kind in (Kind.INT, Kind.BITS, Kind.ENUM, Kind.SET, Kind.DECIMAL):
+        return str(value)
+    if kind in (Kind.FLOAT32, Kind.FLOAT64):
+        shown = repr(value)
+        return shown if "e" in shown else shown + "e0"  # a DOUBLE literal, not a DECIMAL
+    if kind is Kind.TEMPORAL:
+        return f"'{value}'"
+    if kind is Kind.TIMESTAMP:
+        assert isinstance(value, str)
+        if float(value) == 0:  # the zero timestamp is not a point in time
+            return "'0000-00-00 00:00:00'"
+        return f"FROM_UNIXTIME({value})"
+    assert isinstance(value, bytes)
+    if kind is Kind.TEXT:
+        return f"_{charset} X'{value.hex()}'"
+    return f"X'{value.hex()}'"
+
+
+# --- reading values -------------------------------------------------------------------
+
+
+def read_expr(ref: str, kind: Kind) -> str:
+    """Expression whose text-protocol bytes give the exact value (see `parse_value`)."""
+    if kind in (Kind.FLOAT32, Kind.FLOAT64):
+        return f"CAST({ref} AS DOUBLE)"
+    if kind is Kind.BITS:
+        return f"CAST({ref} AS UNSIGNED)"
+    if kind is Kind.TIMESTAMP:
+        return f"UNIX_TIMESTAMP({ref})"
+    if kind is Kind.TEXT:
+        return f"CAST({ref} AS BINARY)"
+    if kind in (Kind.ENUM, Kind.SET):
+        return f"({ref} + 0)"
+    return ref
+
+
+def parse_value(kind: Kind, raw: bytes | None) -> Value:
+    """The value a `read_expr` column came back as."""
+    if raw is None:
+        return None
+    if kind in (Kind.INT, Kind.BITS, Kind.ENUM, Kind.SET):
+        return int(raw)
+    if kind in (Kind.FLOAT32, Kind.FLOAT64):
+        return float(raw)
+    if kind in (Kind.DECIMAL, Kind.TEMPORAL, Kind.TIMESTAMP):
+        return raw.decode("ascii")
+    return bytes(raw)
+
+
+def cert_expr(ref: str, col: Column, prefix: int | None = None) -> str:
+    """Expression for a value's identity in a unique index (collation-aware)."""
+    assert col.kind is not None
+    if col.kind in (Kind.TEXT, Kind.BYTES):
+        inner = f"LEFT({ref}, {prefix})" if prefix else ref
+        if col.kind is Kind.BYTES:
+            return inner
+        return f"WEIGHT_STRING(RTRIM({inner}))" if col.pad_space else f"WEIGHT_STRING({inner})"
+    return read_expr(ref, col.kind)
+
+
+_COMMA = ", ',', "  # joins hex parts inside CONCAT(...)
+
+
+def _hex(expr: str) -> str:
+    return f"HEX(CONCAT({expr}))"
+
+
+def key_image_expr(alias: str, shape: TableShape) -> str:
+    """The identifying key of row `alias` (NEW, OLD or a table alias) as "hex,hex,..."."""
+    parts = [
+        _hex(read_expr(f"{alias}.{ident(c)}", _kind(shape.by_name[c])))
+        for c in shape.identifying_key().columns
+    ]
+    return f"CONCAT({_COMMA.join(parts)})"
+
+
+def _key_list_expr(
+    alias: str, shape: TableShape, keys: Sequence[tuple[tuple[str, ...], tuple[int | None, ...]]]
+) -> str:
+    """Keys of row `alias` as "hex,hex;hex;-": one entry per key, '-' if a part is NULL."""
+    entries = []
+    for columns, prefixes in keys:
+        parts = [
+            _hex(cert_expr(f"{alias}.{ident(c)}", shape.by_name[c], p))
+            for c, p in zip(columns, prefixes, strict=True)
+        ]
+        entries.append(f"IFNULL(CONCAT({_COMMA.join(parts)}), '-')")
+    return f"CONCAT_WS(';', {', '.join(entries)})" if entries else "''"
+
+
+def unique_keys_expr(alias: str, shape: TableShape) -> str:
+    return _key_list_expr(alias, shape, [(k.columns, k.prefixes) for k in shape.unique_keys])
+
+
+def parent_keys_expr(alias: str, shape: TableShape) -> str:
+    fks = [(fk.columns, (None,) * len(fk.columns)) for fk in shape.foreign_keys]
+    return _key_list_expr(alias, shape, fks)
+
+
+def split_key_list(raw: bytes) -> list[tuple[bytes, ...] | None]:
+    """Undo `unique_keys_expr`/`parent_keys_expr`: per key its values, None if NULL."""
+    if not raw:
+        return []
+    return [
+        None if entry == NULL_KEY else tuple(bytes.fromhex(p.decode()) for p in entry.split(b","))
+        for entry in raw.split(b";")
+    ]
+
+
+def split_key_image(raw: bytes, shape: TableShape) -> tuple[Value, ...]:
+    """Undo `key_image_expr`: the typed values of the identifying key."""
+    cols = shape.identifying_key().columns
+    parts = raw.split(b",")
+    if len(parts) != len(cols):
+        raise ValueError(f"key image of {shape.qualified} has {len(parts)} parts, not {len(cols)}")
+    return tuple(
+        parse_value(_kind(shape.by_name[c]), bytes.fromhex(p.decode()))
+        for c, p in zip(cols, parts, strict=True)
+    )
+
+
+def _kind(col: Column) -> Kind:
+    assert col.kind is not None, f"{col.name}: unsupported type {col.data_type}"
+    return col.kind
+
+
+# --- node-owned schema ----------------------------------------------------------------
+
+CAPTURE = qualified(SCHEMA, "capture")
+TABLE_IDS = qualified(SCHEMA, "tables")
+POSITION = qualified(SCHEMA, "position")
+
+SCHEMA_DDL = (
+    f"CREATE DATABASE IF NOT EXISTS {ident(SCHEMA)} CHARACTER SET utf8mb4",
+    # Table ids keep capture rows short; they are local to the node (never replicated).
+    f"""CREATE TABLE IF NOT EXISTS {TABLE_IDS} (
+        table_id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        schema_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        table_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        UNIQUE KEY by_name (schema_name, table_name)
+    ) ENGINE=InnoDB""",
+    # One row per (transaction's connection, table, row key); written by the triggers
+    # inside the user's transaction, drained at commit, so a rollback leaves nothing.
+    # No AUTO_INCREMENT: concurrent sessions never share an auto-inc lock here.
+    f"""CREATE TABLE IF NOT EXISTS {CAPTURE} (
+        conn_id BIGINT UNSIGNED NOT NULL,
+        table_id INT UNSIGNED NOT NULL,
+        key_hash BINARY(16) NOT NULL,
+        key_image MEDIUMBLOB NOT NULL,
+        old_keys MEDIUMBLOB NULL,
+        PRIMARY KEY (conn_id, table_id, key_hash)
+    ) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS {POSITION} (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        cluster_uuid CHAR(36) CHARACTER SET ascii NOT NULL,
+        seqno BIGINT NOT NULL
+    ) ENGINE=InnoDB""",
+    f"INSERT IGNORE INTO {POSITION} VALUES (0, '00000000-0000-0000-0000-000000000000', -1)",
+)
+DROP_SCHEMA = f"DROP DATABASE IF EXISTS {ident(SCHEMA)}"
+READ_POSITION = f"SELECT cluster_uuid, seqno FROM {POSITION} WHERE id = 0"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def update_position(cluster_uuid: str, seqno: int) -> str:
+    if not _UUID.fullmatch(cluster_uuid) or type(seqno) is not int:
+        raise ValueError(f"bad position {cluster_uuid!r}:{seqno!r}")
+    return f"UPDATE {POSITION} SET cluster_uuid = '{cluster_uuid}', seqno = {seqno} WHERE id = 0"
+
+
+# --- catalog (information_schema) -----------------------------------------------------
+
+
+def _schema_filter(column: str, schemas: Sequence[str] | None) -> str:
+    if schemas is None:
+        return f"{column} NOT IN ({', '.join(map(text, SYSTEM_SCHEMAS))})"
+    return f"{column} IN ({', '.join(map(text, schemas))})" if schemas else "FALSE"
+
+
+def tables_query(schemas: Sequence[str] | None) -> str:
+    return (
+        "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES "
+        f"WHERE TABLE_TYPE = 'BASE TABLE' AND {_schema_filter('TABLE_SCHEMA', schemas)}"
+    )
+
+
+def register_tables(names: Sequence[tuple[str, str]]) -> str:
+    rows = ", ".join(f"({text(s)}, {text(t)})" for s, t in names)
+    return f"INSERT IGNORE INTO {TABLE_IDS} (schema_name, table_name) VALUES {rows}"
+
+
+TABLE_IDS_QUERY = f"SELECT table_id, schema_name, table_name FROM {TABLE_IDS}"
+
+
+def columns_query(schemas: Sequence[str] | None) -> str:
+    return (
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, "
+        "COLLATION_NAME, IS_NULLABLE, IS_GENERATED FROM information_schema.COLUMNS "
+        f"WHERE {_schema_filter('TABLE_SCHEMA', schemas)} "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+    )
+
+
+def unique_keys_query(schemas: Sequence[str] | None) -> str:
+    return (
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, SUB_PART "
+        "FROM information_schema.STATISTICS "
+        f"WHERE NON_UNIQUE = 0 AND {_schema_filter('TABLE_SCHEMA', schemas)} "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX"
+    )
+
+
+def foreign_keys_query(schemas: Sequence[str] | None) -> str:
+    return (
+        "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, "
+        "k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, "
+        "r.UNIQUE_CONSTRAINT_NAME, r.DELETE_RULE, r.UPDATE_RULE "
+        "FROM information_schema.KEY_COLUMN_USAGE k "
+        "JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
+        "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+        "AND r.TABLE_NAME = k.TABLE_NAME "
+        "WHERE k.REFERENCED_TABLE_NAME IS NOT NULL "
+        f"AND {_schema_filter('k.TABLE_SCHEMA', schemas)} "
+        "ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+    )
+
+
+def triggers_query(schema: str, table: str) -> str:
+    return (
+        "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT, DEFINER, "
+        "SQL_MODE, COLLATION_CONNECTION FROM information_schema.TRIGGERS "
+        f"WHERE EVENT_OBJECT_SCHEMA = {text(schema)} AND EVENT_OBJECT_TABLE = {text(table)} "
+        "ORDER BY ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER"
+    )
+
+
+# --- triggers -------------------------------------------------------------------------
+
+
+def trigger_name(shape: TableShape, timing: str, event: str) -> str:
+    return f"wsrep_{shape.table_id}_{timing[0].lower()}{event[0].lower()}"
+
+
+def create_trigger(
+    schema: str,
+    table: str,
+    name: str,
+    timing: str,
+    event: str,
+    body: str,
+    order: str = "",
+    definer: str = "",
+) -> str:
+    """`order` is "FOLLOWS x"/"PRECEDES x" or empty; `definer` is "user@host" or empty."""
+    who = ""
+    if definer:
+        user, _, host = definer.rpartition("@")
+        who = f"DEFINER = {ident(user)}@{ident(host)} "
+    return (
+        f"CREATE OR REPLACE {who}TRIGGER {qualified(schema, name)} {timing} {event} "
+        f"ON {qualified(schema, table)} FOR EACH ROW {order} {body}"
+    )
+
+
+def drop_trigger(schema: str, name: str) -> str:
+    return f"DROP TRIGGER IF EXISTS {qualified(schema, name)}"
+
+
+def _capture_row(shape: TableShape, alias: str, with_old_keys: bool) -> str:
+    old = unique_keys_expr(alias, shape) if with_old_keys else "NULL"
+    return (
+        f"SET wsrep_k = {key_image_expr(alias, shape)}; "
+        f"INSERT INTO {CAPTURE} (conn_id, table_id, key_hash, key_image, old_keys) "
+        f"VALUES (CONNECTION_ID(), {shape.table_id}, UNHEX(MD5(wsrep_k)), wsrep_k, {old}) "
+        "ON DUPLICATE KEY UPDATE conn_id = conn_id;"  # the first capture of a row wins
+    )
+
+
+def after_trigger_body(shape: TableShape, event: str) -> str:
+    """AFTER INSERT/UPDATE/DELETE: record the row's key (old and new) for the drain.
+
+    Only keys are captured; the drain reads the final row images at commit, which is
+    what makes the capture the net effect of the whole transaction."""
+    if event == "INSERT":
+        work = _capture_row(shape, "NEW", with_old_keys=False)
+    elif event == "DELETE":
+        work = _capture_row(shape, "OLD", with_old_keys=True)
+    else:
+        work = (
+            _capture_row(shape, "OLD", with_old_keys=True)
+            + f" IF NOT ({key_image_expr('NEW', shape)} <=> wsrep_k) THEN "
+            + _capture_row(shape, "NEW", with_old_keys=False)
+            + " END IF;"
+        )
+    return f"BEGIN DECLARE wsrep_k MEDIUMBLOB; IF {APPLIER_FLAG} IS NULL THEN {work} END IF; END"
+
+
+def cascade_capture(path: Sequence[ForeignKey], shapes: dict[tuple[str, str], TableShape]) -> str:
+    """Record the keys of rows an InnoDB cascade along `path` will change.
+
+    InnoDB cascades fire no triggers, so the parent's BEFORE trigger records the keys of
+    the rows reached through the chain of foreign keys (first hop from OLD)."""
+    aliases = [f"wsrep_c{i}" for i in range(len(path))]
+    first = path[0]
+    where = " AND ".join(
+        f"{aliases[0]}.{ident(c)} = OLD.{ident(p)}"
+        for c, p in zip(first.columns, first.parent_columns, strict=True)
+    )
+    joins = []
+    for i, fk in enumerate(path[1:], start=1):
+        on = " AND ".join(
+            f"{aliases[i]}.{ident(c)} = {aliases[i - 1]}.{ident(p)}"
+            for c, p in zip(fk.columns, fk.parent_columns, strict=True)
+        )
+        joins.append(f"JOIN {qualified(fk.schema, fk.table)} {aliases[i]} ON {on}")
+    last = path[-1]
+    child = shapes[(last.schema, last.table)]
+    alias = aliases[-1]
+    return (
+        f"INSERT INTO {CAPTURE} (conn_id, table_id, key_hash, key_image, old_keys) "
+        f"SELECT CONNECTION_ID(), {child.table_id}, UNHEX(MD5(k)), k, o FROM ("
+        f"SELECT {key_image_expr(alias, child)} AS k, {unique_keys_expr(alias, child)} AS o "
+        f"FROM {qualified(first.schema, first.table)} {aliases[0]} {' '.join(joins)} "
+        f"WHERE {where}) AS wsrep_cascade ON DUPLICATE KEY UPDATE conn_id = VALUES(conn_id);"
+    )
+
+
+def before_trigger_body(
+    shape: TableShape,
+    event: str,
+    paths: Sequence[Sequence[ForeignKey]],
+    shapes: dict[tuple[str, str], TableShape],
+) -> str:
+    """BEFORE DELETE/UPDATE of a parent: record rows its cascades are about to change.
+    For UPDATE only when the referenced columns change."""
+    parts = []
+    for path in paths:
+        work = cascade_capture(path, shapes)
+        if event == "UPDATE":
+            same = " AND ".join(
+                f"CAST(OLD.{ident(c)} AS BINARY) <=> CAST(NEW.{ident(c)} AS BINARY)"
+                for c in path[0].parent_columns
+            )
+            work = f"IF NOT ({same}) THEN {work} END IF;"
+        parts.append(work)
+    return f"IF {APPLIER_FLAG} IS NULL THEN BEGIN {' '.join(parts)} END; END IF"
+
+
+def refusal_body(reason: str) -> str:
+    """A BEFORE trigger body that fails every write with `reason` (SIGNAL, SQLSTATE 45000)."""
+    message = reason.encode("ascii", "replace").decode()[:128].replace("'", "''")
+    signal = f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}'"
+    return f"IF {APPLIER_FLAG} IS NULL THEN {signal}; END IF"
+
+
+def guard(statement: str) -> str:
+    return f"{GUARD_OPEN}{statement}{GUARD_CLOSE}"
+
+
+def unguard(statement: str) -> str | None:
+    """The user's own statement inside a guard, or None if it is not guarded."""
+    if statement.startswith(GUARD_OPEN) and statement.endswith(GUARD_CLOSE):
+        return statement[len(GUARD_OPEN) : -len(GUARD_CLOSE)]
+    return None
+
+
+def set_trigger_context(sql_mode: str, collation: str) -> str:
+    """Session settings a re-created user trigger must be defined under."""
+    return f"SET SESSION sql_mode = {text(sql_mode)}, collation_connection = {text(collation)}"
+
+
+SAVE_CONTEXT = (
+    "SET @wsrep_saved_mode = @@SESSION.sql_mode, @wsrep_saved_coll = @@collation_connection"
+)
+RESTORE_CONTEXT = (
+    "SET SESSION sql_mode = @wsrep_saved_mode, collation_connection = @wsrep_saved_coll"
+)
+
+
+# --- drain (origin, inside the user's transaction) -------------------------------------
+
+DRAIN = (
+    f"DELETE FROM {CAPTURE} WHERE conn_id = CONNECTION_ID() RETURNING table_id, key_image, old_keys"
+)
+DISCARD = f"DELETE FROM {CAPTURE} WHERE conn_id = CONNECTION_ID()"
+
+
+def _key_match(alias: str, spec: TableSpec, keys: Sequence[Sequence[Value]]) -> str:
+    cols = spec.key_columns
+    names = [f"{alias}{ident(c.name)}" for c in cols]
+    tuples = [
+        [literal(c.kind, c.charset, v) for c, v in zip(cols, key, strict=True)] for key in keys
+    ]
+    if len(cols) == 1:
+        return f"{names[0]} IN ({', '.join(t[0] for t in tuples)})"
+    rows = ", ".join(f"({', '.join(t)})" for t in tuples)
+    return f"({', '.join(names)}) IN ({rows})"
+
+
+def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
+    """Final images of the rows with these keys, with their key image, unique keys and
+    FK parent keys. A locking read: a row captured but not changed by this transaction
+    (a cascade that did not happen) is read at its latest committed version."""
+    spec = shape.spec()
+    exprs = [read_expr(f"u.{ident(c.name)}", c.kind) for c in spec.columns]
+    return (
+        f"SELECT {key_image_expr('u', shape)}, {unique_keys_expr('u', shape)}, "
+        f"{parent_keys_expr('u', shape)}, {', '.join(exprs)} "
+        f"FROM {qualified(shape.schema, shape.name)} u "
+        f"WHERE {_key_match('u.', spec, keys)} LOCK IN SHARE MODE"
+    )
+
+
+# --- applier --------------------------------------------------------------------------
+
+APPLIER_SESSION = (
+    "SET NAMES utf8mb4",
+    # Values arrive exactly as the origin stored them: no auto-increment on 0, no date
+    # checks, UTC for FROM_UNIXTIME, no FK checks or cascades (the write set already has
+    # every row a cascade changed, and any apply order must work).
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
+    f"time_zone = '+00:00', foreign_key_checks = 0, {APPLIER_FLAG} = 1",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+)
+BEGIN = "START TRANSACTION"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+
+def delete_rows(spec: TableSpec, keys: Sequence[Sequence[Value]]) -> str:
+    return f"DELETE FROM {qualified(spec.schema, spec.name)} WHERE {_key_match('', spec, keys)}"
+
+
+def replace_rows(spec: TableSpec, images: Sequence[Sequence[Value]]) -> str:
+    """REPLACE, not INSERT ... ON DUPLICATE KEY UPDATE: a row that collides on a unique key
+    with a row this write set changes later must go (it is re-written with its own image)."""
+    cols = ", ".join(ident(c.name) for c in spec.columns)
+    rows = ", ".join(
+        "("
+        + ", ".join(literal(c.kind, c.charset, v) for c, v in zip(spec.columns, image, strict=True))
+        + ")"
+        for image in images
+    )
+    return f"REPLACE INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES {rows}"

@@ -1,0 +1,28 @@
+"""The little a capture or apply step needs from a backend connection.
+
+`proxy/backend_client.py` fits it as is; tests may wrap any client. One session is one
+backend connection: the drain must run on the connection of the transaction it drains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+Row = Sequence[bytes | None]  # text-protocol values, NULL as None
+
+
+class Result(Protocol):
+    @property
+    def rows(self) -> Sequence[Row]: ...
+
+
+class SqlSession(Protocol):
+    async def query(self, sql: str) -> Result: ...
+
+
+def text(raw: bytes | None) -> str:
+    """A name or other utf-8 text from a result row."""
+    if raw is None:
+        raise ValueError("unexpected NULL")
+    return raw.decode("utf-8")
