@@ -13,6 +13,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from proxy.sql_text import tokens
 from proxy.statement_types import StatementInfo, StatementKind, TableName
 
 log = logging.getLogger("wsrep.classify")
@@ -20,10 +21,28 @@ log = logging.getLogger("wsrep.classify")
 K = StatementKind
 
 
+# sqlglot's trees for malformed text have no guaranteed shape, so reading them can fail in
+# these ways too; any of them means "no answer from sqlglot", never a crashed session.
+_FAILURES = (SqlglotError, RecursionError, ValueError, AttributeError, TypeError, KeyError)
+
+
+def _as_mariadb_reads_it(sql: str) -> str:
+    """The text with comments dropped and executable comments opened, as MariaDB's lexer
+    sees it (sqlglot knows neither `/*! */` nor all of MariaDB's comment rules)."""
+    out: list[str] = []
+    end = 0
+    for tok in tokens(sql):
+        if out and tok.start != end:
+            out.append(" ")
+        out.append(tok.text)
+        end = tok.end
+    return "".join(out)
+
+
 def _parse(sql: str) -> exp.Expression | None:
     try:
-        return sqlglot.parse_one(sql, read="mysql")
-    except (SqlglotError, RecursionError, ValueError) as e:
+        return sqlglot.parse_one(_as_mariadb_reads_it(sql), read="mysql")
+    except _FAILURES as e:
         log.debug("sqlglot cannot parse %.80r: %s", sql, e)
         return None
 
@@ -34,7 +53,7 @@ def _name(table: exp.Table) -> TableName:
 
 def _base_tables(node: exp.Expression | None) -> list[exp.Table]:
     """Tables of a FROM/JOIN clause, not those inside its subqueries."""
-    if node is None:
+    if not isinstance(node, exp.Expression):
         return []
     return [t for t in node.find_all(exp.Table) if not t.find_ancestor(exp.Subquery)]
 
@@ -76,17 +95,49 @@ def _targets(tree: exp.Expression) -> tuple[TableName, ...]:
 def dml_targets(sql: str) -> tuple[TableName, ...]:
     """The tables an INSERT/UPDATE/DELETE (multi-table, or under WITH) writes to."""
     tree = _parse(sql)
-    return _targets(tree) if tree is not None else ()
+    try:
+        return _targets(tree) if tree is not None else ()
+    except _FAILURES as e:
+        log.debug("no tables from sqlglot's tree of %.80r: %s", sql, e)
+        return ()
 
 
 _DDL_KINDS = frozenset({"TABLE", "VIEW", "INDEX", "SEQUENCE", "DATABASE", "SCHEMA", "PROCEDURE",
                         "FUNCTION", "TRIGGER", "EVENT"})
 
 
+def _ddl_tables(tree: exp.Create | exp.Drop | exp.Alter, kind: str) -> tuple[TableName, ...]:
+    tables: list[exp.Expression | None]
+    if kind == "INDEX":  # the index's table
+        if isinstance(tree, exp.Create):
+            tables = [tree.this.args.get("table")]
+        else:
+            on = tree.args.get("cluster")
+            tables = [on.this if on is not None else None]
+    elif kind not in ("TABLE", "VIEW", "SEQUENCE"):
+        tables = []
+    elif isinstance(tree, exp.Drop):
+        tables = tree.args.get("tables") or [tree.this]
+    elif isinstance(tree, exp.Alter):  # the table, and its new name if renamed
+        actions = tree.args.get("actions") or ()
+        tables = [tree.this, *(a.this for a in actions if isinstance(a, exp.AlterRename))]
+    else:  # CREATE: `this` is the table, or a Schema(table, columns)
+        tables = [tree.this.this if isinstance(tree.this, exp.Schema) else tree.this]
+    return tuple(_name(t) for t in tables if isinstance(t, exp.Table))
+
+
 def classify_with_sqlglot(sql: str) -> StatementInfo | None:
     """Kind and tables as sqlglot sees them; None where sqlglot has no structured answer."""
     tree = _parse(sql)
-    if tree is None or isinstance(tree, exp.Command):
+    try:
+        return _classify_tree(tree) if tree is not None else None
+    except _FAILURES as e:
+        log.debug("no class from sqlglot's tree of %.80r: %s", sql, e)
+        return None
+
+
+def _classify_tree(tree: exp.Expression) -> StatementInfo | None:
+    if isinstance(tree, exp.Command):
         return None
     if isinstance(tree, exp.Query):  # SELECT, UNION, ...
         locked = any(lock.args.get("update") is not None for lock in tree.find_all(exp.Lock))
@@ -100,16 +151,11 @@ def classify_with_sqlglot(sql: str) -> StatementInfo | None:
         kind = str(tree.args.get("kind") or "").upper()
         if kind not in _DDL_KINDS:
             return None
-        temporary = bool(tree.args.get("temporary"))
-        info = StatementInfo(K.DDL, implicit_commit=not temporary, temporary=temporary)
-        if kind in ("TABLE", "VIEW", "SEQUENCE"):
-            tables = [tree.this] if isinstance(tree, exp.Alter) else [
-                t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Query) is None
-            ][:1]
-            info = StatementInfo(info.kind, info.implicit_commit,
-                                 tables=tuple(_name(t) for t in tables if isinstance(t, exp.Table)),
-                                 temporary=temporary)
-        return info
+        temporary = bool(tree.args.get("temporary")) or tree.find(exp.TemporaryProperty) is not None
+        return StatementInfo(K.DDL, implicit_commit=not temporary, temporary=temporary,
+                             tables=_ddl_tables(tree, kind))
+    if isinstance(tree, exp.Rollback) and tree.args.get("savepoint"):
+        return StatementInfo(K.SAVEPOINT, name=tree.args["savepoint"].name)
     kinds: dict[type[exp.Expression], StatementKind] = {
         exp.Transaction: K.TXN_BEGIN,
         exp.Commit: K.TXN_COMMIT,

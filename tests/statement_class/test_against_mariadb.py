@@ -177,7 +177,7 @@ def test_statement_split_matches_the_server(mariadb: MariaDBServer, text: str) -
     "comment",
     ["/*! + 1 */", "/*!40101 + 1 */", "/*!50700 + 1 */", "/*!99999 + 1 */", "/*!100000 + 1 */",
      "/*!101100 + 1 */", "/*!110000 + 1 */", "/*M! + 1 */", "/*M!50700 + 1 */",
-     "/*M!100100 + 1 */", "/*M!999999 + 1 */", "/* + 1 */", "/*!+1*/"],
+     "/*M!100100 + 1 */", "/*M!999999 + 1 */", "/*m! + 1 */", "/* + 1 */", "/*!+1*/"],
 )
 def test_executable_comments_match_the_server(mariadb: MariaDBServer, comment: str) -> None:
     sql = f"SELECT 1 {comment}"
