@@ -73,6 +73,7 @@ class Forward:
     """Submissions of a non-leader, numbered per incarnation so the leader orders each once."""
 
     incarnation: int
+    ordered: int  # every request numbered up to here is known ordered (answered) already
     requests: tuple[tuple[int, bytes], ...]  # (request number, payload)
 
 
@@ -113,6 +114,7 @@ _APPEND_RESPONSE = struct.Struct("<BQI")
 _VOTE = struct.Struct("<QQ")
 _ENTRY = struct.Struct("<QQQQB")
 _PAYLOAD = struct.Struct("<QQI")
+_FORWARD = struct.Struct("<QQI")
 _FORWARD_ITEM = struct.Struct("<QI")
 _MEMBER = struct.Struct("<IB")
 
@@ -143,8 +145,7 @@ def encode(msg: Message) -> bytes:
     elif isinstance(body, VoteResponse):
         out.append(_U8.pack(body.granted))
     elif isinstance(body, Forward):
-        out.append(_U64.pack(body.incarnation))
-        out.append(_U32.pack(len(body.requests)))
+        out.append(_FORWARD.pack(body.incarnation, body.ordered, len(body.requests)))
         for request, payload in body.requests:
             out.append(_FORWARD_ITEM.pack(request, len(payload)))
             out.append(payload)
@@ -262,7 +263,20 @@ def decode(data: bytes, max_payload: int) -> Message:
     body = _BODY_DECODERS[kind](r, max_payload)
     if r.pos != len(data):
         raise CodecError(f"{len(data) - r.pos} trailing bytes after {kind.name}")
-    return Message(UUID(bytes=uuid_bytes), term, body)
+    return Message(_uuid(uuid_bytes), term, body)
+
+
+_UUIDS: dict[bytes, UUID] = {}
+
+
+def _uuid(raw: bytes) -> UUID:
+    """Messages keep naming the same few clusters: do not build a UUID for each one."""
+    u = _UUIDS.get(raw)
+    if u is None:
+        if len(_UUIDS) > 64:
+            _UUIDS.clear()
+        u = _UUIDS[raw] = UUID(bytes=raw)
+    return u
 
 
 def _decode_append(r: _Reader, max_payload: int) -> Append:
@@ -344,8 +358,7 @@ def _decode_vote_response(r: _Reader, _max: int) -> VoteResponse:
 
 
 def _decode_forward(r: _Reader, max_payload: int) -> Forward:
-    (incarnation,) = r.take(_U64)
-    (count,) = r.take(_U32)
+    incarnation, ordered, count = r.take(_FORWARD)
     if count * _FORWARD_ITEM.size > len(r.data) - r.pos:
         raise CodecError(f"FORWARD claims {count} payloads in {len(r.data)} bytes")
     requests = []
@@ -354,7 +367,7 @@ def _decode_forward(r: _Reader, max_payload: int) -> Forward:
         if size > max_payload:
             raise CodecError(f"payload of {size} bytes exceeds max_payload {max_payload}")
         requests.append((request, r.raw(size)))
-    return Forward(incarnation, tuple(requests))
+    return Forward(incarnation, ordered, tuple(requests))
 
 
 def _decode_join(r: _Reader, _max: int) -> Join:

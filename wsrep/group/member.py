@@ -20,7 +20,7 @@ import enum
 import logging
 import random
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from wsrep.group.codec import (
     NIL_UUID,
@@ -496,7 +496,9 @@ class GroupMember:
         if leader is None:
             return
         if self._ack is not None:
-            self._send(leader, replace(self._ack, apply_queue=self._apply_queue))
+            self._send(
+                leader, AppendResponse(self._ack.success, self._ack.index, self._apply_queue)
+            )
             self._ack = None
         over = self._apply_queue > self._cfg.fc_limit
         if over != self._reported_over:
@@ -513,7 +515,8 @@ class GroupMember:
                     batch.append((request, r.payload))
             self._outbox.clear()
             if batch:
-                self._send(leader, Forward(self._incarnation, tuple(batch)))
+                ordered = min(self._requests) - 1
+                self._send(leader, Forward(self._incarnation, ordered, tuple(batch)))
 
     # ---- submissions ----------------------------------------------------------------------
 
@@ -536,23 +539,26 @@ class GroupMember:
     def _on_forward(self, sender: MemberId, body: Forward) -> None:
         if self._role is not Role.LEADER:
             return
-        self._accept_requests(sender, body.incarnation, body.requests)
+        self._accept_requests(sender, body.incarnation, body.ordered, body.requests)
 
     def _accept_requests(
-        self, origin: MemberId, incarnation: int, requests: tuple[tuple[int, bytes], ...]
+        self,
+        origin: MemberId,
+        incarnation: int,
+        ordered: int,
+        requests: tuple[tuple[int, bytes], ...],
     ) -> None:
         """Queue each request once, in request order; a gap waits for the origin's resend."""
         key = (origin, incarnation)
-        last = self._last_request.get(key)
+        last = max(self._last_request.get(key, 0), ordered)
         for request, payload in requests:
-            if last is not None and request <= last:
+            if request <= last:
                 continue
-            if last is not None and request != last + 1:
+            if request != last + 1:
                 break
             self._proposals.append((origin, incarnation, request, payload))
             last = request
-        if last is not None:
-            self._last_request[key] = last
+        self._last_request[key] = last
 
     # ---- delivery -------------------------------------------------------------------------
 
@@ -911,7 +917,9 @@ class GroupMember:
                 (q, self._requests[q].payload) for q in self._outbox if q in self._requests
             )
             self._outbox.clear()
-            self._accept_requests(self._id, self._incarnation, reqs)
+            if reqs:
+                ordered = min(self._requests) - 1
+                self._accept_requests(self._id, self._incarnation, ordered, reqs)
         self._update_flow_control()
         if self._proposals and not self._fc_paused and self._primary:
             self._append_proposals()
