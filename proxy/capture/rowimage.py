@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -139,8 +139,10 @@ def encode_changes(changes: Sequence[RowChange]) -> bytes:
     tables: dict[TableSpec, int] = {}
     body = bytearray()
     for change in changes:
-        index = tables.setdefault(change.table, len(tables))
-        body += _varint(index)
+        if change.table not in tables:
+            _check_table(change.table)
+            tables[change.table] = len(tables)
+        body += _varint(tables[change.table])
         body.append(change.op)
         _encode_values(body, change)
     out = bytearray(MAGIC)
@@ -154,7 +156,6 @@ def encode_changes(changes: Sequence[RowChange]) -> bytes:
 
 
 def _encode_table(out: bytearray, table: TableSpec) -> None:
-    _check_table(table)
     _put_name(out, table.schema)
     _put_name(out, table.name)
     out += _varint(len(table.columns))
@@ -368,8 +369,3 @@ def _decode_value(r: _Reader, kind: Kind) -> Value:
     except RowImageError as exc:
         raise r.fail(str(exc)) from None
     return value
-
-
-def tables_of(changes: Iterable[RowChange]) -> list[TableSpec]:
-    """Distinct tables in first-use order."""
-    return list(dict.fromkeys(c.table for c in changes))

@@ -11,8 +11,8 @@ import pytest
 
 from proxy.backend_client import BackendClient
 from proxy.capture import (
-    Catalog,
     CapturedRows,
+    Catalog,
     Position,
     apply_write_set,
     decode_changes,

@@ -88,7 +88,8 @@ def _datetime(r: random.Random) -> str:
 
 def _time(r: random.Random) -> str:
     sign = r.choice(["", "-"])
-    return f"'{sign}{r.randint(0, 838)}:{r.randint(0, 59):02}:{r.randint(0, 59):02}.{r.randint(0, 999999):06}'"
+    hours, minutes, seconds = r.randint(0, 838), r.randint(0, 59), r.randint(0, 59)
+    return f"'{sign}{hours}:{minutes:02}:{seconds:02}.{r.randint(0, 999999):06}'"
 
 
 def _timestamp(r: random.Random) -> str:
