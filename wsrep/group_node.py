@@ -69,11 +69,13 @@ class _Waiter:
 
 def transport_config(config: GroupConfig, secret: bytes) -> TransportConfig:
     """Transport settings that follow the group's timeouts (small in tests, Galera-like else)."""
+    max_message = max(config.max_payload, config.max_message_bytes) + _MESSAGE_OVERHEAD
     return TransportConfig(
         member=config.member,
         secret=secret,
         seeds=config.seeds,
-        max_message=max(config.max_payload, config.max_message_bytes) + _MESSAGE_OVERHEAD,
+        max_message=max_message,
+        send_buffer_limit=max(128 << 20, 2 * max_message),
         connect_timeout=max(1.0, config.suspect_timeout),
         handshake_timeout=max(1.0, config.suspect_timeout),
         reconnect_initial=min(0.05, config.heartbeat_interval),
@@ -158,6 +160,25 @@ class GroupNode:
         if result.seqno is None:
             raise SubmitRefused(result.error or "not ordered")
         return result.seqno
+
+    async def next_events(self, limit: int = 4096) -> list[GroupEvent]:
+        """Wait for at least one event, then take every event already queued (up to `limit`).
+
+        Taking them in batches keeps a busy consumer from falling behind: a channel
+        `receive()` yields to the scheduler once per event.
+        """
+        batch = [await self.events.receive()]
+        while len(batch) < limit:
+            try:
+                batch.append(self.events.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return batch
+
+    @property
+    def pending_events(self) -> int:
+        """Events delivered to the stream and not taken yet."""
+        return self.events.statistics().current_buffer_used
 
     def set_apply_queue(self, length: int) -> None:
         """Payloads delivered and not applied yet: drives flow control."""

@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def _follow(node: GroupNode, nursery: trio.Nursery) -> None:
     """Drain the event stream; views are logged by the driver, payloads are dropped."""
-    async for event in node.events:
-        if isinstance(event, ViewChange) and not event.view.primary:
-            log.warning("%s: not in a primary component", node.config.member.id)
+    while True:
+        try:
+            batch = await node.next_events()
+        except trio.EndOfChannel:
+            return
+        for event in batch:
+            if isinstance(event, ViewChange) and not event.view.primary:
+                log.warning("%s: not in a primary component", node.config.member.id)

@@ -15,6 +15,7 @@ import os
 import signal
 import struct
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from crc32c import crc32c
 
 from wsrep.group.log import InMemoryLogStorage
 from wsrep.group.types import Behind, Deliver, GroupConfig, MemberInfo, View, ViewChange
-from wsrep.group_node import GroupError, GroupNode, open_group_node
+from wsrep.group_node import GroupError, GroupEvent, GroupNode, open_group_node
 from wsrep.transport.address import parse_address, parse_group
 
 log = logging.getLogger("wsrep.group_member")
@@ -163,6 +164,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 class _LoadStats:
     started: float = float("inf")
     ended: float = float("inf")
+    cpu_seconds: float = 0.0  # this process's CPU time during the window
     submitted: int = 0
     failed: int = 0
     delivered_in_window: int = 0
@@ -183,35 +185,43 @@ class _Member:
         await self._consume(node)
 
     async def _consume(self, node: GroupNode) -> None:
+        while True:
+            try:
+                batch = await node.next_events()
+            except trio.EndOfChannel:
+                return
+            for event in batch:
+                self._on_event(node, event)
+
+    def _on_event(self, node: GroupNode, event: GroupEvent) -> None:
         printing = self.args.print_events
-        async for event in node.events:
-            if isinstance(event, Deliver):
-                self._count(node, event)
-                if printing == "all":
-                    emit(
-                        {
-                            "event": "deliver",
-                            "seqno": event.seqno,
-                            "origin": event.origin,
-                            "size": len(event.payload),
-                            "crc": crc32c(event.payload),
-                        }
-                    )
-            elif isinstance(event, ViewChange):
-                view = event.view
-                if view.primary and len(view.members) >= self.args.load_members > 0:
-                    self._primary_size.set()
-                if printing != "none":
-                    emit(view_doc(view))
-            elif isinstance(event, Behind):
+        if isinstance(event, Deliver):
+            self._count(node, event)
+            if printing == "all":
                 emit(
                     {
-                        "event": "behind",
-                        "delivered_seqno": event.delivered_seqno,
-                        "oldest_seqno": event.oldest_seqno,
-                        "donor": event.donor,
+                        "event": "deliver",
+                        "seqno": event.seqno,
+                        "origin": event.origin,
+                        "size": len(event.payload),
+                        "crc": crc32c(event.payload),
                     }
                 )
+        elif isinstance(event, ViewChange):
+            view = event.view
+            if view.primary and len(view.members) >= self.args.load_members > 0:
+                self._primary_size.set()
+            if printing != "none":
+                emit(view_doc(view))
+        elif isinstance(event, Behind):
+            emit(
+                {
+                    "event": "behind",
+                    "delivered_seqno": event.delivered_seqno,
+                    "oldest_seqno": event.oldest_seqno,
+                    "donor": event.donor,
+                }
+            )
 
     def _count(self, node: GroupNode, event: Deliver) -> None:
         now = trio.current_time()
@@ -266,6 +276,7 @@ class _Member:
         load = self.load
         load.started = trio.current_time()
         load.ended = load.started + args.load_duration
+        cpu_at_start = time.process_time()
         slots = trio.Semaphore(args.load_concurrency)
         padding = b"x" * max(0, args.payload_size - _LOAD_HEADER.size)
 
@@ -289,6 +300,7 @@ class _Member:
                 await slots.acquire()
                 submitters.start_soon(one, counter)
                 counter += 1
+            load.cpu_seconds = time.process_time() - cpu_at_start
             submitters.cancel_scope.deadline = load.ended + 5.0
         emit(self._summary())
 
@@ -321,6 +333,12 @@ class _Member:
             "failed": load.failed,
             "delivered": load.delivered_in_window,
             "delivered_per_s": round(load.delivered_in_window / self.args.load_duration, 1),
+            "cpu_seconds": round(load.cpu_seconds, 2),
+            "cpu_us_per_delivered": (
+                round(load.cpu_seconds / load.delivered_in_window * 1e6, 1)
+                if load.delivered_in_window
+                else None
+            ),
             "own_latency_samples": len(lat),
             "latency_ms_p50": pct(0.50),
             "latency_ms_p99": pct(0.99),

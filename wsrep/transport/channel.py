@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import struct
 
-from wsrep.transport.frames import Frame, FrameKind, encode_frame
+from wsrep.transport.frames import Frame, FrameKind, encode_frame_parts
 
 TAG_SIZE = 16  # 128-bit truncated HMAC-SHA256, as RFC 4868 does for IPsec
 _SEQ = struct.Struct(">Q")
@@ -34,11 +34,11 @@ class SecureChannel:
         self._send_seq = 0
         self._recv_seq = 0
 
-    def seal(self, message: bytes) -> bytes:
-        """The encoded DATA frame carrying `message`."""
+    def seal(self, message: bytes) -> tuple[bytes, ...]:
+        """The encoded DATA frame carrying `message`, in pieces (the message is not copied)."""
         tag = self._tag(self._send_mac, self._send_seq, message)
         self._send_seq += 1
-        return encode_frame(FrameKind.DATA, tag + message)
+        return encode_frame_parts(FrameKind.DATA, tag, message)
 
     def open(self, frame: Frame) -> bytes:
         """The message in a DATA frame, or AuthenticationError."""

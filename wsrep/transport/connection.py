@@ -71,7 +71,8 @@ class PeerConnection:
         self._decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
         self._max_body = max_message + TAG_SIZE
         self._channel: SecureChannel | None = None
-        self._out = bytearray(self._handshake.start())
+        self._out: list[bytes] = [self._handshake.start()]
+        self._pending = len(self._out[0])
         self.failed: ConnectionFailed | None = None
         self.peer: MemberInfo | None = None
 
@@ -87,22 +88,23 @@ class PeerConnection:
     @property
     def pending(self) -> int:
         """Bytes queued and not yet pulled by `data_to_send`."""
-        return len(self._out)
+        return self._pending
 
     @property
     def established(self) -> bool:
         return self._channel is not None and self.failed is None
 
     def data_to_send(self) -> bytes:
-        out = bytes(self._out)
+        out = b"".join(self._out)  # the one copy of a message on its way out
         self._out.clear()
+        self._pending = 0
         return out
 
     def send(self, message: bytes) -> None:
         """Queue one protocol message (only once established)."""
         if self._channel is None or self.failed is not None:
             raise RuntimeError("send on a connection that is not established")
-        self._out += self._channel.seal(message)
+        self._queue(*self._channel.seal(message))
 
     def receive_data(self, data: bytes) -> list[ConnectionEvent]:
         """Feed received bytes; b"" means the peer closed its side."""
@@ -119,7 +121,7 @@ class PeerConnection:
                 if self._channel is not None:
                     events.append(MessageReceived(self._channel.open(frame)))
                     continue
-                self._out += self._handshake.receive(frame)
+                self._queue(self._handshake.receive(frame))
                 if (done := self._handshake.result) is not None:
                     self._channel = done.channel
                     self.peer = done.peer
@@ -127,15 +129,19 @@ class PeerConnection:
                     events.append(PeerAuthenticated(done.peer, done.peer_cluster))
         except SelfConnection as exc:
             if self.role is Role.LISTENER:
-                self._out += refuse_frame(SELF_CONNECTION)
+                self._queue(refuse_frame(SELF_CONNECTION))
             self.failed = ConnectionFailed(str(exc), self_connection=True)
         except RefusedByPeer as exc:
             self.failed = ConnectionFailed(str(exc))
         except HandshakeError as exc:
-            self._out += refuse_frame(str(exc))
+            self._queue(refuse_frame(str(exc)))
             self.failed = ConnectionFailed(str(exc))
         except (FrameError, AuthenticationError) as exc:
             self.failed = ConnectionFailed(str(exc))
         if self.failed is not None:
             events.append(self.failed)
         return events
+
+    def _queue(self, *parts: bytes) -> None:
+        self._out.extend(parts)
+        self._pending += sum(len(p) for p in parts)

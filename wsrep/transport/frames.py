@@ -45,8 +45,16 @@ class Frame:
 
 
 def encode_frame(kind: FrameKind, body: bytes) -> bytes:
-    header = _HEADER.pack(MAGIC, kind, 0, len(body))
-    return b"".join((header, body, _CRC.pack(crc32c(body, crc32c(header)))))
+    return b"".join(encode_frame_parts(kind, body))
+
+
+def encode_frame_parts(kind: FrameKind, *body: bytes) -> tuple[bytes, ...]:
+    """One frame whose body is the concatenation of `body`, as pieces to write in order."""
+    header = _HEADER.pack(MAGIC, kind, 0, sum(len(b) for b in body))
+    crc = crc32c(header)
+    for piece in body:
+        crc = crc32c(piece, crc)
+    return (header, *body, _CRC.pack(crc))
 
 
 class FrameDecoder:

@@ -65,7 +65,7 @@ class TransportConfig:
     handshake_timeout: float = 5.0
     reconnect_initial: float = 0.05
     reconnect_max: float = 2.0
-    send_buffer_limit: int = 256 << 20  # bytes queued to a peer that does not read
+    send_buffer_limit: int = 128 << 20  # bytes queued to a peer that does not read
     max_handshaking: int = 32  # unauthenticated connections at a time
 
 
@@ -86,7 +86,8 @@ class _Link:
         self.remote = remote  # the address dialed, or the peer's ip:port when accepted
         self.scope = trio.CancelScope()
         self.wake = trio.Event()
-        self.closing = False
+        self.closing = False  # flush what is queued, then close
+        self.dropped = False  # closed for not reading: take nothing more
         self.peer: MemberInfo | None = None
 
     def kick(self) -> None:
@@ -127,18 +128,21 @@ class TcpTransport:
     def send(self, to: MemberId, data: bytes) -> bool:
         """Queue `data` to peer `to`; False (dropped) when not connected to it."""
         link = self._links.get(to)
-        if link is None or not link.conn.established:
+        if link is None or link.dropped or not link.conn.established:
             self.stats.sends_dropped += 1
             return False
         link.conn.send(data)
         self.stats.messages_sent += 1
         if link.conn.pending > self.config.send_buffer_limit:
+            # Not peer_down from here: the driver is in the middle of the core's actions.
+            # The link's own task reports it once it has unwound.
             log.warning(
                 "%s: %s does not read (%d bytes queued): dropping the connection",
                 self._name,
                 to,
                 link.conn.pending,
             )
+            link.dropped = True
             link.scope.cancel()
         link.kick()
         return True
