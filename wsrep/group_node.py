@@ -1,15 +1,16 @@
 """`GroupNode`: the trio driver around the group-communication core.
 
 It owns one `GroupMember` (sans-I/O) and one `TcpTransport`: every transport notice and
-every call from the replication layer is fed to the core with the current time, and the
-core's actions are carried out right away and in order (Send over the transport,
-Deliver/ViewChange/Behind onto the event stream, Submitted to the waiting submitter).
-A ticker task calls `tick()` at the core's `next_deadline()`.
+every call from the replication layer is fed to the core with the current time. One task
+(`_run_core`) takes the core's actions once per scheduling round, so what arrived in that
+round leaves batched, and carries them out in order: Send over the transport,
+Deliver/ViewChange/Behind onto the event stream, Submitted to the waiting submitter. The
+same task calls `tick()` at the core's `next_deadline()`.
 
     async with open_group_node(config, storage, secret) as node:
         seqno = await node.submit(b"write set")
-        async for event in node.events:   # Deliver | ViewChange | Behind, same order everywhere
-            ...
+        for event in await node.next_events():  # Deliver | ViewChange | Behind, same order
+            ...                                 # on every member
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ class GroupNode:
         self._events_in, self.events = trio.open_memory_channel[GroupEvent](math.inf)
         self._waiters: dict[int, _Waiter] = {}
         self._wanted: dict[MemberId, str] = {}  # members to stay connected to, by address
-        self._poke = trio.Event()
+        self._wake = trio.Event()
+        self._dirty = False
         self._fc_paused = False
         self._name = config.member.id
 
@@ -145,7 +147,7 @@ class GroupNode:
             )
         token = self._core.submit(payload, trio.current_time())
         waiter = self._waiters[token] = _Waiter(trio.Event())
-        self._pump()
+        self._touch()
         try:
             with trio.fail_after(self.submit_timeout if timeout is None else timeout):
                 await waiter.done.wait()
@@ -183,21 +185,21 @@ class GroupNode:
     def set_apply_queue(self, length: int) -> None:
         """Payloads delivered and not applied yet: drives flow control."""
         self._core.set_apply_queue(length, trio.current_time())
-        self._pump()
+        self._touch()
 
     # ---- TransportHandler ----------------------------------------------------------------
 
     def peer_up(self, peer: MemberInfo, peer_cluster: uuid.UUID | None) -> None:
         self._core.peer_up(peer, trio.current_time())
-        self._pump()
+        self._touch()
 
     def peer_down(self, peer_id: MemberId) -> None:
         self._core.peer_down(peer_id, trio.current_time())
-        self._pump()
+        self._touch()
 
     def received(self, peer_id: MemberId, data: bytes) -> None:
         self._core.receive(peer_id, data, trio.current_time())
-        self._pump()
+        self._touch()
 
     def cluster_uuid(self) -> uuid.UUID | None:
         view = self._core.view
@@ -207,18 +209,32 @@ class GroupNode:
 
     # ---- running -------------------------------------------------------------------------
 
-    async def _run_ticker(self) -> None:
-        while True:
-            deadline = self._core.next_deadline()
-            if trio.current_time() < deadline:
-                with trio.move_on_at(deadline):
-                    await self._poke.wait()
-                self._poke = trio.Event()
-                continue
-            self._core.tick(trio.current_time())
-            self._pump(poke=False)
+    async def _run_core(self) -> None:
+        """Tick the core at its deadlines and carry out its actions after every input.
 
-    def _pump(self, poke: bool = True) -> None:
+        Inputs (submissions, messages, peer notices) only mark the core dirty; its actions
+        are taken here, once every task that was ready has run. So the submissions and
+        messages of one scheduling round leave in one batch, like Galera's group commit.
+        """
+        while True:
+            if self._dirty:
+                self._dirty = False
+                self._pump()
+            deadline = self._core.next_deadline()
+            now = trio.current_time()
+            if now >= deadline:
+                self._core.tick(now)
+                self._pump()
+                continue
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    def _touch(self) -> None:
+        self._dirty = True
+        self._wake.set()
+
+    def _pump(self) -> None:
         """Carry out the core's actions, in order."""
         for action in self._core.take_actions():
             if isinstance(action, Send):
@@ -252,8 +268,6 @@ class GroupNode:
                     action.oldest_seqno,
                 )
                 self._events_in.send_nowait(action)
-        if poke:
-            self._poke.set()  # the deadline may have moved earlier
 
     def _on_view(self, view: View) -> None:
         for member in view.members:
@@ -296,7 +310,7 @@ async def open_group_node(
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(node._transport.run)
-        nursery.start_soon(node._run_ticker)
+        nursery.start_soon(node._run_core)
         try:
             yield node
         finally:

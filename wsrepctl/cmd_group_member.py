@@ -9,6 +9,7 @@ a built-in load generator (1 KiB payloads by default, submit -> local delivery l
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -155,7 +156,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     load.add_argument("--load-duration", type=float, default=10.0)
     load.add_argument("--load-rate", type=float, default=0.0, help="payloads/s, 0 = flat out")
-    load.add_argument("--load-concurrency", type=int, default=64, help="submissions in flight")
+    load.add_argument(
+        "--load-concurrency", type=int, default=64, help="submitters, one payload in flight each"
+    )
     load.add_argument("--payload-size", type=int, default=1024)
     parser.set_defaults(func=lambda args: run_member(args, False, _Member(args).run))
 
@@ -277,29 +280,30 @@ class _Member:
         load.started = trio.current_time()
         load.ended = load.started + args.load_duration
         cpu_at_start = time.process_time()
-        slots = trio.Semaphore(args.load_concurrency)
         padding = b"x" * max(0, args.payload_size - _LOAD_HEADER.size)
+        workers = args.load_concurrency
+        # each submitter has one payload in flight; paced ones share the rate evenly
+        interval = workers / args.load_rate if args.load_rate > 0 else 0.0
 
-        async def one(counter: int) -> None:
-            try:
-                payload = _LOAD_HEADER.pack(counter, trio.current_time()) + padding
-                await node.submit(payload)
-                load.submitted += 1
-            except GroupError as exc:
-                load.failed += 1
-                log.debug("load: submit failed: %s", exc)
-            finally:
-                slots.release()
+        async def submitter(first: int) -> None:
+            for counter in itertools.count(first, workers):
+                due = load.started + (counter // workers) * interval
+                if due >= load.ended or trio.current_time() >= load.ended:
+                    return
+                if interval:
+                    await trio.sleep_until(due + first / workers * interval)
+                try:
+                    await node.submit(_LOAD_HEADER.pack(counter, trio.current_time()) + padding)
+                    load.submitted += 1
+                except GroupError as exc:
+                    load.failed += 1
+                    log.debug("load: submit failed: %s", exc)
 
         async with trio.open_nursery() as submitters:
             submitters.start_soon(self._report_progress)
-            counter = 0
-            while trio.current_time() < load.ended:
-                if args.load_rate > 0:
-                    await trio.sleep_until(load.started + counter / args.load_rate)
-                await slots.acquire()
-                submitters.start_soon(one, counter)
-                counter += 1
+            for first in range(workers):
+                submitters.start_soon(submitter, first)
+            await trio.sleep_until(load.ended)
             load.cpu_seconds = time.process_time() - cpu_at_start
             submitters.cancel_scope.deadline = load.ended + 5.0
         emit(self._summary())
