@@ -145,16 +145,15 @@ class GroupNode:
             raise SubmitRefused(
                 f"payload of {len(payload)} bytes exceeds max_payload {self.config.max_payload}"
             )
+        limit = self.submit_timeout if timeout is None else timeout
         token = self._core.submit(payload, trio.current_time())
         waiter = self._waiters[token] = _Waiter(trio.Event())
         self._touch()
         try:
-            with trio.fail_after(self.submit_timeout if timeout is None else timeout):
+            with trio.fail_after(limit):
                 await waiter.done.wait()
         except trio.TooSlowError:
-            raise SubmitTimeout(
-                f"{self._name}: no seqno for a payload after {self.submit_timeout}s"
-            ) from None
+            raise SubmitTimeout(f"{self._name}: no seqno for a payload after {limit}s") from None
         finally:
             self._waiters.pop(token, None)
         result = waiter.result

@@ -121,7 +121,7 @@ class MemberProcess:
         await wait_until(lambda: len(self.statuses) > count)
         return self.statuses[-1]
 
-    def signal(self, signum: int) -> None:
+    def send_signal(self, signum: int) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signum)
 
@@ -130,6 +130,13 @@ class MemberProcess:
         if self.process.returncode is None:
             self.process.kill()
         await self.process.wait()
+
+    async def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Ask the member to leave; its exit code."""
+        assert self.process is not None
+        self.send_signal(signum)
+        with trio.fail_after(10):
+            return await self.process.wait()
 
     async def kill_all(self) -> None:
         for process in self.processes:

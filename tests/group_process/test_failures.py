@@ -78,11 +78,11 @@ async def test_three_members_survive_kills_pauses_and_restarts(cluster: Cluster)
     # SIGSTOP the leader: the others elect another one and go on; SIGCONT: it catches up
     lead = await leader(everyone)
     others = [m for m in everyone if m is not lead]
-    lead.signal(signal.SIGSTOP)
+    lead.send_signal(signal.SIGSTOP)
     try:
         await round_of_submits(others, "leader-paused")
     finally:
-        lead.signal(signal.SIGCONT)
+        lead.send_signal(signal.SIGCONT)
     await wait_until(lambda: all(m.primary_with({"m1", "m2", "m3"}) for m in everyone))
     await round_of_submits(everyone, "leader-back")
     await wait_until(lambda: len({m.last_seqno for m in everyone}) == 1)
@@ -109,3 +109,6 @@ async def test_two_members_and_an_arbitrator_survive_losing_either_member(
         await wait_until(lambda: d1.primary_with(full) and d2.primary_with(full))
         await round_of_submits([d1, d2], f"{victim.name}-back")
     cluster.check_agreement()
+    assert await cluster.members["arb"].stop(signal.SIGTERM) == 0
+    assert await d1.stop(signal.SIGINT) == 0
+    assert "arb: SIGTERM: leaving" in cluster.members["arb"].log_path.read_text()
