@@ -179,30 +179,41 @@ class TcpTransport:
 
     async def _dial_loop(self, address: str) -> None:
         backoff = Backoff(self.config.reconnect_initial, self.config.reconnect_max, self._rng)
+        failures = 0
         try:
             while address in self._targets():
                 peer_id = self._address_ids.get(address)
                 if peer_id is not None and peer_id in self._links:
                     await self._changed.wait()
                     continue
-                outcome = await self._dial_once(address)
+                outcome = await self._dial_once(address, quiet=failures > 0)
                 if outcome.self_connection:
                     log.info("%s: %s is our own address, not dialing it", self._name, address)
                     self._self_addresses.add(address)
                     return
                 if outcome.authenticated:
                     backoff.reset()
+                    failures = 0
+                else:
+                    failures += 1
                 await trio.sleep(backoff.next())
         finally:
             self._dialing.discard(address)
 
-    async def _dial_once(self, address: str) -> _Outcome:
+    async def _dial_once(self, address: str, quiet: bool) -> _Outcome:
         try:
             host, port = parse_address(address)
             with trio.fail_after(self.config.connect_timeout):
                 stream = await trio.open_tcp_stream(host, port)
         except (OSError, ValueError, trio.TooSlowError) as exc:
-            log.debug("%s: cannot connect to %s: %s", self._name, address, exc or "timeout")
+            # said once per outage, then only in debug: a dead seed is retried for ever
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
+                "%s: cannot connect to %s (%s), retrying with backoff",
+                self._name,
+                address,
+                exc or "timeout",
+            )
             return _Outcome(authenticated=False, self_connection=False)
         return await self._serve(stream, Role.DIALER, address)
 
