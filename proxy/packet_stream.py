@@ -3,6 +3,8 @@ chunks (the relay's hot path), sharing one buffer so nothing read is ever lost."
 
 from __future__ import annotations
 
+import contextlib
+
 import trio
 
 from proxy.protocol.packet_reader import Packet, PacketReader
@@ -46,6 +48,17 @@ class PacketStream:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise PeerClosed(str(exc)) from exc
+
+    async def linger_and_close(self, timeout: float = 1.0) -> None:
+        """Close after an error reply: stop sending, then read and drop what the peer is
+        still sending for a while, so that closing with unread input (which makes the
+        kernel send a reset) cannot destroy the reply before the peer reads it."""
+        with trio.move_on_after(timeout), contextlib.suppress(trio.BrokenResourceError, OSError):
+            if isinstance(self.stream, trio.abc.HalfCloseableStream):
+                await self.stream.send_eof()
+            while await self.stream.receive_some(RECEIVE_SIZE):
+                pass
+        await self.aclose()
 
     async def aclose(self) -> None:
         await trio.aclose_forcefully(self.stream)

@@ -77,72 +77,65 @@ class ProxyServer:
         host, port = stream.socket.getpeername()[:2]
         session = Session(sid, f"{host}:{port}")
         client = PacketStream(stream, self.config.max_packet_size)
+        if len(self.sessions) >= self.config.max_connections:
+            log.warning("session %d from %s: refused, %d connections open", sid, session.peer, sid)
+            await _refuse(client, 0, ER_CON_COUNT_ERROR, "08004", "Too many connections")
+            return
+        self.sessions[sid] = session
         try:
-            if len(self.sessions) >= self.config.max_connections:
-                log.warning(
-                    "session %d from %s: refused, %d connections open",
-                    sid,
-                    session.peer,
-                    len(self.sessions),
-                )
-                await client.send(
-                    err_packet(ER_CON_COUNT_ERROR, "08004", "Too many connections", 0)
-                )
-                return
-            self.sessions[sid] = session
             await self._run(session, client)
-        except PeerClosed as exc:
-            log.debug("session %d: connection closed (%s)", sid, exc)
         finally:
-            self.sessions.pop(sid, None)
-            await client.aclose()
+            del self.sessions[sid]
 
     async def _run(self, session: Session, client: PacketStream) -> None:
-        cfg = self.config
         backend_stream = await self._connect_backend(session, client)
         if backend_stream is None:
             return
         backend = PacketStream(backend_stream)
+        reply_seq = 2  # an ERR during the handshake follows the client's response (seq 1)
         try:
-            with trio.move_on_after(cfg.handshake_timeout) as timeout:
-                ready = await relay_handshake(client, backend, session, self.tls)
-            if timeout.cancelled_caught:
-                log.warning(
-                    "session %d from %s: no handshake within %.1fs, closing",
-                    session.session_id,
-                    session.peer,
-                    cfg.handshake_timeout,
-                )
-                return
+            ready = await self._handshake(session, client, backend)
             if ready is None:
                 return
             client = ready
+            reply_seq = 1  # an ERR in the command phase answers a command (seq 0)
             log.info(
                 "%s: connected, backend thread %d%s",
                 session.describe(),
                 session.backend_thread_id,
                 " over TLS" if session.tls else "",
             )
-            await Relay(client, backend, session, cfg.interceptor).run()
+            await Relay(client, backend, session, self.config.interceptor).run()
             log.info("%s: closed after %d commands", session.describe(), session.commands)
         except PacketTooLarge as exc:
             log.warning("session %d: %s, closing", session.session_id, exc)
-            await _tell(
-                client,
-                ER_NET_PACKET_TOO_LARGE,
-                "08S01",
-                "Got a packet bigger than 'max_allowed_packet' bytes",
-            )
+            message = "Got a packet bigger than 'max_allowed_packet' bytes"
+            await _refuse(client, reply_seq, ER_NET_PACKET_TOO_LARGE, "08S01", message)
         except ProtocolError as exc:
             log.warning("session %d: malformed packet (%s), closing", session.session_id, exc)
-            await _tell(
-                client, ER_MALFORMED_PACKET, "08S01", f"Malformed communication packet: {exc}"
-            )
+            message = f"Malformed communication packet: {exc}"
+            await _refuse(client, reply_seq, ER_MALFORMED_PACKET, "08S01", message)
+        except PeerClosed as exc:
+            log.info("session %d: connection closed (%s)", session.session_id, exc)
         except BackendLost:
-            pass
+            pass  # logged, and the client told, by the relay
         finally:
             await backend.aclose()
             await client.aclose()
+
+    async def _handshake(
+        self, session: Session, client: PacketStream, backend: PacketStream
+    ) -> PacketStream | None:
+        timeout = self.config.handshake_timeout
+        with trio.move_on_after(timeout):
+            return await relay_handshake(client, backend, session, self.tls)
+        log.warning(
+            "session %d from %s: no handshake within %.1fs, closing",
+            session.session_id,
+            session.peer,
+            timeout,
+        )
+        return None
 
     async def _connect_backend(
         self, session: Session, client: PacketStream
@@ -161,18 +154,16 @@ class ProxyServer:
             cfg.backend_port,
             reason,
         )
-        message = (
-            f"Can't connect to MySQL server on '{cfg.backend_host}:{cfg.backend_port}' ({reason})"
-        )
-        await client.send(err_packet(CR_CONN_HOST_ERROR, "HY000", message, 0))
+        message = f"Can't connect to MySQL server on '{cfg.backend_host}:{cfg.backend_port}'"
+        await _refuse(client, 0, CR_CONN_HOST_ERROR, "HY000", f"{message} ({reason})")
         return None
 
 
-async def _tell(client: PacketStream, code: int, sqlstate: str, message: str) -> None:
-    """Best-effort ERR before closing; the sequence id is unknown, 0 is what MariaDB uses
-    for errors outside a command."""
+async def _refuse(client: PacketStream, seq: int, code: int, sqlstate: str, message: str) -> None:
+    """A last ERR packet, then close without losing it."""
     with contextlib.suppress(PeerClosed):
-        await client.send(err_packet(code, sqlstate, message, 0))
+        await client.send(err_packet(code, sqlstate, message, seq))
+    await client.linger_and_close()
 
 
 async def serve_proxy(
