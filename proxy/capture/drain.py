@@ -3,8 +3,9 @@ changes and certification keys.
 
 Runs on the transaction's own connection, inside it, right before certification:
 
-1. `DELETE ... RETURNING` takes this connection's capture rows (so the commit leaves the
-   capture table as it found it, and a rollback would have too);
+1. a plain (non-locking) read finds this connection's capture rows, and `DELETE ...
+   RETURNING` by primary key takes them, so the commit leaves the capture table as it
+   found it (as a rollback would have) without gap locks on other sessions' rows;
 2. per table, one locking read fetches the final images of the captured keys;
 3. a key whose row exists is an UPSERT of its full image; a key whose row is gone and that
    existed before the transaction (it was first captured as an old row) is a DELETE; a
@@ -23,12 +24,13 @@ from proxy.capture import certkeys
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.catalog import Catalog
 from proxy.capture.rowimage import Op, RowChange, encode_changes
-from proxy.capture.session import SqlSession
+from proxy.capture.session import Row, SqlSession
 from proxy.capture.shape import TableShape
 
 log = logging.getLogger("wsrep.capture")
 
 SELECT_BATCH = 500  # keys per locking read
+TAKE_BATCH = 1000  # capture rows per DELETE ... RETURNING
 
 
 class CaptureError(Exception):
@@ -48,9 +50,10 @@ class CapturedRows:
 async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
     """The net row changes of the open transaction on `session`, and their keys."""
     captured: dict[int, dict[bytes, bytes | None]] = {}
-    for table_id, key_image, old_keys in (await session.query(sql.DRAIN)).rows:
+    for _, table_id, key_image, old_keys in await _take(session):
         assert table_id is not None and key_image is not None
-        captured.setdefault(int(table_id), {})[bytes(key_image)] = old_keys
+        # the first capture of a key tells whether the row existed before the transaction
+        captured.setdefault(int(table_id), {}).setdefault(bytes(key_image), old_keys)
     deletes: list[RowChange] = []
     upserts: list[RowChange] = []
     keys: list[Key] = []
@@ -102,7 +105,18 @@ async def _final_images(
     return found
 
 
+async def _take(session: SqlSession) -> list[Row]:
+    """Delete and return this connection's capture rows, in capture order."""
+    seqs = [int(r[0] or 0) for r in (await session.query(sql.CAPTURED_SEQS)).rows]
+    taken: list[Row] = []
+    for start in range(0, len(seqs), TAKE_BATCH):
+        taken.extend(
+            (await session.query(sql.take_captured(seqs[start : start + TAKE_BATCH]))).rows
+        )
+    return sorted(taken, key=lambda r: int(r[0] or 0))
+
+
 async def discard(session: SqlSession) -> None:
     """Forget this connection's capture rows (e.g. left by a connection id reused after a
     direct commit that bypassed the drain)."""
-    await session.query(sql.DISCARD)
+    await _take(session)

@@ -219,16 +219,17 @@ SCHEMA_DDL = (
         table_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
         UNIQUE KEY by_name (schema_name, table_name)
     ) ENGINE=InnoDB""",
-    # One row per (transaction's connection, table, row key); written by the triggers
-    # inside the user's transaction, drained at commit, so a rollback leaves nothing.
-    # No AUTO_INCREMENT: concurrent sessions never share an auto-inc lock here.
+    # One row per captured row event, written by the triggers inside the user's transaction
+    # (so a rollback leaves nothing) and drained at its commit. The drain finds its rows by
+    # conn_id without locking and deletes them by primary key, so it takes no gap locks
+    # that would stall other sessions' captures until its commit.
     f"""CREATE TABLE IF NOT EXISTS {CAPTURE} (
+        seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
         conn_id BIGINT UNSIGNED NOT NULL,
         table_id INT UNSIGNED NOT NULL,
-        key_hash BINARY(16) NOT NULL,
         key_image MEDIUMBLOB NOT NULL,
         old_keys MEDIUMBLOB NULL,
-        PRIMARY KEY (conn_id, table_id, key_hash)
+        KEY by_conn (conn_id)
     ) ENGINE=InnoDB""",
     f"""CREATE TABLE IF NOT EXISTS {POSITION} (
         id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -346,14 +347,11 @@ def drop_trigger(schema: str, name: str) -> str:
     return f"DROP TRIGGER IF EXISTS {qualified(schema, name)}"
 
 
-def _capture_row(shape: TableShape, alias: str, with_old_keys: bool) -> str:
-    old = unique_keys_expr(alias, shape) if with_old_keys else "NULL"
-    return (
-        f"SET wsrep_k = {key_image_expr(alias, shape)}; "
-        f"INSERT INTO {CAPTURE} (conn_id, table_id, key_hash, key_image, old_keys) "
-        f"VALUES (CONNECTION_ID(), {shape.table_id}, UNHEX(MD5(wsrep_k)), wsrep_k, {old}) "
-        "ON DUPLICATE KEY UPDATE conn_id = conn_id;"  # the first capture of a row wins
-    )
+_INSERT_CAPTURE = f"INSERT INTO {CAPTURE} (conn_id, table_id, key_image, old_keys)"
+
+
+def _capture_row(shape: TableShape, key_image: str, old_keys: str) -> str:
+    return f"{_INSERT_CAPTURE} VALUES (CONNECTION_ID(), {shape.table_id}, {key_image}, {old_keys});"
 
 
 def after_trigger_body(shape: TableShape, event: str) -> str:
@@ -362,17 +360,20 @@ def after_trigger_body(shape: TableShape, event: str) -> str:
     Only keys are captured; the drain reads the final row images at commit, which is
     what makes the capture the net effect of the whole transaction."""
     if event == "INSERT":
-        work = _capture_row(shape, "NEW", with_old_keys=False)
+        work = _capture_row(shape, key_image_expr("NEW", shape), "NULL")
     elif event == "DELETE":
-        work = _capture_row(shape, "OLD", with_old_keys=True)
-    else:
+        work = _capture_row(shape, key_image_expr("OLD", shape), unique_keys_expr("OLD", shape))
+    else:  # the new key too, if it differs (byte-wise: 'a' -> 'A' is a change)
         work = (
-            _capture_row(shape, "OLD", with_old_keys=True)
-            + f" IF NOT ({key_image_expr('NEW', shape)} <=> wsrep_k) THEN "
-            + _capture_row(shape, "NEW", with_old_keys=False)
+            f"SET wsrep_k = {key_image_expr('OLD', shape)}; "
+            + _capture_row(shape, "wsrep_k", unique_keys_expr("OLD", shape))
+            + f" SET wsrep_k2 = {key_image_expr('NEW', shape)};"
+            + " IF wsrep_k2 <> wsrep_k THEN "
+            + _capture_row(shape, "wsrep_k2", "NULL")
             + " END IF;"
         )
-    return f"BEGIN DECLARE wsrep_k MEDIUMBLOB; IF {APPLIER_FLAG} IS NULL THEN {work} END IF; END"
+        work = f"BEGIN DECLARE wsrep_k, wsrep_k2 MEDIUMBLOB; {work} END;"
+    return f"IF {APPLIER_FLAG} IS NULL THEN {work} END IF"
 
 
 def cascade_capture(path: Sequence[ForeignKey], shapes: dict[tuple[str, str], TableShape]) -> str:
@@ -397,11 +398,10 @@ def cascade_capture(path: Sequence[ForeignKey], shapes: dict[tuple[str, str], Ta
     child = shapes[(last.schema, last.table)]
     alias = aliases[-1]
     return (
-        f"INSERT INTO {CAPTURE} (conn_id, table_id, key_hash, key_image, old_keys) "
-        f"SELECT CONNECTION_ID(), {child.table_id}, UNHEX(MD5(k)), k, o FROM ("
-        f"SELECT {key_image_expr(alias, child)} AS k, {unique_keys_expr(alias, child)} AS o "
+        f"{_INSERT_CAPTURE} SELECT CONNECTION_ID(), {child.table_id}, "
+        f"{key_image_expr(alias, child)}, {unique_keys_expr(alias, child)} "
         f"FROM {qualified(first.schema, first.table)} {aliases[0]} {' '.join(joins)} "
-        f"WHERE {where}) AS wsrep_cascade ON DUPLICATE KEY UPDATE conn_id = VALUES(conn_id);"
+        f"WHERE {where};"
     )
 
 
@@ -459,10 +459,15 @@ RESTORE_CONTEXT = (
 
 # --- drain (origin, inside the user's transaction) -------------------------------------
 
-DRAIN = (
-    f"DELETE FROM {CAPTURE} WHERE conn_id = CONNECTION_ID() RETURNING table_id, key_image, old_keys"
-)
-DISCARD = f"DELETE FROM {CAPTURE} WHERE conn_id = CONNECTION_ID()"
+CAPTURED_SEQS = f"SELECT seq FROM {CAPTURE} WHERE conn_id = CONNECTION_ID()"
+
+
+def take_captured(seqs: Sequence[int]) -> str:
+    """Delete and return these capture rows. Only the primary key in the WHERE: a range
+    on `by_conn` would lock the gap up to the next session's rows until commit."""
+    listed = ", ".join(str(int(s)) for s in seqs)
+    returning = "RETURNING seq, table_id, key_image, old_keys"
+    return f"DELETE FROM {CAPTURE} WHERE seq IN ({listed}) {returning}"
 
 
 def _key_match(alias: str, spec: TableSpec, keys: Sequence[Sequence[Value]]) -> str:

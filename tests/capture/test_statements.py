@@ -179,3 +179,29 @@ async def test_capture_is_per_transaction(pair_factory: PairFactory) -> None:
         await other.aclose()
     left = (await pair.a.query("SELECT COUNT(*) FROM wsrep.capture")).rows
     assert left == [(b"0",)]
+
+
+async def test_drain_does_not_block_other_sessions(pair_factory: PairFactory) -> None:
+    """A drained transaction waiting for its commit (certification) must not hold locks
+    that stall other sessions' capture writes."""
+    pair = await pair_factory(ITEMS)
+    others = [await connect(pair.servers[0]) for _ in range(2)]
+    try:
+        for conn in others:
+            await conn.query(f"USE {pair.schema}")
+            await conn.query("SET SESSION innodb_lock_wait_timeout = 1")
+            await conn.query("BEGIN")
+        await others[1].query("INSERT INTO items (id, sku) VALUES (1, 'newer session')")
+        await pair.a.query("BEGIN")
+        await pair.a.query("INSERT INTO items (id, sku) VALUES (2, 'draining'), (3, 'too')")
+        await drain(pair.a, pair.catalog)  # not committed yet
+        # sessions with connection ids on either side of a's keep capturing
+        await others[0].query("INSERT INTO items (id, sku) VALUES (4, 'another')")
+        await others[1].query("UPDATE items SET qty = 1 WHERE id = 1")
+        await pair.a.query("COMMIT")
+        for conn in others:
+            assert len((await drain(conn, pair.catalog)).changes) == 1
+            await conn.query("COMMIT")
+    finally:
+        for conn in others:
+            await conn.aclose()
