@@ -6,7 +6,7 @@ submit -> local delivery latency of its own payloads and how many payloads (from
 it delivered in the window. Two runs: a low paced load and a saturating one.
 
     .venv/bin/python bench/group_bench.py [--duration 10] [--low-rate 200]
-        [--concurrency 256] [--payload-size 1024]
+        [--concurrency 256] [--payload-size 1024] [--max-batch 1024]
 
 Prints progress, then per run: ordered payloads/s (as delivered by each member) and
 p50/p99 latency per member. Numbers only, never asserted anywhere.
@@ -107,6 +107,8 @@ async def run_once(
                     str(concurrency),
                     "--payload-size",
                     str(args.payload_size),
+                    "--max-batch",
+                    str(args.max_batch),
                 ]
                 if i == 0:
                     argv.append("--bootstrap")
@@ -144,7 +146,8 @@ async def run_once(
             f"  {m.name}: ordered {s.get('delivered_per_s')} payloads/s delivered here, "
             f"own submitted {s.get('submitted')} failed {s.get('failed')}, latency p50 "
             f"{s.get('latency_ms_p50')} ms p99 {s.get('latency_ms_p99')} ms "
-            f"max {s.get('latency_ms_max')} ms",
+            f"max {s.get('latency_ms_max')} ms, CPU {s.get('cpu_seconds')} s = "
+            f"{s.get('cpu_us_per_delivered')} us per delivered payload",
             flush=True,
         )
     return summaries
@@ -170,6 +173,7 @@ def main() -> int:
     parser.add_argument("--low-rate", type=float, default=200.0, help="payloads/s per member")
     parser.add_argument("--concurrency", type=int, default=256, help="in flight per member")
     parser.add_argument("--only", choices=("low", "saturating"), default=None)
+    parser.add_argument("--max-batch", type=int, default=1024, help="GroupConfig.max_batch")
     parser.add_argument("--keep", action="store_true", help="keep the member logs")
     args = parser.parse_args()
     results = []

@@ -54,6 +54,12 @@ def add_member_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fc-limit", type=int, default=GroupConfig.fc_limit, help="Galera gcs.fc_limit"
     )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=GroupConfig.max_batch,
+        help="payloads the leader packs in one message",
+    )
 
 
 def member_config(args: argparse.Namespace, arbitrator: bool) -> GroupConfig:
@@ -70,6 +76,7 @@ def member_config(args: argparse.Namespace, arbitrator: bool) -> GroupConfig:
         inactive_timeout=args.inactive,
         election_timeout=args.election,
         fc_limit=args.fc_limit,
+        max_batch=args.max_batch,
     )
 
 
