@@ -7,7 +7,14 @@ import re
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from proxy.sql_text import Tok, split_statements, tokens, unquote_ident, unquote_string
+from proxy.sql_text import (
+    Tok,
+    _split_tokens,
+    split_statements,
+    tokens,
+    unquote_ident,
+    unquote_string,
+)
 from proxy.statement_class import StatementInfo, StatementKind, classify, classify_uncached
 
 from .cases import CASES
@@ -126,3 +133,11 @@ def test_string_literals_round_trip(value: str, quote: str) -> None:
     (tok,) = tokens(quote + body + quote)
     assert tok.kind is Tok.STRING
     assert unquote_string(tok) == value
+
+
+@QUICK
+@given(sqlish_text)
+@example("SELECT 1 */* ; */; SELECT 2")
+@example("SELECT @x.end; SELECT 2")
+def test_fast_split_equals_the_token_split(text: str) -> None:
+    assert split_statements(text) == _split_tokens(text)
