@@ -126,7 +126,7 @@ async def run_once(
             with trio.fail_after(args.duration + 60):
                 while not all(m.summary for m in members):
                     if any(m.process.returncode is not None for m in members):
-                        raise RuntimeError(f"a member exited early; logs in {workdir}")
+                        raise RuntimeError("a member exited early")
                     await trio.sleep(0.2)
         finally:
             for m in members:
@@ -176,24 +176,24 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=1024, help="GroupConfig.max_batch")
     parser.add_argument("--keep", action="store_true", help="keep the member logs")
     args = parser.parse_args()
-    results = []
+    runs = {
+        "low": ("low load", args.low_rate, 16),
+        "saturating": ("saturating", 0.0, args.concurrency),
+    }
     workdir = Path(tempfile.mkdtemp(prefix="group-bench-"))
-    if True:
-        if args.only in (None, "low"):
-            results.append(
-                ("low load", trio.run(run_once, "low", args, args.low_rate, 16, workdir))
-            )
-        if args.only in (None, "saturating"):
-            results.append(
-                (
-                    "saturating",
-                    trio.run(run_once, "saturating", args, 0.0, args.concurrency, workdir),
-                )
-            )
-    if not args.keep:
-        shutil.rmtree(workdir)  # kept when a run failed, for its member logs
-    else:
+    results = []
+    for key, (label, rate, concurrency) in runs.items():
+        if args.only in (None, key):
+            try:
+                summaries = trio.run(run_once, key, args, rate, concurrency, workdir)
+            except BaseException:
+                print(f"run {key} failed; member logs in {workdir}", file=sys.stderr)
+                raise
+            results.append((label, summaries))
+    if args.keep:
         print(f"member logs in {workdir}")
+    else:
+        shutil.rmtree(workdir)
     print("== results")
     for label, summaries in results:
         print("  " + headline(label, summaries))
