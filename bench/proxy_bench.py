@@ -111,6 +111,13 @@ class ServiceProcess:
         self.proc = None
         return self.returncode
 
+    def stop_cleanly(self) -> None:
+        """Stop, and raise unless it exited 0 on SIGTERM (as `wsrepctl proxy` promises)."""
+        rc = self.stop()
+        if rc != 0:
+            why = "needed SIGKILL" if rc is None else f"exited {rc}"
+            raise ServiceError(f"{self.name} {why} on SIGTERM:\n{self.tail()}")
+
     def __enter__(self) -> ServiceProcess:
         self.start()
         return self
