@@ -122,7 +122,6 @@ class Relay:
         if command == Command.CHANGE_USER:
             return await self._change_user(payload)
         await self._relay_response(command, packet)
-        self._after_response(command, payload)
         return True
 
     async def _to_backend(self, data: bytes) -> None:
@@ -148,9 +147,12 @@ class Relay:
             if end < len(data):  # the server never sends unasked; keep it for later anyway
                 backend.reader.feed(data[end:])
                 data = data[:end]
-            await client.send(data)
             if not tracker.local_infile:
+                # The state changes before the client can see the response end.
+                self._after_response(command, packet.payload)
+                await client.send(data)
                 return
+            await client.send(data)
             await self._relay_local_infile()
             tracker.resume_after_local_infile()
 
