@@ -152,6 +152,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="which events to print on stdout (deliveries are many under load)",
     )
     parser.add_argument(
+        "--apply-delay",
+        type=float,
+        default=0.0,
+        help="seconds to 'apply' each payload (a slow member, for flow control)",
+    )
+    parser.add_argument(
         "--submit-timeout", type=float, default=30.0, help="seconds to wait for a seqno"
     )
     load = parser.add_argument_group("load generator")
@@ -200,8 +206,13 @@ class _Member:
                 batch = await node.next_events()
             except trio.EndOfChannel:
                 return
-            for event in batch:
+            delay = self.args.apply_delay
+            for i, event in enumerate(batch):
                 self._on_event(node, event)
+                if delay and isinstance(event, Deliver):
+                    # a slow applier: flow control must hold the group back for it
+                    await trio.sleep(delay)
+                    node.set_apply_queue(len(batch) - i - 1 + node.pending_events)
 
     def _on_event(self, node: GroupNode, event: GroupEvent) -> None:
         printing = self.args.print_events

@@ -52,6 +52,7 @@ class MemberProcess:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     _submits: int = 0
+    _stdin_lock: trio.Lock = field(default_factory=trio.Lock)
 
     @property
     def view(self) -> dict[str, Any] | None:
@@ -105,7 +106,8 @@ class MemberProcess:
 
     async def command(self, line: str) -> None:
         assert self.process is not None and self.process.stdin is not None
-        await self.process.stdin.send_all(line.encode() + b"\n")
+        async with self._stdin_lock:
+            await self.process.stdin.send_all(line.encode() + b"\n")
 
     async def submit(self, text: str, timeout: float = 10.0) -> dict[str, Any]:
         """Submit `text`; the member's answer (`submitted` with a seqno, or `submit-failed`)."""
