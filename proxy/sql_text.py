@@ -137,8 +137,23 @@ def unquote_string(tok: Token) -> str:
 _END_SUFFIX_NOT_COUNTED = frozenset({"IF", "LOOP", "WHILE", "REPEAT", "FOR"})
 # A BEGIN after one of these opens a block (not a column named `begin`).
 _BEGIN_BLOCK_AFTER = frozenset(
-    {";", ":", ")", "THEN", "ELSE", "DO", "LOOP", "REPEAT", "BEGIN", "ROW", "DETERMINISTIC",
-     "SQL", "DATA", "DEFINER", "INVOKER"}
+    {
+        ";",
+        ":",
+        ")",
+        "THEN",
+        "ELSE",
+        "DO",
+        "LOOP",
+        "REPEAT",
+        "BEGIN",
+        "ROW",
+        "DETERMINISTIC",
+        "SQL",
+        "DATA",
+        "DEFINER",
+        "INVOKER",
+    }
 )
 # A statement starting with one of these is a compound statement whose body we do not
 # track (IF ... END IF etc.): the rest of the text is taken as that one statement.
@@ -270,17 +285,19 @@ class TokenCursor:
         self.i = 0
 
     def peek(self, k: int = 0) -> Token | None:
-        need = self.i + k + 1
-        while len(self._buf) < need:
+        j = self.i + k
+        buf = self._buf
+        while len(buf) <= j:
             tok = next(self._it, None)
             if tok is None:
                 return None
-            self._buf.append(tok)
-        return self._buf[self.i + k]
+            buf.append(tok)
+        return buf[j]
 
     def word(self, k: int = 0) -> str:
         """Upper-cased WORD at offset k, "" for anything else or the end."""
-        tok = self.peek(k)
+        j = self.i + k
+        tok = self._buf[j] if j < len(self._buf) else self.peek(k)
         return tok.upper if tok is not None else ""
 
     def is_ident(self, k: int = 0) -> bool:

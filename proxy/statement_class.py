@@ -9,7 +9,6 @@ path cannot name the tables (multi-table UPDATE/DELETE, WITH ... UPDATE/DELETE).
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
@@ -28,8 +27,6 @@ __all__ = [
     "split_statements",
 ]
 
-log = logging.getLogger("wsrep.classify")
-
 K = StatementKind
 
 # Statements longer than this are classified but not cached: they rarely repeat (bulk
@@ -38,6 +35,8 @@ CACHE_SIZE = 4096
 CACHE_MAX_TEXT = 4096
 
 _EMPTY = StatementInfo(K.EMPTY)
+_READ = StatementInfo(K.READ)
+_LOCKING_READ = StatementInfo(K.LOCKING_READ)
 
 
 def classify(sql: str) -> StatementInfo:
@@ -63,6 +62,7 @@ def classify_uncached(sql: str) -> StatementInfo:
 _classify_cached = functools.lru_cache(maxsize=CACHE_SIZE)(classify_uncached)
 cache_info = _classify_cached.cache_info
 cache_clear = _classify_cached.cache_clear
+
 
 class _ClassifyFrom(NamedTuple):
     """A prefix (SET STATEMENT ... FOR, ANALYZE) wraps the statement that starts here."""
@@ -92,7 +92,7 @@ def _classify_one(sql: str) -> StatementInfo:
 
 
 def _select(cur: TokenCursor) -> StatementInfo:
-    return StatementInfo(K.LOCKING_READ if _is_locking(cur) else K.READ)
+    return _LOCKING_READ if _is_locking(cur) else _READ
 
 
 def _is_locking(cur: TokenCursor) -> bool:
@@ -151,8 +151,12 @@ def _delete(cur: TokenCursor) -> StatementInfo:
     cur.accept("IGNORE")
     if cur.accept("FROM"):
         name = cur.qualified_name()
-        if name is not None and cur.word() in _SINGLE_DELETE_NEXT and (
-            cur.peek() is None or cur.peek().kind is Tok.WORD  # type: ignore[union-attr]
+        if (
+            name is not None
+            and cur.word() in _SINGLE_DELETE_NEXT
+            and (
+                cur.peek() is None or cur.peek().kind is Tok.WORD  # type: ignore[union-attr]
+            )
         ):
             return StatementInfo(K.DML, tables=(name,))
     return StatementInfo(K.DML, tables=dml_targets(cur.sql))
@@ -171,11 +175,28 @@ def _load(cur: TokenCursor) -> StatementInfo:
 
 # Object keywords of CREATE/ALTER/DROP; what precedes them (OR REPLACE, DEFINER = ...,
 # ALGORITHM = ..., UNIQUE, ONLINE, ...) is skipped.
-_OBJECTS = frozenset({
-    "TABLE", "TABLES", "DATABASE", "SCHEMA", "INDEX", "VIEW", "PROCEDURE", "FUNCTION",
-    "TRIGGER", "EVENT", "SEQUENCE", "USER", "ROLE", "SERVER", "TABLESPACE", "PACKAGE",
-    "LOGFILE", "PREPARE",
-})
+_OBJECTS = frozenset(
+    {
+        "TABLE",
+        "TABLES",
+        "DATABASE",
+        "SCHEMA",
+        "INDEX",
+        "VIEW",
+        "PROCEDURE",
+        "FUNCTION",
+        "TRIGGER",
+        "EVENT",
+        "SEQUENCE",
+        "USER",
+        "ROLE",
+        "SERVER",
+        "TABLESPACE",
+        "PACKAGE",
+        "LOGFILE",
+        "PREPARE",
+    }
+)
 _TABLE_LIKE = frozenset({"TABLE", "TABLES", "VIEW", "SEQUENCE"})
 
 
@@ -250,7 +271,8 @@ def _rename(cur: TokenCursor) -> StatementInfo:
     tables = []
     while (old := cur.qualified_name()) is not None:  # a TO b [, c TO d ...]
         tables.append(old)
-        cur.accept_seq("WAIT")  # RENAME TABLE t [WAIT n | NOWAIT] TO ...
+        if cur.accept("WAIT"):  # RENAME TABLE t [WAIT n | NOWAIT] TO ...
+            cur.next()
         cur.accept("NOWAIT")
         if not cur.accept("TO") or (new := cur.qualified_name()) is None:
             break
@@ -422,7 +444,9 @@ def _simple(kind: StatementKind) -> _Handler:
 _SCOPES = {"GLOBAL": "global", "SESSION": "session", "LOCAL": "session"}
 # SET NAMES and SET CHARACTER SET both assign these.
 _CHARSET_VARS = (
-    "character_set_client", "character_set_connection", "character_set_results",
+    "character_set_client",
+    "character_set_connection",
+    "character_set_results",
     "collation_connection",
 )
 _ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")

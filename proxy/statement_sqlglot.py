@@ -76,9 +76,7 @@ def _targets(tree: exp.Expression) -> tuple[TableName, ...]:
         candidates = _base_tables(tree.this) + [
             t for j in tree.args.get("joins") or () for t in _base_tables(j)
         ]
-        qualifiers = {
-            eq.this.table for eq in tree.expressions if isinstance(eq.this, exp.Column)
-        }
+        qualifiers = {eq.this.table for eq in tree.expressions if isinstance(eq.this, exp.Column)}
         if "" in qualifiers or not qualifiers:  # an unqualified column: any table may be it
             return tuple(dict.fromkeys(_name(t) for t in candidates))
         return _resolve(sorted(qualifiers), candidates)
@@ -102,8 +100,20 @@ def dml_targets(sql: str) -> tuple[TableName, ...]:
         return ()
 
 
-_DDL_KINDS = frozenset({"TABLE", "VIEW", "INDEX", "SEQUENCE", "DATABASE", "SCHEMA", "PROCEDURE",
-                        "FUNCTION", "TRIGGER", "EVENT"})
+_DDL_KINDS = frozenset(
+    {
+        "TABLE",
+        "VIEW",
+        "INDEX",
+        "SEQUENCE",
+        "DATABASE",
+        "SCHEMA",
+        "PROCEDURE",
+        "FUNCTION",
+        "TRIGGER",
+        "EVENT",
+    }
+)
 
 
 def _ddl_tables(tree: exp.Create | exp.Drop | exp.Alter, kind: str) -> tuple[TableName, ...]:
@@ -152,8 +162,12 @@ def _classify_tree(tree: exp.Expression) -> StatementInfo | None:
         if kind not in _DDL_KINDS:
             return None
         temporary = bool(tree.args.get("temporary")) or tree.find(exp.TemporaryProperty) is not None
-        return StatementInfo(K.DDL, implicit_commit=not temporary, temporary=temporary,
-                             tables=_ddl_tables(tree, kind))
+        return StatementInfo(
+            K.DDL,
+            implicit_commit=not temporary,
+            temporary=temporary,
+            tables=_ddl_tables(tree, kind),
+        )
     if isinstance(tree, exp.Rollback) and tree.args.get("savepoint"):
         return StatementInfo(K.SAVEPOINT, name=tree.args["savepoint"].name)
     kinds: dict[type[exp.Expression], StatementKind] = {

@@ -7,11 +7,62 @@ from hypothesis import strategies as st
 # Characters that matter to the lexer, so random text often hits its edge cases.
 SQL_ALPHABET = "abcSELECTFORUPDATEBEGINEND ;'\"`\\/*!#-\n\t()@.,=M0159é"
 
-WORDS = ["SELECT", "FOR", "UPDATE", "BEGIN", "END", "CASE", "SET", "STATEMENT", "WITH", "AS",
-         "INSERT", "INTO", "DELETE", "FROM", "CREATE", "TABLE", "DROP", "IF", "NOT", "ATOMIC",
-         "LOCK", "IN", "SHARE", "MODE", "ANALYZE", "TRANSACTION", "ROLLBACK", "TO", "x", "1"]
-PIECES = [*WORDS, ";", "'", '"', "`", "/*", "*/", "/*!", "/*M!50700", "--", "-- ", "#", "\n",
-          "(", ")", "\\", ",", "=", "@@", "@", ".", " "]
+WORDS = [
+    "SELECT",
+    "FOR",
+    "UPDATE",
+    "BEGIN",
+    "END",
+    "CASE",
+    "SET",
+    "STATEMENT",
+    "WITH",
+    "AS",
+    "INSERT",
+    "INTO",
+    "DELETE",
+    "FROM",
+    "CREATE",
+    "TABLE",
+    "DROP",
+    "IF",
+    "NOT",
+    "ATOMIC",
+    "LOCK",
+    "IN",
+    "SHARE",
+    "MODE",
+    "ANALYZE",
+    "TRANSACTION",
+    "ROLLBACK",
+    "TO",
+    "x",
+    "1",
+]
+PIECES = [
+    *WORDS,
+    ";",
+    "'",
+    '"',
+    "`",
+    "/*",
+    "*/",
+    "/*!",
+    "/*M!50700",
+    "--",
+    "-- ",
+    "#",
+    "\n",
+    "(",
+    ")",
+    "\\",
+    ",",
+    "=",
+    "@@",
+    "@",
+    ".",
+    " ",
+]
 
 sqlish_text = st.one_of(
     st.text(),
@@ -58,9 +109,9 @@ def table_refs(draw: st.DrawFn) -> tuple[str, tuple[str | None, str]]:
     return text, (None, name)
 
 
-_string_bodies = st.text(
-    alphabet=st.sampled_from(list("ab ;#-/*!'\"`\\\nxé")), max_size=12
-).map(lambda s: "'" + s.replace("\\", "\\\\").replace("'", "''") + "'")
+_string_bodies = st.text(alphabet=st.sampled_from(list("ab ;#-/*!'\"`\\\nxé")), max_size=12).map(
+    lambda s: "'" + s.replace("\\", "\\\\").replace("'", "''") + "'"
+)
 literals = st.one_of(st.integers(-5, 10**6).map(str), _string_bodies)
 
 

@@ -89,9 +89,13 @@ IMPLICIT_COMMIT_PROBES: list[tuple[str, str | None]] = [
 def conns(mariadb: MariaDBServer) -> Iterator[tuple[pymysql.Connection, pymysql.Connection]]:
     with mariadb.connect() as setup, setup.cursor() as cur:
         for stmt in (
-            "DROP DATABASE IF EXISTS ic", "DROP DATABASE IF EXISTS ic_marker",
-            "DROP DATABASE IF EXISTS ic2", "DROP USER IF EXISTS 'icu'@'%', 'icv'@'%'",
-            "DROP ROLE IF EXISTS icr", "CREATE DATABASE ic", "CREATE DATABASE ic_marker",
+            "DROP DATABASE IF EXISTS ic",
+            "DROP DATABASE IF EXISTS ic_marker",
+            "DROP DATABASE IF EXISTS ic2",
+            "DROP USER IF EXISTS 'icu'@'%', 'icv'@'%'",
+            "DROP ROLE IF EXISTS icr",
+            "CREATE DATABASE ic",
+            "CREATE DATABASE ic_marker",
             "CREATE TABLE ic_marker.m (id INT PRIMARY KEY) ENGINE=InnoDB",
         ):
             cur.execute(stmt)
@@ -175,9 +179,22 @@ def test_statement_split_matches_the_server(mariadb: MariaDBServer, text: str) -
 
 @pytest.mark.parametrize(
     "comment",
-    ["/*! + 1 */", "/*!40101 + 1 */", "/*!50700 + 1 */", "/*!99999 + 1 */", "/*!100000 + 1 */",
-     "/*!101100 + 1 */", "/*!110000 + 1 */", "/*M! + 1 */", "/*M!50700 + 1 */",
-     "/*M!100100 + 1 */", "/*M!999999 + 1 */", "/*m! + 1 */", "/* + 1 */", "/*!+1*/"],
+    [
+        "/*! + 1 */",
+        "/*!40101 + 1 */",
+        "/*!50700 + 1 */",
+        "/*!99999 + 1 */",
+        "/*!100000 + 1 */",
+        "/*!101100 + 1 */",
+        "/*!110000 + 1 */",
+        "/*M! + 1 */",
+        "/*M!50700 + 1 */",
+        "/*M!100100 + 1 */",
+        "/*M!999999 + 1 */",
+        "/*m! + 1 */",
+        "/* + 1 */",
+        "/*!+1*/",
+    ],
 )
 def test_executable_comments_match_the_server(mariadb: MariaDBServer, comment: str) -> None:
     sql = f"SELECT 1 {comment}"
@@ -189,9 +206,22 @@ def test_executable_comments_match_the_server(mariadb: MariaDBServer, comment: s
 
 
 LITERALS = [
-    "'plain'", "'it''s'", "'a\\'b'", "'back\\\\slash'", "'tab\\there'", "'nl\\nx'",
-    "'percent\\%'", "'under\\_'", "'unknown\\q'", "\"dq\"", "\"d\"\"q\"", "\"d\\\"q\"",
-    "'semi;colon'", "'/* not a comment */'", "'-- nor this'", "'zero\\0'",
+    "'plain'",
+    "'it''s'",
+    "'a\\'b'",
+    "'back\\\\slash'",
+    "'tab\\there'",
+    "'nl\\nx'",
+    "'percent\\%'",
+    "'under\\_'",
+    "'unknown\\q'",
+    '"dq"',
+    '"d""q"',
+    '"d\\"q"',
+    "'semi;colon'",
+    "'/* not a comment */'",
+    "'-- nor this'",
+    "'zero\\0'",
 ]
 
 

@@ -24,8 +24,10 @@ QUICK = settings(max_examples=300, deadline=None, suppress_health_check=[HealthC
 
 # Single statements that stay themselves when text is put around or after them.
 STANDALONE = [
-    sql for sql, kind, fields in CASES
-    if kind is not StatementKind.EMPTY and not fields.get("multi")
+    sql
+    for sql, kind, fields in CASES
+    if kind is not StatementKind.EMPTY
+    and not fields.get("multi")
     and not re.search(r"--|#|/\* unterminated", sql)
     and not sql.rstrip().endswith(";")
     and not re.match(r"\s*(IF|lbl:|BEGIN NOT ATOMIC)", sql)  # compound: swallows the rest
@@ -84,12 +86,18 @@ def test_case_of_keywords_does_not_matter(sql: str, upper: bool) -> None:
     expected = classify_uncached(sql)
     got = classify_uncached(changed)
     assert (got.kind, got.implicit_commit, got.multi, len(got.tables)) == (
-        expected.kind, expected.implicit_commit, expected.multi, len(expected.tables))
+        expected.kind,
+        expected.implicit_commit,
+        expected.multi,
+        len(expected.tables),
+    )
 
 
 @QUICK
-@given(st.lists(st.sampled_from(STANDALONE), min_size=1, max_size=6),
-       st.sampled_from([";", "; ", ";\n", " ;\t"]))
+@given(
+    st.lists(st.sampled_from(STANDALONE), min_size=1, max_size=6),
+    st.sampled_from([";", "; ", ";\n", " ;\t"]),
+)
 def test_split_finds_each_statement_of_a_multi_statement_text(
     statements: list[str], glue: str
 ) -> None:
