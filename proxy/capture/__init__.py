@@ -5,7 +5,12 @@ transaction) and `record_position()` before COMMIT. Other nodes: `prepare_applie
 once per connection, then `apply_write_set()` per decoded write set.
 """
 
-from proxy.capture.applier import apply_changes, apply_write_set, prepare_applier_session
+from proxy.capture.applier import (
+    apply_changes,
+    apply_write_set,
+    commit_at,
+    prepare_applier_session,
+)
 from proxy.capture.catalog import Catalog, load_catalog
 from proxy.capture.drain import CapturedRows, CaptureError, discard, drain
 from proxy.capture.install import install, install_table, uninstall
@@ -37,6 +42,7 @@ __all__ = [
     "TableSpec",
     "apply_changes",
     "apply_write_set",
+    "commit_at",
     "decode_changes",
     "discard",
     "drain",

@@ -3,23 +3,24 @@
 The applier session skips the capture triggers and the (guarded) user triggers, checks no
 foreign keys and runs no cascades: the write set already holds every row the origin's
 statements, triggers and cascades changed, so the order rows are applied in cannot fail.
-Applying is idempotent: deletes by key, then `REPLACE` of full images.
+Applying is idempotent: deletes by key, then `REPLACE` of full images. Statements go to
+the backend several at a time (`SqlSession.query` takes `;`-separated statements).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from itertools import groupby
 
 from proxy.capture import mariadb_sql as sql
-from proxy.capture.position import Position, record_position
-from proxy.capture.rowimage import Op, RowChange
+from proxy.capture.position import Position
+from proxy.capture.rowimage import Op, RowChange, TableSpec, Value
 from proxy.capture.session import SqlSession
 
 log = logging.getLogger("wsrep.applier")
 
 MAX_STATEMENT_ROWS = 500
+MAX_SCRIPT_BYTES = 4 << 20  # statements sent together stay well under max_allowed_packet
 
 
 async def prepare_applier_session(session: SqlSession) -> None:
@@ -28,30 +29,43 @@ async def prepare_applier_session(session: SqlSession) -> None:
         await session.query(statement)
 
 
+def apply_statements(changes: Sequence[RowChange]) -> list[str]:
+    """SQL for the changes: every DELETE, then every UPSERT (a row whose key changed is a
+    delete of the old key and an upsert of the new one), batched per table."""
+    batches: dict[tuple[TableSpec, Op], list[tuple[Value, ...]]] = {}
+    for op in (Op.DELETE, Op.UPSERT):
+        for change in changes:
+            if change.op is op:
+                batches.setdefault((change.table, op), []).append(change.values)
+    statements = []
+    for (table, op), rows in batches.items():
+        render = sql.delete_rows if op is Op.DELETE else sql.replace_rows
+        for start in range(0, len(rows), MAX_STATEMENT_ROWS):
+            statements.append(render(table, rows[start : start + MAX_STATEMENT_ROWS]))
+    return statements
+
+
 async def apply_changes(session: SqlSession, changes: Sequence[RowChange]) -> None:
-    """Run the changes in the session's open transaction: every DELETE, then every UPSERT
-    (a row whose key changed is a delete of the old key and an upsert of the new one)."""
-    ordered = [c for c in changes if c.op is Op.DELETE] + [c for c in changes if c.op is Op.UPSERT]
-    for (table, op), group in groupby(ordered, key=lambda c: (c.table, c.op)):
-        batch = list(group)
-        for start in range(0, len(batch), MAX_STATEMENT_ROWS):
-            values = [c.values for c in batch[start : start + MAX_STATEMENT_ROWS]]
-            if op is Op.DELETE:
-                await session.query(sql.delete_rows(table, values))
-            else:
-                await session.query(sql.replace_rows(table, values))
+    """Open a transaction and run the changes in it (in as few round trips as fit)."""
+    for script in sql.scripts([sql.BEGIN, *apply_statements(changes)], MAX_SCRIPT_BYTES):
+        await session.query(script)
+
+
+async def commit_at(session: SqlSession, position: Position) -> None:
+    """Record the position and commit, in one round trip (call it in commit order)."""
+    update = sql.update_position(position.cluster_uuid, position.seqno)
+    await session.query(f"{update}; {sql.COMMIT}")
 
 
 async def apply_write_set(
     session: SqlSession, changes: Sequence[RowChange], position: Position
 ) -> None:
-    """Apply and commit with the position update; on any error roll back and re-raise."""
-    await session.query(sql.BEGIN)
+    """Apply and commit with the position update; on an error roll back and re-raise.
+    (If cancelled mid-way the connection's state is unknown: close it.)"""
     try:
         await apply_changes(session, changes)
-        await record_position(session, position)
-        await session.query(sql.COMMIT)
-    except BaseException:
+        await commit_at(session, position)
+    except Exception:
         await session.query(sql.ROLLBACK)
         raise
     log.debug("applied %d row changes at %s", len(changes), position)

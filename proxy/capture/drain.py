@@ -68,7 +68,7 @@ async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
             if old is not None:
                 keys.extend(certkeys.unique_keys(shape, sql.split_key_list(old)))
         found = await _final_images(session, shape, list(entries), upserts, keys)
-        spec = shape.spec()
+        spec = shape.spec
         deletes.extend(
             RowChange(spec, Op.DELETE, sql.split_key_image(k, shape))
             for k, old in entries.items()
@@ -86,7 +86,7 @@ async def _final_images(
     keys: list[Key],
 ) -> set[bytes]:
     """Append the UPSERTs (and their keys) of the rows that exist; return their key images."""
-    spec = shape.spec()
+    spec = shape.spec
     found: set[bytes] = set()
     for start in range(0, len(key_images), SELECT_BATCH):
         chunk = [sql.split_key_image(k, shape) for k in key_images[start : start + SELECT_BATCH]]

@@ -486,7 +486,7 @@ def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
     """Final images of the rows with these keys, with their key image, unique keys and
     FK parent keys. A locking read: a row captured but not changed by this transaction
     (a cascade that did not happen) is read at its latest committed version."""
-    spec = shape.spec()
+    spec = shape.spec
     exprs = [read_expr(f"u.{ident(c.name)}", c.kind) for c in spec.columns]
     return (
         f"SELECT {key_image_expr('u', shape)}, {unique_keys_expr('u', shape)}, "
@@ -508,6 +508,21 @@ APPLIER_SESSION = (
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 )
 BEGIN = "START TRANSACTION"
+
+
+def scripts(statements: Sequence[str], limit: int) -> list[str]:
+    """Join statements into multi-statement texts of at most about `limit` bytes each."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for statement in statements:
+        if out[-1] and size + len(statement) > limit:
+            out.append([])
+            size = 0
+        out[-1].append(statement)
+        size += len(statement) + 2
+    return ["; ".join(part) for part in out if part]
+
+
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 

@@ -18,7 +18,10 @@ class Result(Protocol):
 
 
 class SqlSession(Protocol):
-    async def query(self, sql: str) -> Result: ...
+    async def query(self, sql: str) -> Result:
+        """Run one statement, or several separated by `;` (returning the last result);
+        raise on the first that fails."""
+        ...
 
 
 def text(raw: bytes | None) -> str:

@@ -6,6 +6,7 @@ Pure data, built by `catalog.py` from the backend's information_schema.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from proxy.capture.rowimage import ColumnSpec, Kind, TableSpec
 
@@ -78,16 +79,22 @@ class TableShape:
     def identifying_key(self) -> UniqueKey:
         """The key that names a row in row images: the primary key, else the first unique
         key of whole, NOT NULL, stored columns. Raises NotReplicable without one."""
+        if self._identifying_key is None:
+            raise NotReplicable(
+                f"table {self.qualified} has no primary key or unique NOT NULL key, "
+                "so its rows cannot be replicated"
+            )
+        return self._identifying_key
+
+    @cached_property
+    def _identifying_key(self) -> UniqueKey | None:
         for key in self.unique_keys:
             cols = [self.by_name[c] for c in key.columns]
             if all(p is None for p in key.prefixes) and not any(
                 c.nullable or c.generated for c in cols
             ):
                 return key
-        raise NotReplicable(
-            f"table {self.qualified} has no primary key or unique NOT NULL key, "
-            "so its rows cannot be replicated"
-        )
+        return None
 
     def check_replicable(self) -> None:
         if self.engine.lower() != "innodb":
@@ -104,7 +111,9 @@ class TableShape:
         """Columns a row image carries: every stored, non-generated column."""
         return tuple(c for c in self.columns if not c.generated)
 
+    @cached_property
     def spec(self) -> TableSpec:
+        """The table as row images describe it (check_replicable() first)."""
         cols = self.image_columns()
         names = [c.name for c in cols]
         kinds = [c.kind for c in cols]

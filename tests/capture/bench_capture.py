@@ -1,0 +1,129 @@
+"""What capture and apply cost, on real MariaDB (not a test: prints numbers, asserts none).
+
+    .venv/bin/python -m tests.capture.bench_capture [transactions]
+
+One client runs oltp_write_only-shaped transactions (4 updates, 1 delete, 1 insert on a
+10,000-row table) against a plain table, then against the same table with capture
+installed (statements, drain, encode); a second server applies the captured write sets.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from proxy.backend_client import BackendClient
+from proxy.capture import (
+    Catalog,
+    Position,
+    RowChange,
+    apply_write_set,
+    decode_changes,
+    drain,
+    install,
+    prepare_applier_session,
+)
+from proxy.managed_mariadb import running_servers
+
+ROWS = 10_000
+DDL = (
+    "CREATE TABLE bench.sbtest (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, "
+    "pad CHAR(60) NOT NULL, KEY k (k)) ENGINE=InnoDB"
+)
+FILL = (
+    f"INSERT INTO bench.sbtest SELECT seq, seq % 997, REPEAT(CHAR(65 + seq % 26), 120), "
+    f"REPEAT('p', 60) FROM seq_1_to_{ROWS}"
+)
+CLUSTER = "0be0c4a1-0000-4000-8000-000000000001"
+
+
+def statements(rng: random.Random) -> list[str]:
+    ids = rng.sample(range(1, ROWS + 1), 5)
+    return [
+        f"UPDATE bench.sbtest SET k = k + 1 WHERE id = {ids[0]}",
+        f"UPDATE bench.sbtest SET c = REPEAT('u', 120) WHERE id = {ids[1]}",
+        f"UPDATE bench.sbtest SET k = k - 1 WHERE id = {ids[2]}",
+        f"UPDATE bench.sbtest SET pad = UUID() WHERE id = {ids[3]}",
+        f"DELETE FROM bench.sbtest WHERE id = {ids[4]}",
+        f"INSERT INTO bench.sbtest VALUES ({ids[4]}, {rng.randint(1, 997)}, 'x', 'y')",
+    ]
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    async def run(self, what: str, step: Callable[[], Awaitable[object]]) -> object:
+        start = time.perf_counter()
+        result = await step()
+        self.spent[what] = self.spent.get(what, 0.0) + time.perf_counter() - start
+        return result
+
+
+async def origin(
+    conn: BackendClient, count: int, catalog: Catalog | None
+) -> tuple[Timer, list[bytes]]:
+    rng = random.Random(7)
+    timer = Timer()
+    payloads = []
+    for _ in range(count):
+        await timer.run("statements", lambda: conn.query("BEGIN"))
+        for sql in statements(rng):
+            await timer.run("statements", lambda sql=sql: conn.query(sql))
+        if catalog is not None:
+            captured = await timer.run("drain", lambda: drain(conn, catalog))
+            start = time.perf_counter()
+            payloads.append(captured.payload())  # type: ignore[attr-defined]
+            timer.spent["encode"] = timer.spent.get("encode", 0.0) + time.perf_counter() - start
+        await timer.run("commit", lambda: conn.query("COMMIT"))
+    return timer, payloads
+
+
+def report(title: str, timer: Timer, count: int) -> float:
+    total = sum(timer.spent.values())
+    parts = ", ".join(f"{k} {1000 * v / count:.2f} ms" for k, v in timer.spent.items())
+    print(f"{title:28} {count / total:8.0f} trx/s  {1000 * total / count:6.2f} ms/trx  ({parts})")
+    return total
+
+
+async def main(count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, running_servers(Path(tmp), 2) as (a, b):
+        conns = [await BackendClient.connect(s.host, s.port, "root") for s in (a, b)]
+        for conn in conns:
+            await conn.query("CREATE DATABASE bench")
+            await conn.query("USE bench")
+            await conn.query(DDL)
+            await conn.query(FILL)
+        plain, _ = await origin(conns[0], count, None)
+        base = report("plain table", plain, count)
+        catalog = await install(conns[0], ["bench"])
+        await install(conns[1], ["bench"])
+        captured, payloads = await origin(conns[0], count, catalog)
+        with_capture = report("with capture + drain", captured, count)
+        print(f"{'capture overhead':28} {with_capture / base:8.2f} x the plain transaction time")
+        size = sum(map(len, payloads)) / len(payloads)
+        print(f"{'row-image payload':28} {size:8.0f} bytes/trx")
+        await prepare_applier_session(conns[1])
+        timer = Timer()
+        decoded: list[list[RowChange]] = []
+        start = time.perf_counter()
+        decoded = [decode_changes(p) for p in payloads]
+        timer.spent["decode"] = time.perf_counter() - start
+        for seqno, changes in enumerate(decoded, start=1):
+            await timer.run(
+                "apply+commit",
+                lambda c=changes, s=seqno: apply_write_set(conns[1], c, Position(CLUSTER, s)),
+            )
+        report("applier (one connection)", timer, count)
+        for conn in conns:
+            await conn.aclose()
+
+
+if __name__ == "__main__":
+    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
