@@ -20,7 +20,7 @@ from proxy.statement_class import StatementInfo, StatementKind, classify, classi
 from .cases import CASES
 from .strategies import grammar_statements, separator, separators, sqlish_text
 
-QUICK = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+QUICK = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Single statements that stay themselves when text is put around or after them.
 STANDALONE = [
