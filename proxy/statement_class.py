@@ -121,12 +121,16 @@ def _with(cur: TokenCursor) -> StatementInfo:
     return _select(cur)
 
 
-def _insert(cur: TokenCursor) -> StatementInfo:
+def _insert(cur: TokenCursor, verb: str = "INSERT") -> StatementInfo:
     cur.accept("LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY")
     cur.accept("IGNORE")
     cur.accept("INTO")
     name = cur.qualified_name()
-    return StatementInfo(K.DML, tables=(name,) if name else ())
+    return StatementInfo(K.DML, tables=(name,) if name else (), verb=verb)
+
+
+def _replace(cur: TokenCursor) -> StatementInfo:
+    return _insert(cur, "REPLACE")
 
 
 # What may follow the table of a single-table DELETE (anything else: multi-table).
@@ -141,8 +145,8 @@ def _update(cur: TokenCursor) -> StatementInfo:
     if cur.word() != "SET" and cur.is_ident() and cur.word(1) == "SET":
         cur.next()  # alias
     if name is not None and cur.word() == "SET":
-        return StatementInfo(K.DML, tables=(name,))
-    return StatementInfo(K.DML, tables=dml_targets(cur.sql))
+        return StatementInfo(K.DML, tables=(name,), verb="UPDATE")
+    return StatementInfo(K.DML, tables=dml_targets(cur.sql), verb="UPDATE")
 
 
 def _delete(cur: TokenCursor) -> StatementInfo:
@@ -158,8 +162,8 @@ def _delete(cur: TokenCursor) -> StatementInfo:
                 cur.peek() is None or cur.peek().kind is Tok.WORD  # type: ignore[union-attr]
             )
         ):
-            return StatementInfo(K.DML, tables=(name,))
-    return StatementInfo(K.DML, tables=dml_targets(cur.sql))
+            return StatementInfo(K.DML, tables=(name,), verb="DELETE")
+    return StatementInfo(K.DML, tables=dml_targets(cur.sql), verb="DELETE")
 
 
 def _load(cur: TokenCursor) -> StatementInfo:
@@ -168,9 +172,9 @@ def _load(cur: TokenCursor) -> StatementInfo:
     if not cur.accept("DATA", "XML"):
         return StatementInfo(K.OTHER)
     if cur.skip_to("TABLE") != "TABLE":
-        return StatementInfo(K.DML)
+        return StatementInfo(K.DML, verb="LOAD")
     name = cur.qualified_name()
-    return StatementInfo(K.DML, tables=(name,) if name else ())
+    return StatementInfo(K.DML, tables=(name,) if name else (), verb="LOAD")
 
 
 # Object keywords of CREATE/ALTER/DROP; what precedes them (OR REPLACE, DEFINER = ...,
@@ -530,7 +534,7 @@ def _variable(cur: TokenCursor, scope: str) -> tuple[str, str] | None:
 
 _DML_HANDLERS: dict[str, Callable[[TokenCursor], StatementInfo]] = {
     "INSERT": _insert,
-    "REPLACE": _insert,
+    "REPLACE": _replace,
     "UPDATE": _update,
     "DELETE": _delete,
 }

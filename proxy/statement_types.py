@@ -34,6 +34,14 @@ class StatementKind(enum.Enum):
 
 
 _WRITES = frozenset({StatementKind.DML, StatementKind.DDL, StatementKind.ACCOUNT})
+_SYNC_WAIT = {
+    StatementKind.READ: 1,
+    StatementKind.LOCKING_READ: 1,
+    StatementKind.TXN_BEGIN: 1,
+    StatementKind.EXPLAIN: 1,
+    StatementKind.SHOW: 8,
+}
+_SYNC_WAIT_DML = {"UPDATE": 2, "DELETE": 2, "INSERT": 4, "REPLACE": 4, "LOAD": 4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +56,8 @@ class StatementInfo:
     ("READ ONLY",), ("AND CHAIN", "RELEASE"), ("ISOLATION LEVEL READ COMMITTED",).
     `name`: the savepoint, prepared statement, USE database or CALL procedure. `inner`:
     statement text of PREPARE ... FROM '...' and EXECUTE IMMEDIATE '...'. `temporary`:
-    CREATE/DROP TEMPORARY TABLE (session-local, not replicated).
+    CREATE/DROP TEMPORARY TABLE (session-local, not replicated). `verb`: the DML verb
+    (INSERT, REPLACE, UPDATE, DELETE, LOAD), "" for other kinds.
     """
 
     kind: StatementKind
@@ -62,6 +71,15 @@ class StatementInfo:
     modifiers: tuple[str, ...] = ()
     name: str | None = None
     inner: str | None = None
+    verb: str = ""
+
+    @property
+    def sync_wait_bit(self) -> int:
+        """The `wsrep_sync_wait` bit that asks for a causality wait before this statement
+        (0: none applies): 1 reads and BEGIN, 2 UPDATE/DELETE, 4 INSERT/REPLACE, 8 SHOW."""
+        if self.kind is StatementKind.DML:
+            return _SYNC_WAIT_DML.get(self.verb, 0)
+        return _SYNC_WAIT.get(self.kind, 0)
 
     @property
     def for_update(self) -> bool:

@@ -87,3 +87,26 @@ def test_multi_takes_the_first_statements_class() -> None:
     assert info == StatementInfo(
         StatementKind.DDL, implicit_commit=True, tables=(TableName(None, "t"),), multi=True
     )
+
+
+@pytest.mark.parametrize(
+    ("sql", "bit"),
+    [
+        ("SELECT 1", 1),
+        ("SELECT 1 FOR UPDATE", 1),
+        ("BEGIN", 1),
+        ("START TRANSACTION READ ONLY", 1),
+        ("UPDATE t SET a = 1", 2),
+        ("DELETE FROM t", 2),
+        ("WITH c AS (SELECT 1) DELETE FROM t", 2),
+        ("INSERT INTO t VALUES (1)", 4),
+        ("REPLACE INTO t VALUES (1)", 4),
+        ("SET STATEMENT max_statement_time=1 FOR REPLACE INTO t VALUES (1)", 4),
+        ("SHOW TABLES", 8),
+        ("COMMIT", 0),
+        ("CREATE TABLE t (a INT)", 0),
+        ("SET autocommit = 0", 0),
+    ],
+)
+def test_sync_wait_bit_follows_galera(sql: str, bit: int) -> None:
+    assert classify(sql).sync_wait_bit == bit
