@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.session import SqlSession, text
-from proxy.capture.shape import Column, ForeignKey, NotReplicable, TableShape, UniqueKey
+from proxy.capture.shape import Column, ForeignKey, Hop, NotReplicable, TableShape, UniqueKey
 
 log = logging.getLogger("wsrep.capture")
 
@@ -34,32 +34,37 @@ class Catalog:
             for fk in shape.foreign_keys:
                 self.referencing[(fk.parent_schema, fk.parent_table)].append(fk)
 
-    def cascade_paths(self, shape: TableShape, event: str) -> list[list[ForeignKey]]:
+    def cascade_paths(self, shape: TableShape, event: str) -> list[list[Hop]]:
         """Every chain of FKs along which a DELETE/UPDATE of a `shape` row changes rows of
         other tables. A row deleted by a cascade passes on its DELETE; a row updated (SET
-        NULL/DEFAULT, ON UPDATE CASCADE) passes on an UPDATE of the columns it changed."""
-        paths: list[list[ForeignKey]] = []
+        NULL/DEFAULT, ON UPDATE CASCADE) passes on an UPDATE of the columns it changed.
+        A self-referencing ON DELETE CASCADE (a tree) is one hop to all descendants;
+        other cycles are refused."""
+        paths: list[list[Hop]] = []
 
-        def walk(name: Name, event: str, changed: set[str] | None, path: list[ForeignKey]) -> None:
+        def walk(name: Name, event: str, changed: set[str] | None, path: list[Hop]) -> None:
             for fk in self.referencing.get(name, []):
                 if not fk.cascades(event) or (
                     changed is not None and not changed & set(fk.parent_columns)
                 ):
                     continue
                 child = (fk.schema, fk.table)
-                if child == (shape.schema, shape.name) or any(
-                    (f.schema, f.table) == child for f in path
+                closure = fk.self_referencing and event == "DELETE" and fk.on_delete == "CASCADE"
+                if closure and path and path[-1].fk == fk:
+                    continue  # the descendants are in already
+                if not fk.self_referencing and (
+                    child == (shape.schema, shape.name) or any(h.table == child for h in path)
                 ):
                     raise NotReplicable(
                         f"foreign keys of {shape.qualified} cascade in a cycle through "
-                        f"{fk.schema}.{fk.table}; cascading cycles are not supported"
+                        f"{fk.schema}.{fk.table}; only self-referencing cycles are supported"
                     )
                 if len(path) >= MAX_CASCADE_DEPTH:
                     raise NotReplicable(f"cascades from {shape.qualified} are too deep")
                 if child not in self.shapes:
                     raise NotReplicable(f"{shape.qualified} cascades into unknown {fk.table}")
                 self.shapes[child].identifying_key()
-                here = [*path, fk]
+                here = [*path, Hop(fk, closure)]
                 paths.append(here)
                 if event == "DELETE" and fk.on_delete == "CASCADE":
                     walk(child, "DELETE", None, here)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 
 from proxy.capture.rowimage import Kind, TableSpec, Value, check_value
-from proxy.capture.shape import Column, ForeignKey, TableShape
+from proxy.capture.shape import Column, ForeignKey, Hop, TableShape
 
 SCHEMA = "wsrep"
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys", SCHEMA)
@@ -376,39 +376,44 @@ def after_trigger_body(shape: TableShape, event: str) -> str:
     return f"IF {APPLIER_FLAG} IS NULL THEN {work} END IF"
 
 
-def cascade_capture(path: Sequence[ForeignKey], shapes: dict[tuple[str, str], TableShape]) -> str:
+def _fk_match(child: str, parent: str, fk: ForeignKey) -> str:
+    return " AND ".join(
+        f"{child}.{ident(c)} = {parent}.{ident(p)}"
+        for c, p in zip(fk.columns, fk.parent_columns, strict=True)
+    )
+
+
+def cascade_capture(path: Sequence[Hop], shapes: dict[tuple[str, str], TableShape]) -> str:
     """Record the keys of rows an InnoDB cascade along `path` will change.
 
     InnoDB cascades fire no triggers, so the parent's BEFORE trigger records the keys of
-    the rows reached through the chain of foreign keys (first hop from OLD)."""
-    aliases = [f"wsrep_c{i}" for i in range(len(path))]
-    first = path[0]
-    where = " AND ".join(
-        f"{aliases[0]}.{ident(c)} = OLD.{ident(p)}"
-        for c, p in zip(first.columns, first.parent_columns, strict=True)
-    )
-    joins = []
-    for i, fk in enumerate(path[1:], start=1):
-        on = " AND ".join(
-            f"{aliases[i]}.{ident(c)} = {aliases[i - 1]}.{ident(p)}"
-            for c, p in zip(fk.columns, fk.parent_columns, strict=True)
-        )
-        joins.append(f"JOIN {qualified(fk.schema, fk.table)} {aliases[i]} ON {on}")
-    last = path[-1]
-    child = shapes[(last.schema, last.table)]
-    alias = aliases[-1]
+    the rows reached through the chain of foreign keys: one CTE per hop, the first from
+    OLD, a closure hop recursive (UNION, so cyclic data ends too)."""
+    ctes = []
+    for i, hop in enumerate(path):
+        child = f"{qualified(*hop.table)} c"
+        if i == 0:
+            rows = f"SELECT c.* FROM {child} WHERE {_fk_match('c', 'OLD', hop.fk)}"
+        else:
+            rows = f"SELECT c.* FROM {child} JOIN wsrep_h{i - 1} p ON {_fk_match('c', 'p', hop.fk)}"
+        if hop.closure:
+            rows += (
+                f" UNION SELECT c.* FROM {child} JOIN wsrep_h{i} p ON {_fk_match('c', 'p', hop.fk)}"
+            )
+        ctes.append(f"wsrep_h{i} AS ({rows})")
+    reached = shapes[path[-1].table]
     return (
-        f"{_INSERT_CAPTURE} SELECT CONNECTION_ID(), {child.table_id}, "
-        f"{key_image_expr(alias, child)}, {unique_keys_expr(alias, child)} "
-        f"FROM {qualified(first.schema, first.table)} {aliases[0]} {' '.join(joins)} "
-        f"WHERE {where};"
+        f"{_INSERT_CAPTURE} WITH RECURSIVE {', '.join(ctes)} "
+        f"SELECT CONNECTION_ID(), {reached.table_id}, "
+        f"{key_image_expr('h', reached)}, {unique_keys_expr('h', reached)} "
+        f"FROM wsrep_h{len(path) - 1} h;"
     )
 
 
 def before_trigger_body(
     shape: TableShape,
     event: str,
-    paths: Sequence[Sequence[ForeignKey]],
+    paths: Sequence[Sequence[Hop]],
     shapes: dict[tuple[str, str], TableShape],
 ) -> str:
     """BEFORE DELETE/UPDATE of a parent: record rows its cascades are about to change.
@@ -419,7 +424,7 @@ def before_trigger_body(
         if event == "UPDATE":
             same = " AND ".join(
                 f"CAST(OLD.{ident(c)} AS BINARY) <=> CAST(NEW.{ident(c)} AS BINARY)"
-                for c in path[0].parent_columns
+                for c in path[0].fk.parent_columns
             )
             work = f"IF NOT ({same}) THEN {work} END IF;"
         parts.append(work)

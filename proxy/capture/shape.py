@@ -53,9 +53,27 @@ class ForeignKey:
     on_delete: str  # CASCADE, SET NULL, SET DEFAULT, RESTRICT, NO ACTION
     on_update: str
 
+    @property
+    def self_referencing(self) -> bool:
+        return (self.schema, self.table) == (self.parent_schema, self.parent_table)
+
     def cascades(self, event: str) -> bool:
         rule = self.on_delete if event == "DELETE" else self.on_update
         return rule in ("CASCADE", "SET NULL", "SET DEFAULT")
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One step of a cascade: the rows of `fk`'s child table that reference the rows
+    reached so far; with `closure`, their descendants through the (self-referencing)
+    `fk` as well."""
+
+    fk: ForeignKey
+    closure: bool = False
+
+    @property
+    def table(self) -> tuple[str, str]:
+        return (self.fk.schema, self.fk.table)
 
 
 @dataclass(frozen=True)

@@ -97,10 +97,27 @@ async def test_regenerated_after_ddl(pair_factory: PairFactory) -> None:
     assert (await pair.b.query("SELECT id FROM c")).rows == [(b"20",)]
 
 
-async def test_cascade_cycle_is_refused_clearly(pair_factory: PairFactory) -> None:
+async def test_self_referencing_tree_cascades_and_other_cycles_are_refused(
+    pair_factory: PairFactory,
+) -> None:
     pair = await pair_factory(
         "CREATE TABLE tree (id INT PRIMARY KEY, parent INT, "
-        "FOREIGN KEY (parent) REFERENCES tree (id) ON DELETE CASCADE) ENGINE=InnoDB"
+        "FOREIGN KEY (parent) REFERENCES tree (id) ON DELETE CASCADE) ENGINE=InnoDB",
+        "CREATE TABLE leaf (id INT PRIMARY KEY, node INT, "
+        "FOREIGN KEY (node) REFERENCES tree (id) ON DELETE SET NULL) ENGINE=InnoDB",
+        "CREATE TABLE a (id INT PRIMARY KEY, b_id INT) ENGINE=InnoDB",
+        "CREATE TABLE b (id INT PRIMARY KEY, a_id INT, "
+        "FOREIGN KEY (a_id) REFERENCES a (id) ON DELETE CASCADE) ENGINE=InnoDB",
+        "ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b (id) ON DELETE CASCADE",
     )
+    await pair.replicate(
+        "INSERT INTO tree VALUES (1, NULL), (2, 1), (3, 2), (4, 3), (5, 1), (6, NULL)",
+        "INSERT INTO leaf SELECT seq, seq % 6 + 1 FROM seq_1_to_24",
+    )
+    captured = await pair.replicate("DELETE FROM tree WHERE id = 2")
+    gone = sorted(c.values[0] for c in captured.changes if c.table.name == "tree")
+    assert gone == [2, 3, 4]
+    await pair.assert_same()
+    assert (await pair.b.query("SELECT COUNT(*) FROM leaf WHERE node IS NULL")).rows == [(b"12",)]
     with pytest.raises(BackendError, match="cascade in a cycle"):
-        await pair.a.query("INSERT INTO tree VALUES (1, NULL)")
+        await pair.a.query("INSERT INTO a VALUES (1, NULL)")
