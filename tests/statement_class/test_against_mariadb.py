@@ -16,94 +16,119 @@ pytestmark = pytest.mark.mariadb
 
 # (statement, clean-up run after it), in an order in which each one succeeds.
 IMPLICIT_COMMIT_PROBES: list[tuple[str, str | None]] = [
-    ("CREATE TABLE ic.t1 (a INT PRIMARY KEY, b INT)", None),
-    ("ALTER TABLE ic.t1 ADD c INT", None),
-    ("CREATE INDEX i1 ON ic.t1 (b)", None),
-    ("DROP INDEX i1 ON ic.t1", None),
-    ("CREATE TEMPORARY TABLE ic.tmp (a INT)", None),
-    ("DROP TEMPORARY TABLE ic.tmp", None),
-    ("CREATE VIEW ic.v AS SELECT 1 AS x", None),
-    ("ALTER VIEW ic.v AS SELECT 2 AS x", None),
-    ("DROP VIEW ic.v", None),
-    ("RENAME TABLE ic.t1 TO ic.t2", None),
-    ("TRUNCATE TABLE ic.t2", None),
-    ("CREATE SEQUENCE ic.s", None),
-    ("ALTER SEQUENCE ic.s RESTART 5", None),
-    ("DROP SEQUENCE ic.s", None),
-    ("CREATE DATABASE ic2", None),
-    ("ALTER DATABASE ic2 CHARACTER SET utf8mb4", None),
-    ("DROP DATABASE ic2", None),
-    ("CREATE PROCEDURE ic.p() BEGIN SELECT 1; END", None),
-    ("ALTER PROCEDURE ic.p COMMENT 'x'", None),
-    ("CALL ic.p()", None),
-    ("DROP PROCEDURE ic.p", None),
-    ("CREATE FUNCTION ic.f() RETURNS INT RETURN 1", None),
-    ("DROP FUNCTION ic.f", None),
-    ("CREATE TRIGGER ic.tr BEFORE INSERT ON ic.t2 FOR EACH ROW SET NEW.b = 1", None),
-    ("DROP TRIGGER ic.tr", None),
-    ("CREATE EVENT ic.e ON SCHEDULE EVERY 1 HOUR DO SELECT 1", None),
-    ("ALTER EVENT ic.e DISABLE", None),
-    ("DROP EVENT ic.e", None),
-    ("CREATE USER 'icu'@'%'", None),
-    ("ALTER USER 'icu'@'%' IDENTIFIED BY 'x'", None),
-    ("GRANT SELECT ON ic.* TO 'icu'@'%'", None),
-    ("REVOKE SELECT ON ic.* FROM 'icu'@'%'", None),
-    ("SET PASSWORD FOR 'icu'@'%' = PASSWORD('y')", None),
-    ("CREATE ROLE icr", None),
-    ("GRANT icr TO 'icu'@'%'", None),
-    ("SET DEFAULT ROLE icr FOR 'icu'@'%'", None),
-    ("DROP ROLE icr", None),
-    ("RENAME USER 'icu'@'%' TO 'icv'@'%'", None),
-    ("DROP USER 'icv'@'%'", None),
+    ("CREATE TABLE sc_ic.t1 (a INT PRIMARY KEY, b INT)", None),
+    ("ALTER TABLE sc_ic.t1 ADD c INT", None),
+    ("CREATE INDEX i1 ON sc_ic.t1 (b)", None),
+    ("DROP INDEX i1 ON sc_ic.t1", None),
+    ("CREATE TEMPORARY TABLE sc_ic.tmp (a INT)", None),
+    ("DROP TEMPORARY TABLE sc_ic.tmp", None),
+    ("CREATE VIEW sc_ic.v AS SELECT 1 AS x", None),
+    ("ALTER VIEW sc_ic.v AS SELECT 2 AS x", None),
+    ("DROP VIEW sc_ic.v", None),
+    ("RENAME TABLE sc_ic.t1 TO sc_ic.t2", None),
+    ("TRUNCATE TABLE sc_ic.t2", None),
+    ("CREATE SEQUENCE sc_ic.s", None),
+    ("ALTER SEQUENCE sc_ic.s RESTART 5", None),
+    ("DROP SEQUENCE sc_ic.s", None),
+    ("CREATE DATABASE sc_ic2", None),
+    ("ALTER DATABASE sc_ic2 CHARACTER SET utf8mb4", None),
+    ("DROP DATABASE sc_ic2", None),
+    ("CREATE PROCEDURE sc_ic.p() BEGIN SELECT 1; END", None),
+    ("ALTER PROCEDURE sc_ic.p COMMENT 'x'", None),
+    ("CALL sc_ic.p()", None),
+    ("DROP PROCEDURE sc_ic.p", None),
+    ("CREATE FUNCTION sc_ic.f() RETURNS INT RETURN 1", None),
+    ("DROP FUNCTION sc_ic.f", None),
+    ("CREATE TRIGGER sc_ic.tr BEFORE INSERT ON sc_ic.t2 FOR EACH ROW SET NEW.b = 1", None),
+    ("DROP TRIGGER sc_ic.tr", None),
+    ("CREATE EVENT sc_ic.e ON SCHEDULE EVERY 1 HOUR DO SELECT 1", None),
+    ("ALTER EVENT sc_ic.e DISABLE", None),
+    ("DROP EVENT sc_ic.e", None),
+    ("CREATE USER 'sc_icu'@'%'", None),
+    ("ALTER USER 'sc_icu'@'%' IDENTIFIED BY 'x'", None),
+    ("GRANT SELECT ON sc_ic.* TO 'sc_icu'@'%'", None),
+    ("REVOKE SELECT ON sc_ic.* FROM 'sc_icu'@'%'", None),
+    ("SET PASSWORD FOR 'sc_icu'@'%' = PASSWORD('y')", None),
+    ("CREATE ROLE sc_icr", None),
+    ("GRANT sc_icr TO 'sc_icu'@'%'", None),
+    ("SET DEFAULT ROLE sc_icr FOR 'sc_icu'@'%'", None),
+    ("DROP ROLE sc_icr", None),
+    ("RENAME USER 'sc_icu'@'%' TO 'sc_icv'@'%'", None),
+    ("DROP USER 'sc_icv'@'%'", None),
     ("BEGIN", None),
     ("START TRANSACTION READ WRITE", None),
-    ("LOCK TABLES ic.t2 READ", "UNLOCK TABLES"),
+    ("LOCK TABLES sc_ic.t2 READ", "UNLOCK TABLES"),
     ("UNLOCK TABLES", None),
     ("FLUSH TABLES WITH READ LOCK", "UNLOCK TABLES"),
     ("FLUSH TABLES", None),
-    ("ANALYZE TABLE ic.t2", None),
-    ("OPTIMIZE TABLE ic.t2", None),
-    ("REPAIR TABLE ic.t2", None),
-    ("CHECK TABLE ic.t2", None),
-    ("CHECKSUM TABLE ic.t2", None),
+    ("ANALYZE TABLE sc_ic.t2", None),
+    ("OPTIMIZE TABLE sc_ic.t2", None),
+    ("REPAIR TABLE sc_ic.t2", None),
+    ("CHECK TABLE sc_ic.t2", None),
+    ("CHECKSUM TABLE sc_ic.t2", None),
     ("RESET QUERY CACHE", None),
-    ("SELECT * FROM ic.t2", None),
-    ("SELECT * FROM ic.t2 FOR UPDATE", None),
-    ("INSERT INTO ic.t2 (a) VALUES (1)", None),
+    ("SELECT * FROM sc_ic.t2", None),
+    ("SELECT * FROM sc_ic.t2 FOR UPDATE", None),
+    ("INSERT INTO sc_ic.t2 (a) VALUES (1)", None),
     ("SET NAMES utf8mb4", None),
     ("SET SESSION wsrep_sync_wait = 0", None),
     ("SAVEPOINT sp", None),
-    ("SHOW TABLES FROM ic", None),
+    ("SHOW TABLES FROM sc_ic", None),
     ("EXPLAIN SELECT 1", None),
     ("DO 1", None),
-    ("USE ic", None),
+    ("USE sc_ic", None),
     ("PREPARE st FROM 'SELECT 1'", None),
     ("EXECUTE st", None),
     ("DEALLOCATE PREPARE st", None),
     ("ANALYZE SELECT 1", None),
-    ("HANDLER ic.t2 OPEN", "HANDLER t2 CLOSE"),
+    ("HANDLER sc_ic.t2 OPEN", "HANDLER t2 CLOSE"),
 ]
+
+
+_CLEAN = (
+    "DROP DATABASE IF EXISTS sc_ic",
+    "DROP DATABASE IF EXISTS sc_marker",
+    "DROP DATABASE IF EXISTS sc_ic2",
+    "DROP USER IF EXISTS 'sc_icu'@'%', 'sc_icv'@'%'",
+    "DROP ROLE IF EXISTS sc_icr",
+)
+
+
+def _run(mariadb: MariaDBServer, statements: tuple[str, ...]) -> None:
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        for stmt in statements:
+            cur.execute(stmt)
 
 
 @pytest.fixture
 def conns(mariadb: MariaDBServer) -> Iterator[tuple[pymysql.Connection, pymysql.Connection]]:
-    with mariadb.connect() as setup, setup.cursor() as cur:
-        for stmt in (
-            "DROP DATABASE IF EXISTS ic",
-            "DROP DATABASE IF EXISTS ic_marker",
-            "DROP DATABASE IF EXISTS ic2",
-            "DROP USER IF EXISTS 'icu'@'%', 'icv'@'%'",
-            "DROP ROLE IF EXISTS icr",
-            "CREATE DATABASE ic",
-            "CREATE DATABASE ic_marker",
-            "CREATE TABLE ic_marker.m (id INT PRIMARY KEY) ENGINE=InnoDB",
-        ):
-            cur.execute(stmt)
-    with mariadb.connect() as a, mariadb.connect() as b:
-        yield a, b
-    with mariadb.connect() as cleanup, cleanup.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS ic")
-        cur.execute("DROP DATABASE IF EXISTS ic_marker")
+    _run(
+        mariadb,
+        (
+            *_CLEAN,
+            "CREATE DATABASE sc_ic",
+            "CREATE DATABASE sc_marker",
+            "CREATE TABLE sc_marker.m (id INT PRIMARY KEY) ENGINE=InnoDB",
+        ),
+    )
+    try:
+        with mariadb.connect() as a, mariadb.connect() as b:
+            yield a, b
+    finally:
+        _run(mariadb, _CLEAN)
+
+
+@pytest.fixture(scope="module")
+def multi_conn(mariadb: MariaDBServer) -> Iterator[pymysql.Connection]:
+    _run(
+        mariadb,
+        ("CREATE DATABASE IF NOT EXISTS sc_mt", "CREATE TABLE IF NOT EXISTS sc_mt.t (a INT)"),
+    )
+    try:
+        with mariadb.connect(client_flag=CLIENT.MULTI_STATEMENTS) as conn:
+            yield conn
+    finally:
+        _run(mariadb, ("DROP DATABASE IF EXISTS sc_mt",))
 
 
 def test_implicit_commit_matches_the_server(
@@ -117,11 +142,11 @@ def test_implicit_commit_matches_the_server(
     with session.cursor() as cur, observer.cursor() as obs:
         for marker, (stmt, cleanup) in enumerate(IMPLICIT_COMMIT_PROBES):
             cur.execute("BEGIN")
-            cur.execute("INSERT INTO ic_marker.m VALUES (%s)", (marker,))
+            cur.execute("INSERT INTO sc_marker.m VALUES (%s)", (marker,))
             cur.execute(stmt)
             while cur.nextset():  # drain result sets (CALL)
                 pass
-            obs.execute("SELECT COUNT(*) FROM ic_marker.m WHERE id = %s", (marker,))
+            obs.execute("SELECT COUNT(*) FROM sc_marker.m WHERE id = %s", (marker,))
             (committed,) = obs.fetchone()  # type: ignore[misc]
             cur.execute("ROLLBACK")
             if cleanup:
@@ -142,13 +167,13 @@ MULTI_TEXTS = [
     "SELECT begin FROM (SELECT 1 AS begin) x; SELECT 2",
     "SELECT x.end FROM (SELECT 1 AS end) x; SELECT 2",
     "SELECT CASE WHEN 1 THEN 'a;' ELSE 'b' END; SELECT 3",
-    "CREATE PROCEDURE mt.p() BEGIN DECLARE x INT DEFAULT 1; "
+    "CREATE PROCEDURE sc_mt.p() BEGIN DECLARE x INT DEFAULT 1; "
     "IF x = 1 THEN SELECT 1; ELSE SELECT 2; END IF; "
-    "CASE x WHEN 1 THEN SELECT 3; ELSE BEGIN END; END CASE; END; DROP PROCEDURE mt.p",
-    "CREATE TRIGGER mt.tr BEFORE INSERT ON mt.t FOR EACH ROW BEGIN "
-    "SET NEW.a = NEW.a + 1; SET NEW.a = NEW.a * 2; END; DROP TRIGGER mt.tr",
+    "CASE x WHEN 1 THEN SELECT 3; ELSE BEGIN END; END CASE; END; DROP PROCEDURE sc_mt.p",
+    "CREATE TRIGGER sc_mt.tr BEFORE INSERT ON sc_mt.t FOR EACH ROW BEGIN "
+    "SET NEW.a = NEW.a + 1; SET NEW.a = NEW.a * 2; END; DROP TRIGGER sc_mt.tr",
     "BEGIN NOT ATOMIC DECLARE v INT; SET v = 1; SET @v = v; END; SELECT 4",
-    "XA START 'mt1'; SELECT 5; XA END 'mt1'; XA ROLLBACK 'mt1'",
+    "XA START 'sc_mt1'; SELECT 5; XA END 'sc_mt1'; XA ROLLBACK 'sc_mt1'",
     "SELECT 1;",
 ]
 
@@ -163,18 +188,14 @@ def _result_count(conn: pymysql.Connection, text: str) -> int:
 
 
 @pytest.mark.parametrize("text", MULTI_TEXTS, ids=range(len(MULTI_TEXTS)))
-def test_statement_split_matches_the_server(mariadb: MariaDBServer, text: str) -> None:
+def test_statement_split_matches_the_server(multi_conn: pymysql.Connection, text: str) -> None:
     """The server answers a multi-statement text once per statement we split it into
     (a statement that returns no rows still gets one OK result)."""
-    with mariadb.connect(client_flag=CLIENT.MULTI_STATEMENTS) as conn:
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE IF NOT EXISTS mt")
-            cur.execute("CREATE TABLE IF NOT EXISTS mt.t (a INT)")
-        parts = split_statements(text)
-        assert _result_count(conn, text) == len(parts)
-        assert classify(text).multi == (len(parts) > 1)
-        for part in parts:  # each part runs on its own: a boundary was not misplaced
-            _result_count(conn, part)
+    parts = split_statements(text)
+    assert _result_count(multi_conn, text) == len(parts)
+    assert classify(text).multi == (len(parts) > 1)
+    for part in parts:  # each part runs on its own: a boundary was not misplaced
+        _result_count(multi_conn, part)
 
 
 @pytest.mark.parametrize(
