@@ -135,6 +135,19 @@ class ResponseTracker:
             if self._state == _DONE or self.local_infile:
                 return pos
         while pos < end:
+            if self._state == _ROWS and not self._continued:
+                # The bulk of a result set: skip rows looking at a length and one byte each.
+                last = -1
+                while pos + HEADER_LEN < end:
+                    length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+                    if data[pos + 4] >= EOF_HEADER or length == MAX_FRAME:
+                        break  # a terminator, an error or a split row: the careful path
+                    last = pos
+                    pos += HEADER_LEN + length
+                if last >= 0:
+                    self.last_seq = data[last + 3]
+                if pos >= end:
+                    break
             if end - pos < HEADER_LEN:
                 self._head = bytearray(data[pos:])
                 return -1
@@ -180,33 +193,39 @@ class ResponseTracker:
         self._continued = length == MAX_FRAME
         state = self._state
         if length == 0:
-            if state in (_SINGLE, _DEFS):
-                self._count_packet(state)
-                return
-            raise ProtocolError(f"empty packet in a response to {self._command:#x}")
+            if state != _SINGLE:
+                raise ProtocolError(f"empty packet in a response to {self._command:#x}")
+            self._state = _DONE
+            return
         first = buf[pos + 4]
-        if state == _ROWS:
+        if state == _DEFS:
+            self._left -= 1
+            if not self._left:
+                if self.deprecate_eof:
+                    self._enter(self._after_defs)
+                else:
+                    self._state = _DEFS_EOF
+        elif state == _ROWS:
             if first == EOF_HEADER and length < self._eof_limit:
                 self._end_of_result(self._status(buf, pos, first))
             elif first == ERR_HEADER:
                 self._fail()
-        elif state in (_DEFS, _SINGLE):
-            if state == _SINGLE and first in (OK_HEADER, EOF_HEADER):
-                self.status_flags = self._status(buf, pos, first)
-            self.error = state == _SINGLE and first == ERR_HEADER
-            self._count_packet(state)
         elif state == _FIRST:
             self._first_packet(buf, pos, first, length)
         elif state == _DEFS_EOF:
             if first == ERR_HEADER:
                 self._fail()
                 return
-            status = self._status(buf, pos, first)
-            self.status_flags = status
+            status = self.status_flags = self._status(buf, pos, first)
             if self._command == Command.STMT_EXECUTE and status & _CURSOR_EXISTS:
                 self._state = _DONE
             else:
                 self._enter(self._after_defs)
+        elif state == _SINGLE:
+            if first in (OK_HEADER, EOF_HEADER):
+                self.status_flags = self._status(buf, pos, first)
+            self.error = first == ERR_HEADER
+            self._state = _DONE
         elif state == _UNTIL_EOF:
             if first == EOF_HEADER:
                 self.status_flags = self._status(buf, pos, first)
@@ -253,17 +272,6 @@ class ResponseTracker:
         self._left = count
         self._after_defs = after
 
-    def _count_packet(self, state: int) -> None:
-        if state == _SINGLE:
-            self._state = _DONE
-            return
-        self._left -= 1
-        if not self._left:
-            if self.deprecate_eof:
-                self._enter(self._after_defs)
-            else:
-                self._state = _DEFS_EOF
-
     def _enter(self, state: int) -> None:
         if state == _PREPARE_COLUMNS:
             if self._pending_columns:
@@ -282,6 +290,8 @@ class ResponseTracker:
         length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
         if first == EOF_HEADER and not self.deprecate_eof:
             return buf[pos + 7] | buf[pos + 8] << 8 if length >= 5 else 0
+        if length >= 5 and buf[pos + 5] < 0xFB and buf[pos + 6] < 0xFB:  # small counts
+            return buf[pos + 7] | buf[pos + 8] << 8
         _, at = read_lenenc_int(buf, pos + 5)
         _, at = read_lenenc_int(buf, at)
         if at + 2 > pos + HEADER_LEN + length:
