@@ -490,10 +490,13 @@ def _key_match(alias: str, spec: TableSpec, keys: Sequence[Sequence[Value]]) -> 
 def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
     """Final images of the rows with these keys, with their key image, unique keys and
     FK parent keys. A locking read: a row captured but not changed by this transaction
-    (a cascade that did not happen) is read at its latest committed version."""
+    (a cascade that did not happen) is read at its latest committed version. In UTC, so
+    FROM_UNIXTIME() of a TIMESTAMP key is exact even in a DST fall-back hour of the user's
+    time zone."""
     spec = shape.spec
     exprs = [read_expr(f"u.{ident(c.name)}", c.kind) for c in spec.columns]
     return (
+        "SET STATEMENT time_zone = '+00:00' FOR "
         f"SELECT {key_image_expr('u', shape)}, {unique_keys_expr('u', shape)}, "
         f"{parent_keys_expr('u', shape)}, {', '.join(exprs)} "
         f"FROM {qualified(shape.schema, shape.name)} u "

@@ -7,6 +7,7 @@ import json
 import math
 import random
 import struct
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -190,3 +191,36 @@ async def test_every_type_round_trips_exactly(pair_factory: PairFactory) -> None
     await pair.assert_same()
     count = (await pair.b.query("SELECT COUNT(*) FROM types")).rows
     assert count == [(b"110",)]
+
+
+async def test_timestamp_key_in_a_dst_fall_back_hour(pair_factory: PairFactory) -> None:
+    """02:30 happens twice in Berlin on 2025-10-26; the two rows must stay two rows."""
+    pair = await pair_factory(
+        "CREATE TABLE ticks (at TIMESTAMP(6) NOT NULL PRIMARY KEY, n INT) ENGINE=InnoDB"
+    )
+    zone = subprocess.run(
+        ["mariadb-tzinfo-to-sql", "/usr/share/zoneinfo/Europe/Berlin", "Europe/Berlin"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    for srv in pair.servers:
+        subprocess.run(
+            ["mariadb", "-h", srv.host, "-P", str(srv.port), "-uroot", "mysql"],
+            input=zone,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    first, second = 1761438600, 1761442200  # 00:30 and 01:30 UTC, both 02:30 in Berlin
+    await pair.a.query("SET time_zone = '+00:00'")
+    await pair.replicate(
+        f"INSERT INTO ticks VALUES (FROM_UNIXTIME({first}.5), 1), (FROM_UNIXTIME({second}.5), 2)"
+    )
+    await pair.a.query("SET time_zone = 'Europe/Berlin'")
+    await pair.replicate("UPDATE ticks SET n = n + 10 WHERE n = 2")
+    await pair.assert_same()
+    rows = (await pair.b.query("SELECT UNIX_TIMESTAMP(at), n FROM ticks ORDER BY at")).rows
+    assert rows == [(f"{first}.500000".encode(), b"1"), (f"{second}.500000".encode(), b"12")]
