@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.capture import mariadb_sql as sql
-from proxy.capture.catalog import Catalog, list_tables, load_catalog
+from proxy.capture.catalog import Catalog, Name, list_tables, load_catalog
 from proxy.capture.session import SqlSession, text
 from proxy.capture.shape import NotReplicable, TableShape
 
@@ -64,27 +64,26 @@ async def install(session: SqlSession, schemas: Sequence[str] | None = None) -> 
 async def install_table(session: SqlSession, catalog: Catalog, shape: TableShape) -> None:
     """Bring one table's triggers to what its current shape needs."""
     wanted = {w.trigger.name: w for w in _wanted(catalog, shape)}
-    for trig in await _triggers(session, shape):
+    name = (shape.schema, shape.name)
+    for trig in await _triggers(session, name):
         if trig.ours and trig.name not in wanted:
             await session.query(sql.drop_trigger(shape.schema, trig.name))
-    for trig in await _triggers(session, shape):
+    for trig in await _triggers(session, name):
         if not trig.ours and sql.unguard(trig.statement) is None:
-            await _recreate(session, shape, trig, sql.guard(trig.statement))
+            await _recreate(session, name, trig, sql.guard(trig.statement))
     for want in wanted.values():
-        current = await _triggers(session, shape)
-        await _place(session, shape, want, current)
+        await _place(session, name, want, await _triggers(session, name))
     log.info("capture: %s (id %d) has %s", shape.qualified, shape.table_id, sorted(wanted))
 
 
 async def uninstall(session: SqlSession, schemas: Sequence[str] | None = None) -> None:
     """Drop our triggers, unwrap the user's, drop the node schema."""
-    for schema, table in await list_tables(session, schemas):
-        probe = TableShape(schema, table, 0, "", (), (), ())
-        for trig in await _triggers(session, probe):
+    for name in await list_tables(session, schemas):
+        for trig in await _triggers(session, name):
             if trig.ours:
-                await session.query(sql.drop_trigger(schema, trig.name))
+                await session.query(sql.drop_trigger(name[0], trig.name))
             elif (inner := sql.unguard(trig.statement)) is not None:
-                await _recreate(session, probe, trig, inner)
+                await _recreate(session, name, trig, inner)
     await session.query(sql.DROP_SCHEMA)
 
 
@@ -110,17 +109,15 @@ def _wanted(catalog: Catalog, shape: TableShape) -> list[Wanted]:
     return wanted
 
 
-async def _triggers(session: SqlSession, shape: TableShape) -> list[Trigger]:
-    rows = (await session.query(sql.triggers_query(shape.schema, shape.name))).rows
+async def _triggers(session: SqlSession, table: Name) -> list[Trigger]:
+    rows = (await session.query(sql.triggers_query(*table))).rows
     return [
         Trigger(text(r[0]), text(r[1]), text(r[2]), text(r[3]), text(r[4]), text(r[5]), text(r[6]))
         for r in rows
     ]
 
 
-async def _place(
-    session: SqlSession, shape: TableShape, want: Wanted, current: list[Trigger]
-) -> None:
+async def _place(session: SqlSession, table: Name, want: Wanted, current: list[Trigger]) -> None:
     trig = want.trigger
     same_event = [t for t in current if (t.timing, t.event) == (trig.timing, trig.event)]
     others = [t for t in same_event if t.name != trig.name]
@@ -136,15 +133,13 @@ async def _place(
     if existing is not None and existing.statement == trig.statement and placed:
         return
     await session.query(
-        sql.create_trigger(
-            shape.schema, shape.name, trig.name, trig.timing, trig.event, trig.statement, order
-        )
+        sql.create_trigger(*table, trig.name, trig.timing, trig.event, trig.statement, order)
     )
 
 
-async def _recreate(session: SqlSession, shape: TableShape, trig: Trigger, statement: str) -> None:
+async def _recreate(session: SqlSession, table: Name, trig: Trigger, statement: str) -> None:
     """Re-create a user trigger with a new statement, same definer, mode and position."""
-    current = await _triggers(session, shape)
+    current = await _triggers(session, table)
     same_event = [t for t in current if (t.timing, t.event) == (trig.timing, trig.event)]
     at = [t.name for t in same_event].index(trig.name)
     order = ""
@@ -157,8 +152,7 @@ async def _recreate(session: SqlSession, shape: TableShape, trig: Trigger, state
         await session.query(sql.set_trigger_context(trig.sql_mode, trig.collation))
         await session.query(
             sql.create_trigger(
-                shape.schema,
-                shape.name,
+                *table,
                 trig.name,
                 trig.timing,
                 trig.event,
@@ -171,7 +165,7 @@ async def _recreate(session: SqlSession, shape: TableShape, trig: Trigger, state
         await session.query(sql.RESTORE_CONTEXT)
     log.info(
         "capture: user trigger %s.%s %s",
-        shape.schema,
+        table[0],
         trig.name,
         "guarded" if statement.startswith(sql.GUARD_OPEN) else "restored",
     )

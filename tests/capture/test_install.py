@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backend_client import BackendClient, BackendError
+from proxy.backend_client import BackendClient, BackendError, QueryResult
 from proxy.capture import install, uninstall
 from tests.capture.conftest import PairFactory
 
@@ -22,6 +22,18 @@ NOTES = (
 )
 
 
+class Recording:
+    """A session that remembers what it was asked to run."""
+
+    def __init__(self, inner: BackendClient) -> None:
+        self.inner = inner
+        self.sent: list[str] = []
+
+    async def query(self, sql: str) -> QueryResult:
+        self.sent.append(sql)
+        return await self.inner.query(sql)
+
+
 async def triggers(conn: BackendClient, schema: str) -> list[tuple[bytes | None, ...]]:
     result = await conn.query(
         "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, "
@@ -36,8 +48,10 @@ async def test_install_is_idempotent_and_keeps_user_trigger_order(
 ) -> None:
     pair = await pair_factory(*NOTES)
     before = await triggers(pair.a, pair.schema)
-    await install(pair.a, [pair.schema])
+    recording = Recording(pair.a)
+    await install(recording, [pair.schema])
     assert await triggers(pair.a, pair.schema) == before
+    assert [s for s in recording.sent if s.startswith(("CREATE OR REPLACE", "DROP"))] == []
     user = {r[1]: r for r in before if not r[1].startswith(b"wsrep_")}  # type: ignore[union-attr]
     assert [user[n][4] for n in (b"first_bi", b"second_bi")] == [b"1", b"2"]
     assert all(r[5].startswith(b"IF @wsrep_applier IS NULL THEN ") for r in user.values())  # type: ignore[union-attr]
