@@ -68,7 +68,7 @@ def qualified(schema: str, table: str) -> str:
     return f"{ident(schema)}.{ident(table)}"
 
 
-def text(value: str) -> str:
+def string_literal(value: str) -> str:
     """A string literal that cannot break out of its quotes: hex with a charset."""
     return f"_utf8mb4 X'{value.encode('utf-8').hex()}'"
 
@@ -254,8 +254,8 @@ def update_position(cluster_uuid: str, seqno: int) -> str:
 
 def _schema_filter(column: str, schemas: Sequence[str] | None) -> str:
     if schemas is None:
-        return f"{column} NOT IN ({', '.join(map(text, SYSTEM_SCHEMAS))})"
-    return f"{column} IN ({', '.join(map(text, schemas))})" if schemas else "FALSE"
+        return f"{column} NOT IN ({', '.join(map(string_literal, SYSTEM_SCHEMAS))})"
+    return f"{column} IN ({', '.join(map(string_literal, schemas))})" if schemas else "FALSE"
 
 
 def tables_query(schemas: Sequence[str] | None) -> str:
@@ -266,7 +266,7 @@ def tables_query(schemas: Sequence[str] | None) -> str:
 
 
 def register_tables(names: Sequence[tuple[str, str]]) -> str:
-    rows = ", ".join(f"({text(s)}, {text(t)})" for s, t in names)
+    rows = ", ".join(f"({string_literal(s)}, {string_literal(t)})" for s, t in names)
     return f"INSERT IGNORE INTO {TABLE_IDS} (schema_name, table_name) VALUES {rows}"
 
 
@@ -310,7 +310,8 @@ def triggers_query(schema: str, table: str) -> str:
     return (
         "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT, DEFINER, "
         "SQL_MODE, COLLATION_CONNECTION FROM information_schema.TRIGGERS "
-        f"WHERE EVENT_OBJECT_SCHEMA = {text(schema)} AND EVENT_OBJECT_TABLE = {text(table)} "
+        f"WHERE EVENT_OBJECT_SCHEMA = {string_literal(schema)} "
+        f"AND EVENT_OBJECT_TABLE = {string_literal(table)} "
         "ORDER BY ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER"
     )
 
@@ -451,7 +452,8 @@ def unguard(statement: str) -> str | None:
 
 def set_trigger_context(sql_mode: str, collation: str) -> str:
     """Session settings a re-created user trigger must be defined under."""
-    return f"SET SESSION sql_mode = {text(sql_mode)}, collation_connection = {text(collation)}"
+    mode, coll = string_literal(sql_mode), string_literal(collation)
+    return f"SET SESSION sql_mode = {mode}, collation_connection = {coll}"
 
 
 SAVE_CONTEXT = (
