@@ -42,6 +42,9 @@ _UNSUPPORTED = frozenset(range(256)) - {
     Command.RESET_CONNECTION,
 }
 
+_QUERY = int(Command.QUERY)
+_STMT_EXECUTE = int(Command.STMT_EXECUTE)
+
 ER_UNKNOWN_COM_ERROR = 1047
 CR_SERVER_LOST = 2013
 
@@ -87,34 +90,19 @@ class Relay:
         command = payload[0]
         session = self.session
         session.commands += 1
-        if command == Command.QUERY:
+        if command == _STMT_EXECUTE:
+            session.begin_execute(int.from_bytes(payload[1:5], "little"))
+        elif command == _QUERY:
             sql = payload[1:].decode("utf-8", "replace")
             session.begin_statement(sql)
-            if self.interceptor is not None:
-                reply = self.interceptor(session, sql)
-                if reply is not None:
-                    await self.client.send(
-                        encode_reply(
-                            reply,
-                            seq=packet.last_seq + 1,
-                            deprecate_eof=self.deprecate_eof,
-                            status_flags=session.status_flags,
-                        )
-                    )
-                    return True
-        elif command == Command.STMT_EXECUTE:
-            session.begin_execute(int.from_bytes(payload[1:5], "little"))
+            if self.interceptor is not None and await self._answer_locally(packet, sql):
+                return True
         elif command == Command.STMT_PREPARE:
             session.begin_statement(payload[1:].decode("utf-8", "replace"))
         elif command == Command.STMT_CLOSE:
             session.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
         elif command in _UNSUPPORTED:
-            name = Command(command).name if command in Command._value2member_map_ else "unknown"
-            log.info("session %d: refused command %#04x (%s)", session.session_id, command, name)
-            message = f"Unknown command: wsrep-proxy does not relay COM_{name} ({command:#04x})"
-            await self.client.send(
-                err_packet(ER_UNKNOWN_COM_ERROR, "08S01", message, packet.last_seq + 1)
-            )
+            await self._refuse_command(command, packet)
             return True
         await self._to_backend(packet.raw)
         if command in NO_RESPONSE:
@@ -123,6 +111,32 @@ class Relay:
             return await self._change_user(payload)
         await self._relay_response(command, packet)
         return True
+
+    async def _answer_locally(self, packet: Packet, sql: str) -> bool:
+        assert self.interceptor is not None
+        reply = self.interceptor(self.session, sql)
+        if reply is None:
+            return False
+        await self.client.send(
+            encode_reply(
+                reply,
+                seq=packet.last_seq + 1,
+                deprecate_eof=self.deprecate_eof,
+                status_flags=self.session.status_flags,
+            )
+        )
+        return True
+
+    async def _refuse_command(self, command: int, packet: Packet) -> None:
+        try:
+            name = Command(command).name
+        except ValueError:
+            name = "unknown"
+        log.info("session %d: refused command %#04x (%s)", self.session.session_id, command, name)
+        message = f"Unknown command: wsrep-proxy does not relay COM_{name} ({command:#04x})"
+        await self.client.send(
+            err_packet(ER_UNKNOWN_COM_ERROR, "08S01", message, packet.last_seq + 1)
+        )
 
     async def _to_backend(self, data: bytes) -> None:
         try:

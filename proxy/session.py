@@ -25,7 +25,7 @@ class Session:
     backend_thread_id: int = 0
     capabilities: int = 0  # negotiated between client and backend
     tls: bool = False
-    status_flags: int = ServerStatus.AUTOCOMMIT
+    status_flags: int = int(ServerStatus.AUTOCOMMIT)
     statement: StatementInfo | None = None  # the current (or last) statement
     sql: str | None = None  # text of the current (or last) COM_QUERY/COM_STMT_PREPARE
     prepared: dict[int, StatementInfo] = field(default_factory=dict)  # by statement id
@@ -66,7 +66,7 @@ class Session:
         if user is not None:
             self.user = user
             self.schema = schema
-        self.status_flags = ServerStatus.AUTOCOMMIT
+        self.status_flags = int(ServerStatus.AUTOCOMMIT)
         self.statement = None
         self.sql = None
         self.prepared.clear()

@@ -38,8 +38,10 @@ _PREPARE = 6  # COM_STMT_PREPARE's first packet
 _PREPARE_COLUMNS = 7  # pseudo-state: the prepared statement's column block comes next
 _DONE = 8
 
-_MORE_RESULTS = ServerStatus.MORE_RESULTS_EXISTS
-_CURSOR_EXISTS = ServerStatus.CURSOR_EXISTS
+# Plain ints: IntFlag arithmetic goes through Python-level enum code, too slow here.
+_MORE_RESULTS = int(ServerStatus.MORE_RESULTS_EXISTS)
+_CURSOR_EXISTS = int(ServerStatus.CURSOR_EXISTS)
+_STMT_EXECUTE = int(Command.STMT_EXECUTE)
 
 _FIRST_STATE = {
     Command.QUERY: _FIRST,
@@ -217,7 +219,7 @@ class ResponseTracker:
                 self._fail()
                 return
             status = self.status_flags = self._status(buf, pos, first)
-            if self._command == Command.STMT_EXECUTE and status & _CURSOR_EXISTS:
+            if self._command == _STMT_EXECUTE and status & _CURSOR_EXISTS:
                 self._state = _DONE
             else:
                 self._enter(self._after_defs)
