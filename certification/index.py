@@ -1,0 +1,201 @@
+"""The certification index: a deterministic verdict for every ordered write set.
+
+Rule (no exemption for the write set's own origin node, unlike Galera): a write set with
+`seqno` S and `last_seen` L fails iff some earlier write set that passed, with seqno in
+(L, S), has a key that conflicts with one of its keys by type (see `Key.conflicts_with`).
+
+The index keeps, per key, only the highest seqno that wrote it: since every indexed seqno is
+below S, "some conflicting writer in (L, S)" is exactly "the latest conflicting writer > L".
+Four dicts keyed by hash-cached ident bytes make that one lookup per key in the common case
+(no foreign keys, no DDL in flight):
+
+    written[row]      latest seqno with an EXCLUSIVE key on the row
+    referenced[row]   latest seqno with a SHARED key on the row
+    table_rows[table] latest seqno with any row key in the table
+    locked[table]     latest seqno with a TABLE key on the table
+
+Purge walks a log of (seqno, keys) from the left and deletes a dict entry only if it still
+holds that seqno (a later writer replaced it otherwise), so what stays is exact above the
+purge point. Every node applies the same purges at the same position of the stream, so
+verdicts never differ; a write set whose `last_seen` is below the purge point can't be
+checked exactly and fails (`Outcome.STALE`), identically everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from certification.keys import Key, KeyKind
+
+_EXCLUSIVE = KeyKind.EXCLUSIVE
+_SHARED = KeyKind.SHARED
+
+
+@dataclass(frozen=True, slots=True)
+class CertificationRequest:
+    seqno: int  # global seqno the group assigned to the write set
+    last_seen: int  # origin's last committed seqno before the transaction's snapshot
+    keys: tuple[Key, ...]  # held by the index until purged: immutable on purpose
+
+
+class Outcome(Enum):
+    PASSED = "passed"
+    CONFLICT = "conflict"  # a key was written in (last_seen, seqno)
+    STALE = "stale"  # last_seen below the purge point: can't be checked exactly
+    INVALID = "invalid"  # last_seen not in [0, seqno): a broken origin
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    key: Key | None = None  # the write set's first conflicting key (CONFLICT)
+    conflict_seqno: int | None = None  # the latest conflicting writer of that key (CONFLICT)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    def describe(self) -> str:
+        if self.key is not None:
+            return f"{self.outcome.value}: {self.key.describe()} written at {self.conflict_seqno}"
+        return self.outcome.value
+
+
+PASSED = Verdict(Outcome.PASSED)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificationStats:
+    certified: int  # write sets given a verdict
+    passed: int
+    failed: int
+    index_size: int  # keys held: rows written, rows referenced, tables locked
+    log_length: int  # passed write sets held until purge
+    purged_to: int  # entries at or below this seqno are gone
+    avg_keys_per_write_set: float  # over certified write sets
+
+
+class CertificationIndex:
+    def __init__(self, initial_seqno: int = 0) -> None:
+        """`initial_seqno`: the position the stream starts after (a joiner's state seqno).
+
+        Nothing before it is known, so it is also the first purge point: a write set that
+        claims to have seen less is stale.
+        """
+        self._written: dict[bytes, int] = {}
+        self._referenced: dict[bytes, int] = {}
+        self._table_rows: dict[bytes, int] = {}
+        self._locked: dict[bytes, int] = {}
+        self._log: deque[tuple[int, tuple[Key, ...]]] = deque()
+        self._last_seqno = initial_seqno
+        self._purged_to = initial_seqno
+        self._certified = 0
+        self._failed = 0
+        self._keys_seen = 0
+
+    @property
+    def last_seqno(self) -> int:
+        return self._last_seqno
+
+    @property
+    def purged_to(self) -> int:
+        return self._purged_to
+
+    def certify(self, ws: CertificationRequest) -> Verdict:
+        """Give the verdict for the next write set in total order; index it if it passed."""
+        seqno, last_seen, keys = ws.seqno, ws.last_seen, ws.keys
+        if seqno <= self._last_seqno:
+            raise ValueError(f"seqno {seqno} is not after {self._last_seqno}: out of order")
+        self._last_seqno = seqno
+        self._certified += 1
+        self._keys_seen += len(keys)
+        if not 0 <= last_seen < seqno:
+            verdict = Verdict(Outcome.INVALID)
+        elif last_seen < self._purged_to:
+            verdict = Verdict(Outcome.STALE)
+        else:
+            verdict = self._check(keys, last_seen)
+        if verdict is PASSED:
+            self._insert(seqno, keys)
+        else:
+            self._failed += 1
+        return verdict
+
+    def _check(self, keys: tuple[Key, ...], last_seen: int) -> Verdict:
+        written, referenced = self._written, self._referenced
+        table_rows, locked = self._table_rows, self._locked
+        for key in keys:
+            kind = key.kind
+            if kind is _EXCLUSIVE:
+                hit = written.get(key.ident, 0) > last_seen or (
+                    referenced and referenced.get(key.ident, 0) > last_seen  # FKs in play
+                )
+            elif kind is _SHARED:
+                hit = written.get(key.ident, 0) > last_seen
+            else:
+                hit = table_rows.get(key.table, 0) > last_seen
+            # TOI is rare and purged quickly: no lookup at all while no table is locked
+            if hit or (locked and locked.get(key.table, 0) > last_seen):
+                return Verdict(Outcome.CONFLICT, key, self._latest_conflict(key))
+        return PASSED
+
+    def _latest_conflict(self, key: Key) -> int:
+        """The latest seqno whose keys conflict with `key` (off the hot path)."""
+        if key.kind is _EXCLUSIVE:
+            rows = max(self._written.get(key.ident, 0), self._referenced.get(key.ident, 0))
+        elif key.kind is _SHARED:
+            rows = self._written.get(key.ident, 0)
+        else:
+            rows = self._table_rows.get(key.table, 0)
+        return max(rows, self._locked.get(key.table, 0))
+
+    def _insert(self, seqno: int, keys: tuple[Key, ...]) -> None:
+        written, referenced = self._written, self._referenced
+        table_rows, locked = self._table_rows, self._locked
+        for key in keys:
+            kind = key.kind
+            if kind is _EXCLUSIVE:
+                written[key.ident] = seqno
+                table_rows[key.table] = seqno
+            elif kind is _SHARED:
+                referenced[key.ident] = seqno
+                table_rows[key.table] = seqno
+            else:
+                locked[key.table] = seqno
+        self._log.append((seqno, keys))
+
+    def purge(self, safe_seqno: int) -> None:
+        """Forget write sets at or below the cluster-wide safe point.
+
+        Every node must call this at the same position of the ordered stream. A safe point
+        below the current one (a member with an older position joined) changes nothing.
+        """
+        if safe_seqno <= self._purged_to:
+            return
+        self._purged_to = safe_seqno
+        by_kind = (self._written, self._referenced, self._locked)
+        table_rows = self._table_rows
+        log = self._log
+        while log and log[0][0] <= safe_seqno:
+            seqno, keys = log.popleft()
+            for key in keys:
+                held = by_kind[key.kind]
+                if held.get(key.ident) == seqno:
+                    del held[key.ident]
+                if table_rows.get(key.table) == seqno:
+                    del table_rows[key.table]
+
+    @property
+    def stats(self) -> CertificationStats:
+        certified = self._certified
+        return CertificationStats(
+            certified=certified,
+            passed=certified - self._failed,
+            failed=self._failed,
+            index_size=len(self._written) + len(self._referenced) + len(self._locked),
+            log_length=len(self._log),
+            purged_to=self._purged_to,
+            avg_keys_per_write_set=self._keys_seen / certified if certified else 0.0,
+        )
