@@ -217,7 +217,12 @@ class Cluster:
                 assert first[1] == got, f"seqno {seqno}: {first} vs {m.name} {got}"
 
     def logs(self) -> str:
-        return "\n".join(f"--- {m.name}\n{m.log_tail()}" for m in self.members.values())
+        return "\n".join(
+            f"--- {m.name} {m.address} pids={[p.pid for p in m.processes]} "
+            f"exit={[p.returncode for p in m.processes]} views={len(m.views)} "
+            f"delivered={len(m.delivered)}\n{m.log_tail()}"
+            for m in self.members.values()
+        )
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
