@@ -6,7 +6,8 @@ the proxy (`wsrepctl proxy`, a subprocess), prepares the sysbench tables, then r
 statements) at 1, 8 and 32 threads against each of the three, interleaved so that noise on
 a shared machine hits them alike. Prints QPS, p95 latency and the ratios.
 
-    .venv/bin/python bench/proxy_bench.py [--time 20] [--threads 1,8,32] [--profile]
+    .venv/bin/python bench/proxy_bench.py [--time 20] [--threads 1,8,32] [--repeat 1]
+        [--workloads oltp_point_select,oltp_read_only] [--profile [--top 30]]
 
 `ServiceProcess` and `run_sysbench` are also used by the client tests (tests/clients).
 """
@@ -302,30 +303,46 @@ def bench_services(work: Path, profile_to: Path | None) -> Iterator[dict[str, tu
 
 
 def run_bench(
-    seconds: int, threads: Sequence[int], profile_to: Path | None, work: Path
+    workloads: Sequence[str],
+    seconds: int,
+    threads: Sequence[int],
+    repeat: int,
+    profile_to: Path | None,
+    work: Path,
 ) -> list[Row]:
+    """Each cell is the run with the median QPS of `repeat` runs; the targets take turns
+    run by run, so a noisy spell on the shared machine hits them alike."""
     rows: list[Row] = []
     with bench_services(work, profile_to) as targets:
-        for workload in WORKLOADS:
+        for workload in workloads:
             for n in threads:
-                results: dict[str, SysbenchResult] = {}
-                for target in TARGETS:
-                    host, port = targets[target]
-                    res = run_sysbench(workload, host, port, threads=n, seconds=seconds)
-                    results[target] = res
-                    print(
-                        f"bench: {workload} threads={n} {target:<6} qps={res.qps:.0f} "
-                        f"p95={res.p95_ms:.2f}ms errors={res.errors}",
-                        flush=True,
-                    )
-                rows.append(Row(workload, n, results))
+                runs: dict[str, list[SysbenchResult]] = {t: [] for t in TARGETS}
+                for _ in range(repeat):
+                    for target in TARGETS:
+                        host, port = targets[target]
+                        res = run_sysbench(workload, host, port, threads=n, seconds=seconds)
+                        runs[target].append(res)
+                        print(
+                            f"bench: {workload} threads={n} {target:<6} qps={res.qps:.0f} "
+                            f"p95={res.p95_ms:.2f}ms errors={res.errors}",
+                            flush=True,
+                        )
+                rows.append(Row(workload, n, {t: _median(r) for t, r in runs.items()}))
     return rows
+
+
+def _median(runs: list[SysbenchResult]) -> SysbenchResult:
+    return sorted(runs, key=lambda r: r.qps)[len(runs) // 2]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time", type=int, default=20, help="seconds per sysbench run")
     parser.add_argument("--threads", default="1,8,32", help="comma-separated thread counts")
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated sysbench workloads"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell (median QPS)")
     parser.add_argument("--profile", action="store_true", help="run the proxy under cProfile")
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
     args = parser.parse_args(argv)
@@ -333,7 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         work = Path(tmp)
         profile_to = work / "proxy.prof" if args.profile else None
-        rows = run_bench(args.time, threads, profile_to, work)
+        rows = run_bench(
+            args.workloads.split(","), args.time, threads, args.repeat, profile_to, work
+        )
         print("\n" + format_table(rows), flush=True)
         if profile_to is not None and profile_to.exists():
             print_profile(profile_to, args.top)
