@@ -112,8 +112,9 @@ _U64 = struct.Struct("<Q")
 _APPEND = struct.Struct("<BBQQQI")
 _APPEND_RESPONSE = struct.Struct("<BQI")
 _VOTE = struct.Struct("<QQ")
-_ENTRY = struct.Struct("<QQQQB")
-_PAYLOAD = struct.Struct("<QQI")
+_ENTRY = struct.Struct("<QQQQB")  # term, index, seqno, conf_id, kind
+# a payload entry: the above, then incarnation, request, origin and payload lengths
+_PAYLOAD_ENTRY = struct.Struct("<QQQQBQQHI")
 _FORWARD = struct.Struct("<QQI")
 _FORWARD_ITEM = struct.Struct("<QI")
 _MEMBER = struct.Struct("<IB")
@@ -123,22 +124,12 @@ _MEMBER = struct.Struct("<IB")
 
 
 def encode(msg: Message) -> bytes:
-    out: list[bytes] = [_HEADER.pack(VERSION, _type_of(msg.body), msg.cluster_uuid.bytes, msg.term)]
     body = msg.body
     if isinstance(body, Append):
-        out.append(
-            _APPEND.pack(
-                body.primary,
-                body.fc_paused,
-                body.prev_index,
-                body.prev_term,
-                body.commit,
-                len(body.entries),
-            )
-        )
-        for e in body.entries:
-            _encode_entry(e, out)
-    elif isinstance(body, AppendResponse):
+        blob = encode_entries(body.entries)
+        return encode_append(msg.cluster_uuid, msg.term, body, len(body.entries), blob)
+    out: list[bytes] = [_HEADER.pack(VERSION, _type_of(msg.body), msg.cluster_uuid.bytes, msg.term)]
+    if isinstance(body, AppendResponse):
         out.append(_APPEND_RESPONSE.pack(body.success, body.index, body.apply_queue))
     elif isinstance(body, VoteRequest):
         out.append(_VOTE.pack(body.last_index, body.last_term))
@@ -155,6 +146,29 @@ def encode(msg: Message) -> bytes:
         out.append(_U64.pack(body.oldest_seqno))
     else:
         out.append(_U32.pack(body.apply_queue))
+    return b"".join(out)
+
+
+def encode_append(cluster_uuid: UUID, term: int, body: Append, count: int, blob: bytes) -> bytes:
+    """An APPEND whose `count` entries are already encoded in `blob` (`body.entries` unused).
+
+    The leader sends the same entries to every follower: it encodes them once.
+    """
+    return b"".join(
+        (
+            _HEADER.pack(VERSION, MsgType.APPEND, cluster_uuid.bytes, term),
+            _APPEND.pack(
+                body.primary, body.fc_paused, body.prev_index, body.prev_term, body.commit, count
+            ),
+            blob,
+        )
+    )
+
+
+def encode_entries(entries: tuple[Entry, ...] | list[Entry]) -> bytes:
+    out: list[bytes] = []
+    for e in entries:
+        _encode_entry(e, out)
     return b"".join(out)
 
 
@@ -195,13 +209,19 @@ def _encode_members(members: tuple[MemberInfo, ...], out: list[bytes]) -> None:
 
 
 def _encode_entry(e: Entry, out: list[bytes]) -> None:
-    out.append(_ENTRY.pack(e.term, e.index, e.seqno, e.conf_id, e.kind))
     if e.kind is EntryKind.PAYLOAD:
-        _encode_str(e.origin, out)
-        out.append(_PAYLOAD.pack(e.incarnation, e.request, len(e.payload)))
+        origin = e.origin.encode()
+        out.append(
+            _PAYLOAD_ENTRY.pack(
+                e.term, e.index, e.seqno, e.conf_id, e.kind, e.incarnation, e.request,
+                len(origin), len(e.payload),
+            )
+        )  # fmt: skip
+        out.append(origin)
         out.append(e.payload)
     else:
         assert e.config is not None
+        out.append(_ENTRY.pack(e.term, e.index, e.seqno, e.conf_id, e.kind))
         _encode_members(e.config.members, out)
         if e.config.old is None:
             out.append(_U8.pack(0))
@@ -298,16 +318,22 @@ def _decode_append(r: _Reader, max_payload: int) -> Append:
 
 
 def _decode_entry(r: _Reader, max_payload: int) -> Entry:
-    term, index, seqno, conf_id, kind = r.take(_ENTRY)
-    if kind == EntryKind.PAYLOAD:
-        origin = r.text()
-        incarnation, request, size = r.take(_PAYLOAD)
+    data, pos = r.data, r.pos
+    if len(data) > pos + 32 and data[pos + 32] == EntryKind.PAYLOAD:
+        term, index, seqno, conf_id, _, incarnation, request, n_origin, size = r.take(
+            _PAYLOAD_ENTRY
+        )
         if size > max_payload:
             raise CodecError(f"payload of {size} bytes exceeds max_payload {max_payload}")
+        try:
+            origin = r.raw(n_origin).decode()
+        except UnicodeDecodeError as e:
+            raise CodecError("invalid utf-8 in an origin") from e
         payload = r.raw(size)
         return Entry(
             term, index, seqno, conf_id, EntryKind.PAYLOAD, origin, incarnation, request, payload
         )
+    term, index, seqno, conf_id, kind = r.take(_ENTRY)
     if kind == EntryKind.VIEW:
         members = _decode_members(r)
         old = _decode_members(r) if r.flag() else None

@@ -37,6 +37,8 @@ from wsrep.group.codec import (
     VoteResponse,
     decode,
     encode,
+    encode_append,
+    encode_entries,
 )
 from wsrep.group.log import Configuration, Entry, EntryKind, HardState, LogStorage
 from wsrep.group.types import (
@@ -146,6 +148,7 @@ class GroupMember:
 
         # leader state
         self._progress: dict[MemberId, _Progress] = {}
+        self._encoded: tuple[tuple[int, int, int], bytes] = ((0, 0, 0), b"")
         self._heartbeat_at = now
         self._quorum_check_at = now
         self._joins: dict[MemberId, MemberInfo] = {}
@@ -987,10 +990,15 @@ class GroupMember:
     def _send_append(self, member: MemberId, p: _Progress, entries: list[Entry]) -> None:
         prev = p.next - 1
         prev_term = self._term_at(prev)
-        assert prev_term is not None
+        assert prev_term is not None and self._cluster_uuid is not None
         p.sent_commit = self._commit
-        body = Append(prev, prev_term, self._commit, tuple(entries), self._primary, self._fc_paused)
-        self._send(member, body)
+        body = Append(prev, prev_term, self._commit, (), self._primary, self._fc_paused)
+        # by log matching, (first index, last index, last term) names the same entries
+        key = (prev + 1, prev + len(entries), entries[-1].term if entries else 0)
+        if self._encoded[0] != key:
+            self._encoded = (key, encode_entries(entries))
+        data = encode_append(self._cluster_uuid, self._term, body, len(entries), self._encoded[1])
+        self._actions.append(Send(member, data))
 
     # ---- flow control ---------------------------------------------------------------------
 
