@@ -3,9 +3,10 @@ changes and certification keys.
 
 Runs on the transaction's own connection, inside it, right before certification:
 
-1. a plain (non-locking) read finds this connection's capture rows, and `DELETE ...
-   RETURNING` by primary key takes them, so the commit leaves the capture table as it
-   found it (as a rollback would have) without gap locks on other sessions' rows;
+1. a plain (non-locking) read takes this connection's capture rows, and a `DELETE` by
+   primary key (sent ahead of the next read, in its round trip) removes them, so the
+   commit leaves the capture table as it found it (as a rollback would have) without gap
+   locks on other sessions' rows;
 2. per table, one locking read fetches the final images of the captured keys;
 3. a key whose row exists is an UPSERT of its full image; a key whose row is gone and that
    existed before the transaction (it was first captured as an old row) is a DELETE; a
@@ -17,6 +18,7 @@ Deletes come before upserts, which the applier relies on (see `applier.py`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from certification.keys import Key
@@ -24,13 +26,13 @@ from proxy.capture import certkeys
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.catalog import Catalog
 from proxy.capture.rowimage import Op, RowChange, encode_changes
-from proxy.capture.session import Row, SqlSession
+from proxy.capture.session import Result, Row, SqlSession
 from proxy.capture.shape import TableShape
 
 log = logging.getLogger("wsrep.capture")
 
 SELECT_BATCH = 500  # keys per locking read
-TAKE_BATCH = 1000  # capture rows per DELETE ... RETURNING
+FORGET_BATCH = 1000  # capture rows per DELETE
 
 
 class CaptureError(Exception):
@@ -49,8 +51,10 @@ class CapturedRows:
 
 async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
     """The net row changes of the open transaction on `session`, and their keys."""
+    rows = (await session.query(sql.CAPTURED)).rows
+    reads = _Piggyback(session, _forget(rows))
     captured: dict[int, dict[bytes, bytes | None]] = {}
-    for _, table_id, key_image, old_keys in await _take(session):
+    for _, table_id, key_image, old_keys in rows:
         assert table_id is not None and key_image is not None
         # the first capture of a key tells whether the row existed before the transaction
         captured.setdefault(int(table_id), {}).setdefault(bytes(key_image), old_keys)
@@ -67,13 +71,14 @@ async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
         for old in entries.values():
             if old is not None:
                 keys.extend(certkeys.unique_keys(shape, sql.split_key_list(old)))
-        found = await _final_images(session, shape, list(entries), upserts, keys)
+        found = await _final_images(reads, shape, list(entries), upserts, keys)
         spec = shape.spec
         deletes.extend(
             RowChange(spec, Op.DELETE, sql.split_key_image(k, shape))
             for k, old in entries.items()
             if k not in found and old is not None
         )
+    await reads.flush()
     log.debug("drain: %d deletes, %d upserts, %d keys", len(deletes), len(upserts), len(keys))
     return CapturedRows(deletes + upserts, certkeys.merge(keys))
 
@@ -105,18 +110,33 @@ async def _final_images(
     return found
 
 
-async def _take(session: SqlSession) -> list[Row]:
-    """Delete and return this connection's capture rows, in capture order."""
-    seqs = [int(r[0] or 0) for r in (await session.query(sql.CAPTURED_SEQS)).rows]
-    taken: list[Row] = []
-    for start in range(0, len(seqs), TAKE_BATCH):
-        taken.extend(
-            (await session.query(sql.take_captured(seqs[start : start + TAKE_BATCH]))).rows
-        )
-    return sorted(taken, key=lambda r: int(r[0] or 0))
+class _Piggyback:
+    """A session that sends queued statements ahead of the next query, in its round trip."""
+
+    def __init__(self, session: SqlSession, queued: list[str]) -> None:
+        self.session = session
+        self.queued = queued
+
+    async def query(self, sql: str) -> Result:
+        script = "; ".join([*self.queued, sql])
+        self.queued = []
+        return await self.session.query(script)
+
+    async def flush(self) -> None:
+        if self.queued:
+            await self.query(self.queued.pop())
+
+
+def _forget(rows: Sequence[Row]) -> list[str]:
+    seqs = [int(r[0] or 0) for r in rows]
+    return [
+        sql.forget_captured(seqs[start : start + FORGET_BATCH])
+        for start in range(0, len(seqs), FORGET_BATCH)
+    ]
 
 
 async def discard(session: SqlSession) -> None:
     """Forget this connection's capture rows (e.g. left by a connection id reused after a
     direct commit that bypassed the drain)."""
-    await _take(session)
+    for statement in _forget((await session.query(sql.CAPTURED)).rows):
+        await session.query(statement)

@@ -466,15 +466,17 @@ RESTORE_CONTEXT = (
 
 # --- drain (origin, inside the user's transaction) -------------------------------------
 
-CAPTURED_SEQS = f"SELECT seq FROM {CAPTURE} WHERE conn_id = CONNECTION_ID()"
+# A consistent (non-locking) read: only this connection writes rows with its id.
+CAPTURED = (
+    f"SELECT seq, table_id, key_image, old_keys FROM {CAPTURE} "
+    "WHERE conn_id = CONNECTION_ID() ORDER BY seq"
+)
 
 
-def take_captured(seqs: Sequence[int]) -> str:
-    """Delete and return these capture rows. Only the primary key in the WHERE: a range
-    on `by_conn` would lock the gap up to the next session's rows until commit."""
-    listed = ", ".join(str(int(s)) for s in seqs)
-    returning = "RETURNING seq, table_id, key_image, old_keys"
-    return f"DELETE FROM {CAPTURE} WHERE seq IN ({listed}) {returning}"
+def forget_captured(seqs: Sequence[int]) -> str:
+    """Delete these capture rows. Only the primary key in the WHERE: a range on `by_conn`
+    would lock the gap up to the next session's rows until this transaction commits."""
+    return f"DELETE FROM {CAPTURE} WHERE seq IN ({', '.join(str(int(s)) for s in seqs)})"
 
 
 def _key_match(alias: str, spec: TableSpec, keys: Sequence[Sequence[Value]]) -> str:
