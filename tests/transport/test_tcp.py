@@ -63,8 +63,11 @@ async def test_view_addresses_are_dialed_and_our_own_seed_is_skipped(
     ):
         await wait_until(lambda: m0.transport.connected == {"m1", "m2"})
         m1.transport.set_view_addresses(frozenset(addrs))
-        await wait_until(lambda: m2.transport.connected == {"m0", "m1"})
-        assert m1.transport.connected == {"m0", "m2"}
+        await wait_until(
+            lambda: (
+                m2.transport.connected == {"m0", "m1"} and m1.transport.connected == {"m0", "m2"}
+            )
+        )
         assert "m0" not in m0.recorder.up
         await wait_until(lambda: f"{own_alias} is our own address" in caplog.text)
 
