@@ -110,3 +110,20 @@ async def test_a_peer_that_does_not_read_is_dropped_not_buffered_without_bound()
             a.transport.send("b", b"x" * (64 << 10))
         await wait_until(lambda: a.recorder.down == ["b"])
         assert len(b.recorder.messages) < 2000
+
+
+async def test_a_flood_of_silent_connections_is_capped_and_members_still_connect() -> None:
+    a_addr, b_addr = free_address(), free_address()
+    host, port = b_addr.split(":")
+    async with (
+        trio.open_nursery() as nursery,
+        running_transport(nursery, "b", b_addr, max_handshaking=4, handshake_timeout=1.0) as b,
+    ):
+        silent = [await trio.open_tcp_stream(host, int(port)) for _ in range(20)]
+        await wait_until(lambda: b.transport.stats.connections_refused >= 16)
+        for stream in silent:
+            await stream.aclose()
+        async with running_transport(nursery, "a", a_addr, seeds=(b_addr,)) as a:
+            await wait_until(lambda: a.transport.connected == {"b"})
+            assert a.transport.send("b", b"through")
+            await wait_until(lambda: b.recorder.messages == [("a", b"through")])
