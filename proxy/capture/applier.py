@@ -20,6 +20,7 @@ from proxy.capture.session import SqlSession
 log = logging.getLogger("wsrep.applier")
 
 MAX_STATEMENT_ROWS = 500
+MAX_STATEMENT_BYTES = 1 << 20  # a bigger row goes alone (it needs max_allowed_packet > 2x)
 MAX_SCRIPT_BYTES = 4 << 20  # statements sent together stay well under max_allowed_packet
 
 
@@ -31,7 +32,7 @@ async def prepare_applier_session(session: SqlSession) -> None:
 
 def apply_statements(changes: Sequence[RowChange]) -> list[str]:
     """SQL for the changes: every DELETE, then every UPSERT (a row whose key changed is a
-    delete of the old key and an upsert of the new one), batched per table."""
+    delete of the old key and an upsert of the new one), batched per table and size."""
     batches: dict[tuple[TableSpec, Op], list[tuple[Value, ...]]] = {}
     for op in (Op.DELETE, Op.UPSERT):
         for change in changes:
@@ -40,8 +41,20 @@ def apply_statements(changes: Sequence[RowChange]) -> list[str]:
     statements = []
     for (table, op), rows in batches.items():
         render = sql.delete_rows if op is Op.DELETE else sql.replace_rows
-        for start in range(0, len(rows), MAX_STATEMENT_ROWS):
-            statements.append(render(table, rows[start : start + MAX_STATEMENT_ROWS]))
+        columns = table.key_columns if op is Op.DELETE else table.columns
+        chunk: list[str] = []
+        size = 0
+        for values in rows:
+            row = sql.row_literal(columns, values)
+            if chunk and (
+                size + len(row) > MAX_STATEMENT_BYTES or len(chunk) >= MAX_STATEMENT_ROWS
+            ):
+                statements.append(render(table, chunk))
+                chunk, size = [], 0
+            chunk.append(row)
+            size += len(row)
+        if chunk:
+            statements.append(render(table, chunk))
     return statements
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from proxy.capture.rowimage import Kind, TableSpec, Value, check_value
+from proxy.capture.rowimage import ColumnSpec, Kind, TableSpec, Value, check_value
 from proxy.capture.shape import Column, ForeignKey, Hop, TableShape
 
 SCHEMA = "wsrep"
@@ -479,16 +479,15 @@ def forget_captured(seqs: Sequence[int]) -> str:
     return f"DELETE FROM {CAPTURE} WHERE seq IN ({', '.join(str(int(s)) for s in seqs)})"
 
 
-def _key_match(alias: str, spec: TableSpec, keys: Sequence[Sequence[Value]]) -> str:
-    cols = spec.key_columns
-    names = [f"{alias}{ident(c.name)}" for c in cols]
-    tuples = [
-        [literal(c.kind, c.charset, v) for c, v in zip(cols, key, strict=True)] for key in keys
-    ]
-    if len(cols) == 1:
-        return f"{names[0]} IN ({', '.join(t[0] for t in tuples)})"
-    rows = ", ".join(f"({', '.join(t)})" for t in tuples)
-    return f"({', '.join(names)}) IN ({rows})"
+def row_literal(columns: Sequence[ColumnSpec], values: Sequence[Value]) -> str:
+    """`(v1, v2, ...)`: one row (or key) for a VALUES or IN list."""
+    shown = (literal(c.kind, c.charset, v) for c, v in zip(columns, values, strict=True))
+    return f"({', '.join(shown)})"
+
+
+def _key_match(alias: str, spec: TableSpec, rows: Sequence[str]) -> str:
+    names = [f"{alias}{ident(c.name)}" for c in spec.key_columns]
+    return f"({', '.join(names)}) IN ({', '.join(rows)})"
 
 
 def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
@@ -499,12 +498,13 @@ def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
     time zone."""
     spec = shape.spec
     exprs = [read_expr(f"u.{ident(c.name)}", c.kind) for c in spec.columns]
+    rows = [row_literal(spec.key_columns, key) for key in keys]
     return (
         "SET STATEMENT time_zone = '+00:00' FOR "
         f"SELECT {key_image_expr('u', shape)}, {unique_keys_expr('u', shape)}, "
         f"{parent_keys_expr('u', shape)}, {', '.join(exprs)} "
         f"FROM {qualified(shape.schema, shape.name)} u "
-        f"WHERE {_key_match('u.', spec, keys)} LOCK IN SHARE MODE"
+        f"WHERE {_key_match('u.', spec, rows)} LOCK IN SHARE MODE"
     )
 
 
@@ -539,18 +539,14 @@ COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 
 
-def delete_rows(spec: TableSpec, keys: Sequence[Sequence[Value]]) -> str:
+def delete_rows(spec: TableSpec, keys: Sequence[str]) -> str:
+    """`keys` rendered by `row_literal`."""
     return f"DELETE FROM {qualified(spec.schema, spec.name)} WHERE {_key_match('', spec, keys)}"
 
 
-def replace_rows(spec: TableSpec, images: Sequence[Sequence[Value]]) -> str:
-    """REPLACE, not INSERT ... ON DUPLICATE KEY UPDATE: a row that collides on a unique key
-    with a row this write set changes later must go (it is re-written with its own image)."""
+def replace_rows(spec: TableSpec, images: Sequence[str]) -> str:
+    """`images` rendered by `row_literal`. REPLACE, not INSERT ... ON DUPLICATE KEY UPDATE:
+    a row that collides on a unique key with a row this write set changes later must go
+    (it is re-written with its own image)."""
     cols = ", ".join(ident(c.name) for c in spec.columns)
-    rows = ", ".join(
-        "("
-        + ", ".join(literal(c.kind, c.charset, v) for c, v in zip(spec.columns, image, strict=True))
-        + ")"
-        for image in images
-    )
-    return f"REPLACE INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES {rows}"
+    return f"REPLACE INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES {', '.join(images)}"

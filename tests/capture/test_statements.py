@@ -205,3 +205,21 @@ async def test_drain_does_not_block_other_sessions(pair_factory: PairFactory) ->
     finally:
         for conn in others:
             await conn.aclose()
+
+
+async def test_large_transaction_and_big_rows(pair_factory: PairFactory) -> None:
+    """More rows than any batch (reads, deletes, statements) and a row over 1 MiB."""
+    pair = await pair_factory(
+        "CREATE TABLE bulk (id INT PRIMARY KEY, b LONGBLOB, n DOUBLE) ENGINE=InnoDB"
+    )
+    await pair.replicate(
+        "INSERT INTO bulk SELECT seq, RANDOM_BYTES(1 + seq % 900), RAND() FROM seq_1_to_1300",
+        "INSERT INTO bulk VALUES (0, REPEAT(RANDOM_BYTES(1024), 3 * 1024), 0)",
+    )
+    captured = await pair.replicate(
+        "UPDATE bulk SET n = n * 2, b = REVERSE(b) WHERE id % 2 = 0",
+        "DELETE FROM bulk WHERE id % 3 = 0",
+        "UPDATE bulk SET id = id + 10000 WHERE id BETWEEN 1 AND 600",
+    )
+    assert len(captured.changes) > 1000
+    await pair.assert_same()
