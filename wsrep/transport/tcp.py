@@ -39,6 +39,7 @@ log = logging.getLogger("wsrep.transport")
 
 READ_SIZE = 256 << 10
 FLUSH_TIMEOUT = 1.0  # to get a REFUSE out before closing
+REPEAT_QUIET = 60.0  # a refusal reason logged as a warning at most once a minute
 
 
 class TransportHandler(Protocol):
@@ -116,6 +117,7 @@ class TcpTransport:
         self._self_addresses = {config.member.address}
         self._dial_nonces: set[bytes] = set()
         self._handshaking = 0
+        self._refusals_said: dict[str, float] = {}  # reason -> when last logged
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
 
@@ -362,7 +364,20 @@ class TcpTransport:
         else:
             self.stats.connections_refused += 1
             who = f"{link.peer.id} at {link.remote}" if link.peer else link.remote
-            log.warning("%s: closing connection with %s: %s", self._name, who, failed.reason)
+            # a misconfigured member retries for ever: say each reason once a while
+            now = trio.current_time()
+            repeated = now - self._refusals_said.get(failed.reason, -math.inf) < REPEAT_QUIET
+            if not repeated:
+                if len(self._refusals_said) >= 1000:  # reasons partly come from strangers
+                    self._refusals_said.clear()
+                self._refusals_said[failed.reason] = now
+            log.log(
+                logging.DEBUG if repeated else logging.WARNING,
+                "%s: closing connection with %s: %s",
+                self._name,
+                who,
+                failed.reason,
+            )
 
     def _log_lost(self, link: _Link, reason: str) -> None:
         if link.peer is not None and self._links.get(link.peer.id) is link:
