@@ -127,3 +127,19 @@ async def test_a_flood_of_silent_connections_is_capped_and_members_still_connect
             await wait_until(lambda: a.transport.connected == {"b"})
             assert a.transport.send("b", b"through")
             await wait_until(lambda: b.recorder.messages == [("a", b"through")])
+
+
+async def test_a_repeated_refusal_is_counted_each_time_but_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "wsrep.transport")
+    address = free_address()
+    async with (
+        trio.open_nursery() as nursery,
+        running_transport(nursery, "b", address) as b,
+    ):
+        for _ in range(3):
+            await handshake_as(address, stranger(b"wrong secret"))
+        await wait_until(lambda: b.transport.stats.connections_refused == 3)
+    warnings = [r for r in caplog.records if "does not know the cluster secret" in r.message]
+    assert len(warnings) == 1
