@@ -55,6 +55,12 @@ def add_member_arguments(parser: argparse.ArgumentParser) -> None:
         "--fc-limit", type=int, default=GroupConfig.fc_limit, help="Galera gcs.fc_limit"
     )
     parser.add_argument(
+        "--fc-factor",
+        type=float,
+        default=GroupConfig.fc_factor,
+        help="Galera gcs.fc_factor: resume below fc_limit * fc_factor",
+    )
+    parser.add_argument(
         "--max-batch",
         type=int,
         default=GroupConfig.max_batch,
@@ -76,6 +82,7 @@ def member_config(args: argparse.Namespace, arbitrator: bool) -> GroupConfig:
         inactive_timeout=args.inactive,
         election_timeout=args.election,
         fc_limit=args.fc_limit,
+        fc_factor=args.fc_factor,
         max_batch=args.max_batch,
     )
 
