@@ -7,9 +7,9 @@ install differ).
 Exactness comes from the expressions values are read with (`read_expr`) and the literals
 they are written back with (`literal`): integers and DECIMAL as decimal text, floats
 widened to DOUBLE and printed shortest-round-trip, TIMESTAMP as UNIX_TIMESTAMP (time-zone
-free), strings as raw bytes (no charset conversion), ENUM/SET as their numbers, BIT as an
-unsigned integer. Strings go back as hex literals with a charset introducer, so no value
-is ever spliced into SQL as text.
+free), strings and INET4/INET6 as raw bytes (no charset conversion), ENUM/SET as their
+numbers, BIT as an unsigned integer. Strings go back as hex literals with a charset
+introducer, so no value is ever spliced into SQL as text.
 
 Certification keys need a value's identity under the column's collation, not its bytes:
 `cert_expr` reads `WEIGHT_STRING()` (trailing spaces trimmed for PAD SPACE collations).
@@ -45,6 +45,9 @@ _KINDS = {
     **dict.fromkeys(
         ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"), Kind.BYTES
     ),
+    # written back from their binary form. Not UUID: its storage form is not what
+    # CAST(... AS BINARY) or its text give back for every value (CHECKSUM TABLE differs).
+    **dict.fromkeys(("inet4", "inet6"), Kind.BYTES),
     "enum": Kind.ENUM,
     "set": Kind.SET,
 }
@@ -107,7 +110,7 @@ def read_expr(ref: str, kind: Kind) -> str:
         return f"CAST({ref} AS UNSIGNED)"
     if kind is Kind.TIMESTAMP:
         return f"UNIX_TIMESTAMP({ref})"
-    if kind is Kind.TEXT:
+    if kind in (Kind.TEXT, Kind.BYTES):  # no charset conversion; INET6's binary form
         return f"CAST({ref} AS BINARY)"
     if kind in (Kind.ENUM, Kind.SET):
         return f"({ref} + 0)"
@@ -133,7 +136,7 @@ def cert_expr(ref: str, col: Column, prefix: int | None = None) -> str:
     if col.kind in (Kind.TEXT, Kind.BYTES):
         inner = f"LEFT({ref}, {prefix})" if prefix else ref
         if col.kind is Kind.BYTES:
-            return inner
+            return read_expr(inner, Kind.BYTES)
         return f"WEIGHT_STRING(RTRIM({inner}))" if col.pad_space else f"WEIGHT_STRING({inner})"
     return read_expr(ref, col.kind)
 

@@ -135,3 +135,9 @@ async def test_self_referencing_tree_cascades_and_other_cycles_are_refused(
     assert (await pair.b.query("SELECT COUNT(*) FROM leaf WHERE node IS NULL")).rows == [(b"12",)]
     with pytest.raises(BackendError, match="cascade in a cycle"):
         await pair.a.query("INSERT INTO a VALUES (1, NULL)")
+
+
+async def test_uuid_columns_are_refused(pair_factory: PairFactory) -> None:
+    pair = await pair_factory("CREATE TABLE u (id INT PRIMARY KEY, v UUID) ENGINE=InnoDB")
+    with pytest.raises(BackendError, match="type uuid is not supported"):
+        await pair.a.query("INSERT INTO u VALUES (1, UUID())")

@@ -30,7 +30,7 @@ CREATE TABLE types (
   c CHAR(10), vc VARCHAR(300), tx TEXT, lt LONGTEXT, lat VARCHAR(20) CHARACTER SET latin1,
   bn BINARY(8), vb VARBINARY(300), bl BLOB,
   en ENUM('a','b','ç','😀'), st SET('x','y','z'),
-  js JSON,
+  js JSON, i4 INET4, i6 INET6,
   gv BIGINT AS (i + 1) VIRTUAL,
   gs VARCHAR(8) AS (LEFT(vc, 8)) STORED
 ) ENGINE=InnoDB
@@ -143,6 +143,8 @@ GENERATORS: dict[str, Gen] = {
     "en": lambda r: _utf8(r.choice(ENUM)),
     "st": lambda r: str(r.randint(0, 7)),
     "js": _json,
+    "i4": lambda r: "X'" + r.randbytes(4).hex() + "'",
+    "i6": lambda r: "X'" + r.randbytes(16).hex() + "'",
 }
 
 
@@ -172,7 +174,7 @@ async def test_every_type_round_trips_exactly(pair_factory: PairFactory) -> None
         " '0000-00-00', '-838:59:59.999999', '9999-12-31 23:59:59.999999',"
         " '0000-00-00 00:00:00', 0, 'ab  ', _utf8mb4 X'f09f9880', _utf8mb4 X'f09d849e',"
         f" '', X'e9', X'0000000000000000', X'00ff', X'{bytes(range(256)).hex()}',"
-        " 4, 7, '[]'",
+        " 4, 7, '[]', '255.255.255.255', 'ffff::1'",
     )
     await pair.assert_same()
     # Updates of every column, deletes and primary-key changes in one more transaction.
