@@ -11,14 +11,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from .sim import Schedule, Simulation, run_seed
+from wsrep.group.types import MemberInfo
+
+from .sim import FAULT_PHASE, Schedule, Simulation, run_seed
 
 SCHEDULES = int(os.environ.get("WSREP_SIM_SCHEDULES", "2000"))
 FIRST = int(os.environ.get("WSREP_SIM_FIRST", "0"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module", autouse=True)
 def quiet() -> Iterator[None]:
     """Thousands of schedules log thousands of elections: keep only errors."""
     logger = logging.getLogger("wsrep.group")
@@ -28,7 +32,7 @@ def quiet() -> Iterator[None]:
     logger.setLevel(level)
 
 
-def test_random_schedules(quiet: None) -> None:
+def test_random_schedules() -> None:
     topologies: dict[str, int] = {}
     for seed in range(FIRST, FIRST + SCHEDULES):
         sim = run_seed(seed)
@@ -54,7 +58,7 @@ def test_schedules_mix_every_fault() -> None:
     assert kinds == {"partition", "block", "crash", "pause", "loss", "duplicate"}
 
 
-def test_checker_catches_divergence(quiet: None) -> None:
+def test_checker_catches_divergence() -> None:
     """The agreement check is not vacuous: corrupt one member's history and it fails."""
     sim = Simulation(Schedule.from_seed(1))
     sim.run()
@@ -63,3 +67,42 @@ def test_checker_catches_divergence(quiet: None) -> None:
     victim.delivered[-1] = (seqno, origin, b"forged")
     with pytest.raises(AssertionError, match="agreement"):
         sim.check()
+
+
+IDS = ("n0", "n1", "n2", "n3", "n4")
+
+
+@st.composite
+def fault_lists(draw: st.DrawFn) -> list[tuple[float, str, tuple]]:
+    faults = []
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.floats(0.3, FAULT_PHASE - 0.1))
+        length = draw(st.floats(0.05, 4.0))
+        kind = draw(st.sampled_from(("partition", "block", "crash", "pause")))
+        if kind == "partition":
+            args: tuple = (
+                tuple(draw(st.sets(st.sampled_from(IDS), min_size=1, max_size=2))),
+                length,
+            )
+        elif kind == "block":
+            a, b = draw(st.lists(st.sampled_from(IDS), min_size=2, max_size=2, unique=True))
+            args = (a, b, length)
+        else:
+            args = (draw(st.sampled_from(IDS)), length)
+        faults.append((at, kind, args))
+    return sorted(faults)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(0, 2**32),
+    fault_lists(),
+    st.sampled_from((0.0, 0.05, 0.3)),
+    st.sampled_from((0.0, 0.1)),
+)
+def test_hypothesis_fault_schedules(
+    seed: int, faults: list[tuple[float, str, tuple]], loss: float, duplicate: float
+) -> None:
+    """Hypothesis picks the faults (and shrinks a failing list to the few that matter)."""
+    infos = [MemberInfo(i, f"127.0.0.1:{4001 + n}") for n, i in enumerate(IDS)]
+    Simulation(Schedule(seed, "5", infos, loss, duplicate, (0.001, 0.1), faults)).run()
