@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
 
-from proxy.sql_text import Tok, TokenCursor, split_statements, unquote_string
+from proxy.sql_text import SqlMode, Tok, TokenCursor, split_statements, unquote_string
 from proxy.statement_sqlglot import dml_targets
 from proxy.statement_types import StatementInfo, StatementKind, TableName
 
 __all__ = [
+    "SqlMode",
     "StatementInfo",
     "StatementKind",
     "TableName",
@@ -39,23 +40,26 @@ _READ = StatementInfo(K.READ)
 _LOCKING_READ = StatementInfo(K.LOCKING_READ)
 
 
-def classify(sql: str) -> StatementInfo:
-    """Classify the first statement of `sql`; `multi` tells whether more follow."""
-    if len(sql) <= CACHE_MAX_TEXT:
-        return _classify_cached(sql)
-    return classify_uncached(sql)
+def classify(sql: str, mode: SqlMode = SqlMode.DEFAULT) -> StatementInfo:
+    """Classify the first statement of `sql`; `multi` tells whether more follow.
+
+    `mode`: the session's sql_mode flags that change how text is read (see `SqlMode`).
+    """
+    if len(sql) > CACHE_MAX_TEXT:
+        return classify_uncached(sql, mode)
+    return _classify_cached(sql, mode) if mode else _classify_cached(sql)
 
 
-def classify_each(sql: str) -> tuple[StatementInfo, ...]:
+def classify_each(sql: str, mode: SqlMode = SqlMode.DEFAULT) -> tuple[StatementInfo, ...]:
     """Classify every statement of a (possibly multi-statement) text, in order."""
-    return tuple(classify(part) for part in split_statements(sql))
+    return tuple(classify(part, mode) for part in split_statements(sql, mode))
 
 
-def classify_uncached(sql: str) -> StatementInfo:
-    parts = split_statements(sql)
+def classify_uncached(sql: str, mode: SqlMode = SqlMode.DEFAULT) -> StatementInfo:
+    parts = split_statements(sql, mode)
     if not parts:
         return _EMPTY
-    info = _classify_one(parts[0])
+    info = _classify_one(parts[0], mode)
     return replace(info, multi=True) if len(parts) > 1 else info
 
 
@@ -73,10 +77,10 @@ class _ClassifyFrom(NamedTuple):
 _Handler = Callable[[TokenCursor], "StatementInfo | _ClassifyFrom"]
 
 
-def _classify_one(sql: str) -> StatementInfo:
+def _classify_one(sql: str, mode: SqlMode) -> StatementInfo:
     pos = 0
     while True:  # ends: every _ClassifyFrom moves strictly forward in the text
-        cur = TokenCursor(sql, pos)
+        cur = TokenCursor(sql, pos, mode)
         while cur.accept_text("("):  # (SELECT ...) UNION (SELECT ...)
             pass
         first = cur.next()
@@ -117,7 +121,7 @@ def _with(cur: TokenCursor) -> StatementInfo:
     main = cur.skip_to(*_MAIN_AFTER_WITH, limit=1 << 20)
     if main in ("UPDATE", "DELETE", "INSERT", "REPLACE"):
         info = _DML_HANDLERS[main](cur)
-        return info if info.tables else replace(info, tables=dml_targets(cur.sql))
+        return info if info.tables else replace(info, tables=dml_targets(cur.sql, cur.mode))
     return _select(cur)
 
 
@@ -146,7 +150,7 @@ def _update(cur: TokenCursor) -> StatementInfo:
         cur.next()  # alias
     if name is not None and cur.word() == "SET":
         return StatementInfo(K.DML, tables=(name,), verb="UPDATE")
-    return StatementInfo(K.DML, tables=dml_targets(cur.sql), verb="UPDATE")
+    return StatementInfo(K.DML, tables=dml_targets(cur.sql, cur.mode), verb="UPDATE")
 
 
 def _delete(cur: TokenCursor) -> StatementInfo:
@@ -163,7 +167,7 @@ def _delete(cur: TokenCursor) -> StatementInfo:
             )
         ):
             return StatementInfo(K.DML, tables=(name,), verb="DELETE")
-    return StatementInfo(K.DML, tables=dml_targets(cur.sql), verb="DELETE")
+    return StatementInfo(K.DML, tables=dml_targets(cur.sql, cur.mode), verb="DELETE")
 
 
 def _load(cur: TokenCursor) -> StatementInfo:
@@ -374,14 +378,16 @@ def _call(cur: TokenCursor) -> StatementInfo:
 def _prepare(cur: TokenCursor) -> StatementInfo:
     info = _named(K.PREPARE, cur)
     if cur.accept("FROM") and (tok := cur.peek()) is not None and tok.kind is Tok.STRING:
-        info = replace(info, inner=unquote_string(tok))
+        info = replace(info, inner=unquote_string(tok, cur.mode))
     return info
 
 
 def _execute(cur: TokenCursor) -> StatementInfo:
     if cur.accept("IMMEDIATE"):
         tok = cur.peek()
-        inner = unquote_string(tok) if tok is not None and tok.kind is Tok.STRING else None
+        inner = (
+            unquote_string(tok, cur.mode) if tok is not None and tok.kind is Tok.STRING else None
+        )
         return StatementInfo(K.EXECUTE, inner=inner)
     return _named(K.EXECUTE, cur)
 

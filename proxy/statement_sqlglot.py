@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from proxy.sql_text import tokens
+from proxy.sql_text import SqlMode, Tok, tokens, unquote_ident, unquote_string
 from proxy.statement_types import StatementInfo, StatementKind, TableName
 
 log = logging.getLogger("wsrep.classify")
@@ -26,22 +26,28 @@ K = StatementKind
 _FAILURES = (SqlglotError, RecursionError, ValueError, AttributeError, TypeError, KeyError)
 
 
-def _as_mariadb_reads_it(sql: str) -> str:
-    """The text with comments dropped and executable comments opened, as MariaDB's lexer
-    sees it (sqlglot knows neither `/*! */` nor all of MariaDB's comment rules)."""
+def _as_mariadb_reads_it(sql: str, mode: SqlMode) -> str:
+    """The text as MariaDB's lexer reads it under `mode`, rewritten for sqlglot's MySQL
+    dialect: comments dropped, executable comments opened (sqlglot knows neither `/*! */`
+    nor all of MariaDB's comment rules), names in backticks, strings with escapes."""
     out: list[str] = []
     end = 0
-    for tok in tokens(sql):
+    for tok in tokens(sql, 0, mode):
         if out and tok.start != end:
             out.append(" ")
-        out.append(tok.text)
+        text = tok.text
+        if tok.kind is Tok.QIDENT:
+            text = "`" + unquote_ident(tok).replace("`", "``") + "`"
+        elif tok.kind is Tok.STRING:
+            text = "'" + unquote_string(tok, mode).replace("\\", "\\\\").replace("'", "''") + "'"
+        out.append(text)
         end = tok.end
     return "".join(out)
 
 
-def _parse(sql: str) -> exp.Expression | None:
+def _parse(sql: str, mode: SqlMode) -> exp.Expression | None:
     try:
-        return sqlglot.parse_one(_as_mariadb_reads_it(sql), read="mysql")
+        return sqlglot.parse_one(_as_mariadb_reads_it(sql, mode), read="mysql")
     except _FAILURES as e:
         log.debug("sqlglot cannot parse %.80r: %s", sql, e)
         return None
@@ -90,11 +96,12 @@ def _targets(tree: exp.Expression) -> tuple[TableName, ...]:
     return ()
 
 
-def dml_targets(sql: str) -> tuple[TableName, ...]:
+def dml_targets(sql: str, mode: SqlMode = SqlMode.DEFAULT) -> tuple[TableName, ...]:
     """The tables an INSERT/UPDATE/DELETE (multi-table, or under WITH) writes to."""
-    tree = _parse(sql)
+    tree = _parse(sql, mode)
     try:
-        return _targets(tree) if tree is not None else ()
+        # an empty name is sqlglot reading junk (an unterminated string) as a table
+        return tuple(t for t in _targets(tree) if t.name) if tree is not None else ()
     except _FAILURES as e:
         log.debug("no tables from sqlglot's tree of %.80r: %s", sql, e)
         return ()
@@ -136,9 +143,9 @@ def _ddl_tables(tree: exp.Create | exp.Drop | exp.Alter, kind: str) -> tuple[Tab
     return tuple(_name(t) for t in tables if isinstance(t, exp.Table))
 
 
-def classify_with_sqlglot(sql: str) -> StatementInfo | None:
+def classify_with_sqlglot(sql: str, mode: SqlMode = SqlMode.DEFAULT) -> StatementInfo | None:
     """Kind and tables as sqlglot sees them; None where sqlglot has no structured answer."""
-    tree = _parse(sql)
+    tree = _parse(sql, mode)
     try:
         return _classify_tree(tree) if tree is not None else None
     except _FAILURES as e:

@@ -9,7 +9,7 @@ import pytest
 from pymysql.constants import CLIENT
 
 from proxy.managed_mariadb import MariaDBServer
-from proxy.sql_text import Tok, split_statements, tokens, unquote_string
+from proxy.sql_text import SqlMode, Tok, split_statements, tokens, unquote_string
 from proxy.statement_class import classify
 
 pytestmark = pytest.mark.mariadb
@@ -215,6 +215,7 @@ def test_statement_split_matches_the_server(multi_conn: pymysql.Connection, text
         "/*m! + 1 */",
         "/* + 1 */",
         "/*!+1*/",
+        "*/* + 1 */ 1",  # `*` then a comment: 1 * 1
     ],
 )
 def test_executable_comments_match_the_server(mariadb: MariaDBServer, comment: str) -> None:
@@ -254,3 +255,53 @@ def test_string_literals_match_the_server(mariadb: MariaDBServer) -> None:
             (tok,) = [t for t in tokens(literal)]
             assert tok.kind is Tok.STRING, literal
             assert unquote_string(tok) == value, literal
+
+
+MODE_TEXTS = [  # valid under every mode, split differently by some
+    "SELECT 'a\\'; SELECT 2; -- '",
+    'SELECT 1 AS "a\\"; SELECT 2; -- "',
+    "SELECT 'x\\\\' AS a; SELECT 'y' AS b",
+    'SELECT 1 AS "b;c"; SELECT 2',
+]
+
+
+def _row_sets(conn: pymysql.Connection, text: str) -> list[tuple[tuple[object, ...], ...]]:
+    """The rows of each result set that has columns (OK-only results left out)."""
+    out = []
+    with conn.cursor() as cur:
+        cur.execute(text)
+        while True:
+            if cur.description is not None:
+                out.append(tuple(cur.fetchall()))
+            if not cur.nextset():
+                return out
+
+
+@pytest.mark.parametrize(
+    "sql_mode", ["", "NO_BACKSLASH_ESCAPES", "ANSI_QUOTES", "ANSI_QUOTES,NO_BACKSLASH_ESCAPES"]
+)
+def test_statement_split_under_sql_mode_matches_the_server(
+    mariadb: MariaDBServer, sql_mode: str
+) -> None:
+    """Each text gives the same rows run whole as run statement by statement as we split
+    it, one row set per statement (every statement here is a SELECT)."""
+    mode = SqlMode.from_sql_mode(sql_mode)
+    with mariadb.connect(client_flag=CLIENT.MULTI_STATEMENTS) as conn:
+        with conn.cursor() as cur:
+            cur.execute(f"SET SESSION sql_mode = '{sql_mode}'")
+        for text in MODE_TEXTS:
+            parts = split_statements(text, mode)
+            whole = _row_sets(conn, text)
+            assert len(whole) == len(parts), text
+            assert whole == [rows for part in parts for rows in _row_sets(conn, part)], text
+
+
+@pytest.mark.parametrize(
+    "sql_mode", ["ANSI", "DB2", "MAXDB", "MSSQL", "ORACLE", "POSTGRESQL", "TRADITIONAL"]
+)
+def test_combination_sql_modes_match_the_server(mariadb: MariaDBServer, sql_mode: str) -> None:
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SET SESSION sql_mode = '{sql_mode}'")
+        cur.execute("SELECT @@session.sql_mode")
+        (expanded,) = cur.fetchone()  # type: ignore[misc]
+    assert SqlMode.from_sql_mode(sql_mode) == SqlMode.from_sql_mode(expanded)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from proxy.statement_class import (
+    SqlMode,
     StatementInfo,
     StatementKind,
     TableName,
@@ -110,3 +111,35 @@ def test_multi_takes_the_first_statements_class() -> None:
 )
 def test_sync_wait_bit_follows_galera(sql: str, bit: int) -> None:
     assert classify(sql).sync_wait_bit == bit
+
+
+def test_sql_mode_changes_where_strings_and_names_end() -> None:
+    hidden = "SELECT 'a\\'; DROP TABLE t; -- '"
+    assert not classify(hidden).multi
+    infos = classify_each(hidden, SqlMode.NO_BACKSLASH_ESCAPES)
+    assert [(i.kind, i.tables) for i in infos] == [
+        (StatementKind.READ, ()),
+        (StatementKind.DDL, (TableName(None, "t"),)),
+    ]
+    assert classify(hidden, SqlMode.NO_BACKSLASH_ESCAPES).multi  # cached apart from DEFAULT
+    assert not classify(hidden).multi
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables"),
+    [
+        ('INSERT INTO "db"."my t" VALUES (1)', (TableName("db", "my t"),)),
+        ('UPDATE "t" SET "a" = 1', (TableName(None, "t"),)),
+        ('UPDATE "a" JOIN "b" ON "a".id = "b".id SET "a".x = "y"', (TableName(None, "a"),)),
+        ('DELETE "x" FROM "t1" AS "x" JOIN t2', (TableName(None, "t1"),)),
+        ('DROP TABLE "a""b"', (TableName(None, 'a"b'),)),
+    ],
+)
+def test_ansi_quotes_name_tables(sql: str, tables: tuple[TableName, ...]) -> None:
+    assert classify(sql, SqlMode.ANSI_QUOTES).tables == tables
+
+
+def test_prepared_text_follows_the_mode() -> None:
+    sql = "PREPARE s FROM 'SELECT ''c:\\new'''"
+    assert classify(sql).inner == "SELECT 'c:\new'"  # \n: a newline
+    assert classify(sql, SqlMode.NO_BACKSLASH_ESCAPES).inner == "SELECT 'c:\\new'"

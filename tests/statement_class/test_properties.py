@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy.sql_text import (
+    SqlMode,
     Tok,
     _split_tokens,
     split_statements,
@@ -149,3 +150,18 @@ def test_string_literals_round_trip(value: str, quote: str) -> None:
 @example("SELECT @x.end; SELECT 2")
 def test_fast_split_equals_the_token_split(text: str) -> None:
     assert split_statements(text) == _split_tokens(text)
+
+
+@QUICK
+@given(sqlish_text.map(lambda s: s.replace('"', "'").replace("\\", "/")), st.integers(1, 3))
+def test_sql_mode_matters_only_for_double_quotes_and_backslashes(text: str, m: int) -> None:
+    mode = SqlMode(m)
+    assert [t.text for t in tokens(text, 0, mode)] == [t.text for t in tokens(text)]
+    assert split_statements(text, mode) == split_statements(text)
+    assert classify_uncached(text, mode) == classify_uncached(text)
+
+
+@QUICK
+@given(sqlish_text, st.integers(0, 3))
+def test_fast_split_equals_the_token_split_in_every_mode(text: str, m: int) -> None:
+    assert split_statements(text, SqlMode(m)) == _split_tokens(text, SqlMode(m))

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.sql_text import QualifiedName, Tok, TokenCursor, split_statements, tokens
+from proxy.sql_text import (
+    QualifiedName,
+    SqlMode,
+    Tok,
+    TokenCursor,
+    _split_tokens,
+    split_statements,
+    tokens,
+    unquote_ident,
+    unquote_string,
+)
 
 
 def _texts(sql: str) -> list[str]:
@@ -26,7 +36,8 @@ def _texts(sql: str) -> list[str]:
         ("/*M!100100 SET x */", ["SET", "x"]),
         ("/*!50700 SET x */", []),  # MySQL 5.7+ only: MariaDB skips it
         ("/*M!50700 SET x */", ["SET", "x"]),
-        ("a */ b", ["a", "*/", "b"]),  # a stray closer is just punctuation
+        ("a */ b", ["a", "*", "/", "b"]),  # a stray closer is just punctuation
+        ("SELECT */* # */FROM t", ["SELECT", "*", "FROM", "t"]),  # `*` then a comment
         ("'unterminated; SELECT 1", ["'unterminated; SELECT 1"]),
         ("`unterminated; x", ["`unterminated; x"]),
         ("/* unterminated; x", []),
@@ -95,3 +106,65 @@ def test_cursor_reads_qualified_names_and_gives_up_within_its_limit() -> None:
 )
 def test_split_statements(sql: str, parts: list[str]) -> None:
     assert split_statements(sql) == parts
+
+
+NBE = SqlMode.NO_BACKSLASH_ESCAPES
+ANSI = SqlMode.ANSI_QUOTES
+
+
+@pytest.mark.parametrize(
+    ("sql", "mode", "expected"),
+    [
+        ("'a\\'b'", SqlMode.DEFAULT, ["'a\\'b'"]),
+        ("'a\\'b'", NBE, ["'a\\'", "b", "'"]),  # the backslash does not escape
+        ('"x" y', SqlMode.DEFAULT, ['"x"', "y"]),
+        ('"x" y', ANSI, ['"x"', "y"]),
+        ('"a\\"b"', ANSI, ['"a\\"', "b", '"']),  # a name: no backslash escapes either
+        ('"a""b"', ANSI | NBE, ['"a""b"']),
+    ],
+)
+def test_tokens_under_sql_mode(sql: str, mode: SqlMode, expected: list[str]) -> None:
+    assert [t.text for t in tokens(sql, 0, mode)] == expected
+
+
+def test_ansi_quotes_make_double_quotes_a_name() -> None:
+    (tok,) = tokens('"my ""t"""', 0, ANSI)
+    assert tok.kind is Tok.QIDENT and unquote_ident(tok) == 'my "t"'
+    (tok,) = tokens('"my ""t"""')
+    assert tok.kind is Tok.STRING and unquote_string(tok) == 'my "t"'
+
+
+def test_no_backslash_escapes_keeps_backslashes() -> None:
+    (tok,) = tokens("'c:\\new'", 0, NBE)
+    assert unquote_string(tok, NBE) == "c:\\new"
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        ("", SqlMode.DEFAULT),
+        ("STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION", SqlMode.DEFAULT),
+        ("ANSI_QUOTES", ANSI),
+        ("ansi", ANSI),
+        ("ORACLE", ANSI),
+        ("NO_BACKSLASH_ESCAPES,ANSI_QUOTES", ANSI | NBE),
+        (" no_backslash_escapes ", NBE),
+    ],
+)
+def test_sql_mode_from_its_text(value: str, mode: SqlMode) -> None:
+    assert SqlMode.from_sql_mode(value) == mode
+
+
+@pytest.mark.parametrize(
+    ("sql", "mode", "count"),
+    [
+        ("SELECT 'a\\'; SELECT 2; -- '", SqlMode.DEFAULT, 1),
+        ("SELECT 'a\\'; SELECT 2; -- '", NBE, 2),
+        ('SELECT "a\\"; SELECT 2; -- "', SqlMode.DEFAULT, 1),
+        ('SELECT "a\\"; SELECT 2; -- "', ANSI, 2),
+        ('SELECT "a;b" FROM t; SELECT 2', ANSI, 2),
+    ],
+)
+def test_split_statements_under_sql_mode(sql: str, mode: SqlMode, count: int) -> None:
+    assert len(split_statements(sql, mode)) == count
+    assert _split_tokens(sql, mode) == split_statements(sql, mode)
