@@ -24,6 +24,8 @@ import trio
 
 REPO = Path(__file__).resolve().parents[2]
 # Small timeouts, yet roomy enough for a shared 2-core machine.
+# Waits are generous: the machine is shared, and they only make a failing test slower.
+WAIT = 45.0
 TIMEOUTS = ("--heartbeat", "0.1", "--suspect", "0.8", "--inactive", "2.0", "--election", "0.8")
 
 
@@ -109,7 +111,7 @@ class MemberProcess:
         async with self._stdin_lock:
             await self.process.stdin.send_all(line.encode() + b"\n")
 
-    async def submit(self, text: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def submit(self, text: str, timeout: float = WAIT) -> dict[str, Any]:
         """Submit `text`; the member's answer (`submitted` with a seqno, or `submit-failed`)."""
         self._submits += 1
         ident = f"{self.name}-{self._submits}"
@@ -225,7 +227,7 @@ class Cluster:
         )
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+async def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
     with trio.fail_after(timeout):
         while not condition():
             await trio.sleep(0.02)
