@@ -23,9 +23,9 @@ import pytest
 import trio
 
 REPO = Path(__file__).resolve().parents[2]
-# Small timeouts, yet roomy enough for a shared 2-core machine.
 # Waits are generous: the machine is shared, and they only make a failing test slower.
 WAIT = 45.0
+# Small group timeouts, yet roomy enough for a shared 2-core machine.
 TIMEOUTS = ("--heartbeat", "0.1", "--suspect", "0.8", "--inactive", "2.0", "--election", "0.8")
 
 
