@@ -98,10 +98,12 @@ def _wanted(catalog: Catalog, shape: TableShape) -> list[Wanted]:
         log.warning("capture: %s refuses writes: %s", shape.qualified, exc)
         body = sql.refusal_body(f"wsrep: {exc}")
         return [Wanted(ours("BEFORE", e, body), "first") for e in ("INSERT", "UPDATE", "DELETE")]
-    wanted = [
-        Wanted(ours("AFTER", e, sql.after_trigger_body(shape, e)), "any")
-        for e in ("INSERT", "UPDATE", "DELETE")
-    ]
+    after = {
+        "INSERT": sql.after_trigger_body(shape, "INSERT"),
+        "UPDATE": sql.after_trigger_body(shape, "UPDATE", cascades["UPDATE"], catalog.shapes),
+        "DELETE": sql.after_trigger_body(shape, "DELETE"),
+    }
+    wanted = [Wanted(ours("AFTER", e, body), "any") for e, body in after.items()]
     for event, paths in cascades.items():
         if paths:
             body = sql.before_trigger_body(shape, event, paths, catalog.shapes)

@@ -358,11 +358,18 @@ def _capture_row(shape: TableShape, key_image: str, old_keys: str) -> str:
     return f"{_INSERT_CAPTURE} VALUES (CONNECTION_ID(), {shape.table_id}, {key_image}, {old_keys});"
 
 
-def after_trigger_body(shape: TableShape, event: str) -> str:
+def after_trigger_body(
+    shape: TableShape,
+    event: str,
+    update_cascades: Sequence[Sequence[Hop]] = (),
+    shapes: dict[tuple[str, str], TableShape] | None = None,
+) -> str:
     """AFTER INSERT/UPDATE/DELETE: record the row's key (old and new) for the drain.
 
     Only keys are captured; the drain reads the final row images at commit, which is
-    what makes the capture the net effect of the whole transaction."""
+    what makes the capture the net effect of the whole transaction. After an UPDATE of
+    a parent's referenced columns, also the new keys of rows its ON UPDATE CASCADE
+    reached (a child whose key holds the FK columns has a new key now)."""
     if event == "INSERT":
         work = _capture_row(shape, key_image_expr("NEW", shape), "NULL")
     elif event == "DELETE":
@@ -374,7 +381,8 @@ def after_trigger_body(shape: TableShape, event: str) -> str:
             + f" SET wsrep_k2 = {key_image_expr('NEW', shape)};"
             + " IF wsrep_k2 <> wsrep_k THEN "
             + _capture_row(shape, "wsrep_k2", "NULL")
-            + " END IF;"
+            + " END IF; "
+            + " ".join(_cascade_captures(update_cascades, shapes or {}, "UPDATE", "NEW"))
         )
         work = f"BEGIN DECLARE wsrep_k, wsrep_k2 MEDIUMBLOB; {work} END;"
     return f"IF {APPLIER_FLAG} IS NULL THEN {work} END IF"
@@ -387,17 +395,20 @@ def _fk_match(child: str, parent: str, fk: ForeignKey) -> str:
     )
 
 
-def cascade_capture(path: Sequence[Hop], shapes: dict[tuple[str, str], TableShape]) -> str:
-    """Record the keys of rows an InnoDB cascade along `path` will change.
+def cascade_capture(
+    path: Sequence[Hop], shapes: dict[tuple[str, str], TableShape], origin: str = "OLD"
+) -> str:
+    """Record the keys of rows an InnoDB cascade along `path` changes.
 
-    InnoDB cascades fire no triggers, so the parent's BEFORE trigger records the keys of
-    the rows reached through the chain of foreign keys: one CTE per hop, the first from
-    OLD, a closure hop recursive (UNION, so cyclic data ends too)."""
+    InnoDB cascades fire no triggers, so the parent's triggers record the keys of the
+    rows reached through the chain of foreign keys: one CTE per hop, the first from
+    `origin` (OLD before the change, with the rows' unique keys; NEW after an update, for
+    keys the cascade changed), a closure hop recursive (UNION, so cyclic data ends too)."""
     ctes = []
     for i, hop in enumerate(path):
         child = f"{qualified(*hop.table)} c"
         if i == 0:
-            rows = f"SELECT c.* FROM {child} WHERE {_fk_match('c', 'OLD', hop.fk)}"
+            rows = f"SELECT c.* FROM {child} WHERE {_fk_match('c', origin, hop.fk)}"
         else:
             rows = f"SELECT c.* FROM {child} JOIN wsrep_h{i - 1} p ON {_fk_match('c', 'p', hop.fk)}"
         if hop.closure:
@@ -406,12 +417,32 @@ def cascade_capture(path: Sequence[Hop], shapes: dict[tuple[str, str], TableShap
             )
         ctes.append(f"wsrep_h{i} AS ({rows})")
     reached = shapes[path[-1].table]
+    old_keys = unique_keys_expr("h", reached) if origin == "OLD" else "NULL"
     return (
         f"{_INSERT_CAPTURE} WITH RECURSIVE {', '.join(ctes)} "
-        f"SELECT CONNECTION_ID(), {reached.table_id}, "
-        f"{key_image_expr('h', reached)}, {unique_keys_expr('h', reached)} "
-        f"FROM wsrep_h{len(path) - 1} h;"
+        f"SELECT CONNECTION_ID(), {reached.table_id}, {key_image_expr('h', reached)}, "
+        f"{old_keys} FROM wsrep_h{len(path) - 1} h;"
     )
+
+
+def _cascade_captures(
+    paths: Sequence[Sequence[Hop]],
+    shapes: dict[tuple[str, str], TableShape],
+    event: str,
+    origin: str,
+) -> list[str]:
+    """One capture per path; for UPDATE only when the referenced columns change."""
+    parts = []
+    for path in paths:
+        work = cascade_capture(path, shapes, origin)
+        if event == "UPDATE":
+            same = " AND ".join(
+                f"CAST(OLD.{ident(c)} AS BINARY) <=> CAST(NEW.{ident(c)} AS BINARY)"
+                for c in path[0].fk.parent_columns
+            )
+            work = f"IF NOT ({same}) THEN {work} END IF;"
+        parts.append(work)
+    return parts
 
 
 def before_trigger_body(
@@ -420,18 +451,8 @@ def before_trigger_body(
     paths: Sequence[Sequence[Hop]],
     shapes: dict[tuple[str, str], TableShape],
 ) -> str:
-    """BEFORE DELETE/UPDATE of a parent: record rows its cascades are about to change.
-    For UPDATE only when the referenced columns change."""
-    parts = []
-    for path in paths:
-        work = cascade_capture(path, shapes)
-        if event == "UPDATE":
-            same = " AND ".join(
-                f"CAST(OLD.{ident(c)} AS BINARY) <=> CAST(NEW.{ident(c)} AS BINARY)"
-                for c in path[0].fk.parent_columns
-            )
-            work = f"IF NOT ({same}) THEN {work} END IF;"
-        parts.append(work)
+    """BEFORE DELETE/UPDATE of a parent: record rows its cascades are about to change."""
+    parts = _cascade_captures(paths, shapes, event, "OLD")
     return f"IF {APPLIER_FLAG} IS NULL THEN BEGIN {' '.join(parts)} END; END IF"
 
 

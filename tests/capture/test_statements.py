@@ -223,3 +223,24 @@ async def test_large_transaction_and_big_rows(pair_factory: PairFactory) -> None
     )
     assert len(captured.changes) > 1000
     await pair.assert_same()
+
+
+async def test_update_cascade_into_keys(pair_factory: PairFactory) -> None:
+    """ON UPDATE CASCADE rewrites children whose primary key holds the FK columns: their
+    old keys go, their new keys (two levels down) arrive."""
+    pair = await pair_factory(
+        "CREATE TABLE acct (code VARCHAR(8) PRIMARY KEY) ENGINE=InnoDB",
+        "CREATE TABLE line (code VARCHAR(8), n INT, PRIMARY KEY (code, n), "
+        "FOREIGN KEY (code) REFERENCES acct (code) ON UPDATE CASCADE) ENGINE=InnoDB",
+        "CREATE TABLE note (code VARCHAR(8), n INT, m INT, body TEXT, PRIMARY KEY (code, n, m), "
+        "FOREIGN KEY (code, n) REFERENCES line (code, n) ON UPDATE CASCADE) ENGINE=InnoDB",
+    )
+    await pair.replicate(
+        "INSERT INTO acct VALUES ('a'), ('b')",
+        "INSERT INTO line SELECT IF(seq % 2, 'a', 'b'), seq FROM seq_1_to_10",
+        "INSERT INTO note SELECT IF(seq % 2, 'a', 'b'), seq, 1, UUID() FROM seq_1_to_10",
+    )
+    await pair.replicate("UPDATE acct SET code = 'z' WHERE code = 'a'")
+    await pair.assert_same()
+    rows = (await pair.b.query("SELECT code, COUNT(*) FROM note GROUP BY code")).rows
+    assert rows == [(b"b", b"5"), (b"z", b"5")]
