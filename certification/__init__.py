@@ -4,7 +4,6 @@ Pure code, no I/O: the same ordered stream gives the same verdicts on every node
 """
 
 from certification.index import (
-    PASSED,
     CertificationIndex,
     CertificationRequest,
     CertificationStats,
@@ -15,7 +14,6 @@ from certification.keys import Key, KeyFormatError, KeyKind, decode_key, row_key
 from certification.limits import WriteSetLimits, WriteSetTooLarge
 
 __all__ = [
-    "PASSED",
     "CertificationIndex",
     "CertificationRequest",
     "CertificationStats",

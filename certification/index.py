@@ -14,11 +14,17 @@ Four dicts keyed by hash-cached ident bytes make that one lookup per key in the 
     table_rows[table] latest seqno with any row key in the table
     locked[table]     latest seqno with a TABLE key on the table
 
+The same lookups give a passing write set its `depends_seqno` (Galera's name): the latest
+earlier write set with a conflicting key, which the appliers must have committed before it
+may apply; write sets with disjoint keys apply in parallel.
+
 Purge walks a log of (seqno, keys) from the left and deletes a dict entry only if it still
 holds that seqno (a later writer replaced it otherwise), so what stays is exact above the
 purge point. Every node applies the same purges at the same position of the stream, so
 verdicts never differ; a write set whose `last_seen` is below the purge point can't be
-checked exactly and fails (`Outcome.STALE`), identically everywhere.
+checked exactly and fails (`Outcome.STALE`), identically everywhere. Dependencies at or
+below the purge point are dropped too: the safe point is the minimum `last_committed` over
+all members, so those write sets are committed on every node already.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class Verdict:
     outcome: Outcome
     key: Key | None = None  # the write set's first conflicting key (CONFLICT)
     conflict_seqno: int | None = None  # the latest conflicting writer of that key (CONFLICT)
+    depends_seqno: int = 0  # PASSED: apply only after this seqno committed (0: no dependency)
 
     @property
     def passed(self) -> bool:
@@ -60,10 +67,9 @@ class Verdict:
     def describe(self) -> str:
         if self.key is not None:
             return f"{self.outcome.value}: {self.key.describe()} written at {self.conflict_seqno}"
+        if self.passed:
+            return f"passed, depends on {self.depends_seqno}"
         return self.outcome.value
-
-
-PASSED = Verdict(Outcome.PASSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +123,7 @@ class CertificationIndex:
             verdict = Verdict(Outcome.STALE)
         else:
             verdict = self._check(keys, last_seen)
-        if verdict is PASSED:
+        if verdict.outcome is Outcome.PASSED:
             self._insert(seqno, keys)
         else:
             self._failed += 1
@@ -126,30 +132,28 @@ class CertificationIndex:
     def _check(self, keys: tuple[Key, ...], last_seen: int) -> Verdict:
         written, referenced = self._written, self._referenced
         table_rows, locked = self._table_rows, self._locked
+        depends = 0  # never above last_seen, so only a new maximum can be a conflict
         for key in keys:
             kind = key.kind
             if kind is _EXCLUSIVE:
-                hit = written.get(key.ident, 0) > last_seen or (
-                    referenced and referenced.get(key.ident, 0) > last_seen  # FKs in play
-                )
+                seen = written.get(key.ident, 0)
+                if referenced:  # empty unless foreign keys are in play
+                    shared = referenced.get(key.ident, 0)
+                    if shared > seen:
+                        seen = shared
             elif kind is _SHARED:
-                hit = written.get(key.ident, 0) > last_seen
+                seen = written.get(key.ident, 0)
             else:
-                hit = table_rows.get(key.table, 0) > last_seen
-            # TOI is rare and purged quickly: no lookup at all while no table is locked
-            if hit or (locked and locked.get(key.table, 0) > last_seen):
-                return Verdict(Outcome.CONFLICT, key, self._latest_conflict(key))
-        return PASSED
-
-    def _latest_conflict(self, key: Key) -> int:
-        """The latest seqno whose keys conflict with `key` (off the hot path)."""
-        if key.kind is _EXCLUSIVE:
-            rows = max(self._written.get(key.ident, 0), self._referenced.get(key.ident, 0))
-        elif key.kind is _SHARED:
-            rows = self._written.get(key.ident, 0)
-        else:
-            rows = self._table_rows.get(key.table, 0)
-        return max(rows, self._locked.get(key.table, 0))
+                seen = table_rows.get(key.table, 0)
+            if locked:  # TOI is rare and purged quickly: no lookup while no table is locked
+                whole = locked.get(key.table, 0)
+                if whole > seen:
+                    seen = whole
+            if seen > depends:
+                if seen > last_seen:
+                    return Verdict(Outcome.CONFLICT, key, seen)
+                depends = seen
+        return Verdict(Outcome.PASSED, depends_seqno=depends)
 
     def _insert(self, seqno: int, keys: tuple[Key, ...]) -> None:
         written, referenced = self._written, self._referenced

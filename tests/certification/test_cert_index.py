@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from certification import (
-    PASSED,
     CertificationIndex,
     CertificationRequest,
     Key,
@@ -23,14 +22,18 @@ def row(n: int, kind: KeyKind = KeyKind.EXCLUSIVE, table: str = "t") -> Key:
     return row_key("s", table, "PRIMARY", [str(n).encode()], kind)
 
 
+def passed(depends_seqno: int = 0) -> Verdict:
+    return Verdict(Outcome.PASSED, depends_seqno=depends_seqno)
+
+
 def ws(seqno: int, last_seen: int, *keys: Key) -> CertificationRequest:
     return CertificationRequest(seqno, last_seen, keys)
 
 
 def test_a_write_set_with_no_overlap_passes_and_enters_the_index() -> None:
     index = CertificationIndex()
-    assert index.certify(ws(1, 0, row(1), row(2))) is PASSED
-    assert index.certify(ws(2, 0, row(3))) is PASSED
+    assert index.certify(ws(1, 0, row(1), row(2))) == passed()
+    assert index.certify(ws(2, 0, row(3))) == passed()
     assert index.stats.index_size == 3
 
 
@@ -55,17 +58,29 @@ def test_each_type_rule_decides_concurrent_write_sets(
     first: Key, second: Key, outcome: Outcome
 ) -> None:
     index = CertificationIndex()
-    assert index.certify(ws(1, 0, first)) is PASSED
+    assert index.certify(ws(1, 0, first)) == passed()
     verdict = index.certify(ws(2, 0, second))  # last_seen 0: seqno 1 is concurrent
     assert verdict.outcome is outcome
     if outcome is Outcome.CONFLICT:
         assert verdict == Verdict(Outcome.CONFLICT, second, 1)
 
 
+def test_a_passing_write_set_depends_on_the_latest_conflicting_writer() -> None:
+    index = CertificationIndex()
+    index.certify(ws(1, 0, row(1, SH)))
+    index.certify(ws(2, 0, row(1, SH)))  # shared with shared: no dependency
+    assert index.certify(ws(3, 2, row(2), row(1))) == passed(2)
+    assert index.certify(ws(4, 3, row(3, table="u"))) == passed()
+    assert index.certify(ws(5, 4, table_key("s", "t"))) == passed(3)
+    assert index.certify(ws(6, 5, row(9, SH))) == passed(5)  # the table lock
+    index.purge(5)
+    assert index.certify(ws(7, 6, row(1), row(3, table="u"))) == passed()
+
+
 def test_only_writers_after_last_seen_conflict() -> None:
     index = CertificationIndex()
     index.certify(ws(5, 0, row(1)))
-    assert index.certify(ws(6, 5, row(1))) is PASSED  # saw seqno 5 committed
+    assert index.certify(ws(6, 5, row(1))) == passed(5)  # saw seqno 5 committed
     assert index.certify(ws(7, 5, row(1))) == Verdict(Outcome.CONFLICT, row(1), 6)
 
 
@@ -78,7 +93,7 @@ def test_lost_update_is_impossible_even_from_the_same_node() -> None:
     index = CertificationIndex()
     index.certify(ws(10, 0, row(1)))
     t1, t2 = ws(11, 10, row(42), row(1, SH)), ws(12, 10, row(42))
-    assert index.certify(t1) is PASSED
+    assert index.certify(t1) == passed(10)
     verdict = index.certify(t2)
     assert verdict == Verdict(Outcome.CONFLICT, row(42), 11)
     assert verdict.describe() == "conflict: EXCLUSIVE `s`.`t` primary(0x3432) written at 11"
@@ -99,7 +114,7 @@ def test_failed_write_sets_do_not_enter_the_index() -> None:
     index = CertificationIndex()
     index.certify(ws(1, 0, row(1)))
     assert not index.certify(ws(2, 0, row(1), row(2))).passed
-    assert index.certify(ws(3, 1, row(2))) is PASSED  # seqno 2 never wrote row 2
+    assert index.certify(ws(3, 1, row(2))) == passed()  # seqno 2 never wrote row 2
     assert index.stats.index_size == 2
 
 
@@ -109,7 +124,7 @@ def test_a_table_lock_is_only_looked_up_while_one_is_held() -> None:
     assert index.certify(ws(2, 0, row(1))).outcome is Outcome.CONFLICT
     index.purge(1)
     assert index.stats.index_size == 0
-    assert index.certify(ws(3, 1, row(1))) is PASSED
+    assert index.certify(ws(3, 1, row(1))) == passed()
 
 
 def test_purge_drops_entries_at_or_below_the_safe_point_only() -> None:
@@ -120,7 +135,7 @@ def test_purge_drops_entries_at_or_below_the_safe_point_only() -> None:
     index.purge(1)
     assert index.stats.index_size == 3  # row 1 gone; row 2 now belongs to seqno 2
     assert index.certify(ws(4, 1, row(2))) == Verdict(Outcome.CONFLICT, row(2), 2)
-    assert index.certify(ws(5, 1, row(1))) is PASSED
+    assert index.certify(ws(5, 1, row(1))) == passed()
     index.purge(5)
     assert index.stats.index_size == 0
     assert index.stats.log_length == 0
@@ -131,7 +146,7 @@ def test_a_write_set_older_than_the_purge_point_fails_as_stale() -> None:
     index.certify(ws(1, 0, row(1)))
     index.purge(1)
     assert index.certify(ws(2, 0, row(99))) == Verdict(Outcome.STALE)
-    assert index.certify(ws(3, 1, row(99))) is PASSED  # last_seen == purge point is exact
+    assert index.certify(ws(3, 1, row(99))) == passed()  # last_seen == purge point is exact
 
 
 def test_a_lower_safe_point_changes_nothing() -> None:
@@ -147,7 +162,7 @@ def test_a_lower_safe_point_changes_nothing() -> None:
 def test_a_joiner_index_starts_at_its_state_position() -> None:
     index = CertificationIndex(initial_seqno=100)
     assert index.certify(ws(101, 99, row(1))).outcome is Outcome.STALE
-    assert index.certify(ws(102, 100, row(1))) is PASSED
+    assert index.certify(ws(102, 100, row(1))) == passed()
     with pytest.raises(ValueError, match="out of order"):
         CertificationIndex(initial_seqno=100).certify(ws(100, 99, row(1)))
 
@@ -184,5 +199,5 @@ def test_stats_count_what_the_status_layer_shows() -> None:
 
 
 def test_verdict_text_for_logs() -> None:
-    assert PASSED.describe() == "passed"
+    assert passed(7).describe() == "passed, depends on 7"
     assert Verdict(Outcome.STALE).describe() == "stale"

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certification import (
-    PASSED,
     CertificationIndex,
     CertificationRequest,
     Key,
@@ -77,6 +76,14 @@ class Reference:
             return Verdict(Outcome.INVALID)
         if ws.last_seen < purged_to:
             return Verdict(Outcome.STALE)
+        depends = max(
+            (
+                earlier.seqno
+                for earlier in self.passed
+                if any(key.conflicts_with(other) for key in ws.keys for other in earlier.keys)
+            ),
+            default=0,
+        )
         for key in ws.keys:
             hits = [
                 earlier.seqno
@@ -87,7 +94,7 @@ class Reference:
             if hits:
                 return Verdict(Outcome.CONFLICT, key, max(hits))
         self.passed.append(ws)
-        return PASSED
+        return Verdict(Outcome.PASSED, depends_seqno=depends)
 
 
 def run(
@@ -120,15 +127,19 @@ def test_agrees_with_brute_force(stream: list[WriteSet | Purge]) -> None:
 @given(streams())
 def test_purging_changes_no_verdict_above_the_safe_point(stream: list[WriteSet | Purge]) -> None:
     """With purges the index still agrees with the unpurged reference for every write set
-    whose last_seen is at or above the purge point; the rest fail as STALE (never pass)."""
+    whose last_seen is at or above the purge point (dependencies below it are dropped);
+    the rest fail as STALE (never pass)."""
     reference = Reference()
     for ws, verdict, purged_to in run(stream, CertificationIndex()):
         expected = reference.certify(ws, purged_to=0)
+        if expected.passed and expected.depends_seqno <= purged_to:
+            # dependencies at or below the purge point are committed everywhere: dropped
+            expected = Verdict(Outcome.PASSED, depends_seqno=0)
         if ws.last_seen >= purged_to or expected.outcome is Outcome.INVALID:
             assert verdict == expected
         else:
             assert verdict == Verdict(Outcome.STALE)
-            if expected is PASSED:
+            if expected.passed:
                 reference.passed.pop()  # it failed for real: later write sets never saw it
 
 
@@ -161,12 +172,12 @@ def test_purge_keeps_exactly_the_keys_of_write_sets_above_the_safe_point(
     held = {
         (key.kind, key.ident)
         for ws, verdict, _ in results
-        if verdict is PASSED and ws.seqno > safe
+        if verdict.passed and ws.seqno > safe
         for key in ws.keys
     }
     assert index.stats.index_size == len(held)
     assert index.stats.log_length == sum(
-        1 for ws, verdict, _ in results if verdict is PASSED and ws.seqno > safe
+        1 for ws, verdict, _ in results if verdict.passed and ws.seqno > safe
     )
     index.purge(index.last_seqno)
     assert (index.stats.index_size, index.stats.log_length) == (0, 0)
