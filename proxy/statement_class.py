@@ -35,6 +35,10 @@ K = StatementKind
 CACHE_SIZE = 4096
 CACHE_MAX_TEXT = 4096
 
+# Records are immutable and few texts differ in more than their literals, so handlers
+# share them: building a frozen 12-field dataclass costs more than classifying.
+_info = functools.lru_cache(maxsize=4096)(StatementInfo)
+
 _EMPTY = StatementInfo(K.EMPTY)
 _READ = StatementInfo(K.READ)
 _LOCKING_READ = StatementInfo(K.LOCKING_READ)
@@ -88,7 +92,7 @@ def _classify_one(sql: str, mode: SqlMode) -> StatementInfo:
             return _EMPTY
         handler = _HANDLERS.get(first.upper)
         if handler is None:
-            return StatementInfo(K.OTHER)
+            return _info(K.OTHER)
         result = handler(cur)
         if isinstance(result, StatementInfo):
             return result
@@ -130,7 +134,7 @@ def _insert(cur: TokenCursor, verb: str = "INSERT") -> StatementInfo:
     cur.accept("IGNORE")
     cur.accept("INTO")
     name = cur.qualified_name()
-    return StatementInfo(K.DML, tables=(name,) if name else (), verb=verb)
+    return _info(K.DML, verb=verb, tables=(name,) if name else ())
 
 
 def _replace(cur: TokenCursor) -> StatementInfo:
@@ -149,8 +153,8 @@ def _update(cur: TokenCursor) -> StatementInfo:
     if cur.word() != "SET" and cur.is_ident() and cur.word(1) == "SET":
         cur.next()  # alias
     if name is not None and cur.word() == "SET":
-        return StatementInfo(K.DML, tables=(name,), verb="UPDATE")
-    return StatementInfo(K.DML, tables=dml_targets(cur.sql, cur.mode), verb="UPDATE")
+        return _info(K.DML, verb="UPDATE", tables=(name,))
+    return _info(K.DML, verb="UPDATE", tables=dml_targets(cur.sql, cur.mode))
 
 
 def _delete(cur: TokenCursor) -> StatementInfo:
@@ -166,19 +170,19 @@ def _delete(cur: TokenCursor) -> StatementInfo:
                 cur.peek() is None or cur.peek().kind is Tok.WORD  # type: ignore[union-attr]
             )
         ):
-            return StatementInfo(K.DML, tables=(name,), verb="DELETE")
-    return StatementInfo(K.DML, tables=dml_targets(cur.sql, cur.mode), verb="DELETE")
+            return _info(K.DML, verb="DELETE", tables=(name,))
+    return _info(K.DML, verb="DELETE", tables=dml_targets(cur.sql, cur.mode))
 
 
 def _load(cur: TokenCursor) -> StatementInfo:
     if cur.accept("INDEX"):  # LOAD INDEX INTO CACHE
-        return StatementInfo(K.OTHER, implicit_commit=True)
+        return _info(K.OTHER, implicit_commit=True)
     if not cur.accept("DATA", "XML"):
-        return StatementInfo(K.OTHER)
+        return _info(K.OTHER)
     if cur.skip_to("TABLE") != "TABLE":
-        return StatementInfo(K.DML, verb="LOAD")
+        return _info(K.DML, verb="LOAD", tables=())
     name = cur.qualified_name()
-    return StatementInfo(K.DML, tables=(name,) if name else (), verb="LOAD")
+    return _info(K.DML, verb="LOAD", tables=(name,) if name else ())
 
 
 # Object keywords of CREATE/ALTER/DROP; what precedes them (OR REPLACE, DEFINER = ...,
@@ -242,7 +246,7 @@ def _alter(cur: TokenCursor) -> StatementInfo:
     if obj in ("DATABASE", "SCHEMA"):
         tok = cur.peek()
         if tok is None or tok.upper in ("DEFAULT", "CHARACTER", "CHARSET", "COLLATE", "COMMENT"):
-            return StatementInfo(K.DDL, implicit_commit=True)  # the current database
+            return _info(K.DDL, implicit_commit=True)  # the current database
     info = _ddl(cur, obj, False)
     if obj == "TABLE" and info.tables and cur.skip_to("RENAME", limit=1 << 20):
         cur.accept("TO", "AS")
@@ -253,11 +257,11 @@ def _alter(cur: TokenCursor) -> StatementInfo:
 
 def _ddl(cur: TokenCursor, obj: str, temporary: bool) -> StatementInfo:
     if obj in ("USER", "ROLE"):
-        return StatementInfo(K.ACCOUNT, implicit_commit=True)
+        return _info(K.ACCOUNT, implicit_commit=True)
     if obj in ("DATABASE", "SCHEMA"):
         name = cur.ident()
         schemas = (name,) if name is not None else ()
-        return StatementInfo(K.DDL, implicit_commit=True, schemas=schemas)
+        return _info(K.DDL, implicit_commit=True, schemas=schemas)
     tables: tuple[TableName, ...] = ()
     implicit = not temporary
     if obj in _TABLE_LIKE:
@@ -268,12 +272,12 @@ def _ddl(cur: TokenCursor, obj: str, temporary: bool) -> StatementInfo:
     elif obj == "FUNCTION":  # CREATE FUNCTION f RETURNS type SONAME 'lib': a UDF, no commit
         cur.qualified_name()
         implicit = not cur.accept("RETURNS")
-    return StatementInfo(K.DDL, implicit_commit=implicit, tables=tables, temporary=temporary)
+    return _info(K.DDL, implicit_commit=implicit, tables=tables, temporary=temporary)
 
 
 def _rename(cur: TokenCursor) -> StatementInfo:
     if cur.accept("USER"):
-        return StatementInfo(K.ACCOUNT, implicit_commit=True)
+        return _info(K.ACCOUNT, implicit_commit=True)
     cur.accept("TABLE", "TABLES")
     cur.accept_seq("IF", "EXISTS")
     tables = []
@@ -287,28 +291,28 @@ def _rename(cur: TokenCursor) -> StatementInfo:
         tables.append(new)
         if not cur.accept_text(","):
             break
-    return StatementInfo(K.DDL, implicit_commit=True, tables=tuple(tables))
+    return _info(K.DDL, implicit_commit=True, tables=tuple(tables))
 
 
 def _truncate(cur: TokenCursor) -> StatementInfo:
     cur.accept("TABLE")
     name = cur.qualified_name()
-    return StatementInfo(K.DDL, implicit_commit=True, tables=(name,) if name else ())
+    return _info(K.DDL, implicit_commit=True, tables=(name,) if name else ())
 
 
 def _account(cur: TokenCursor) -> StatementInfo:
-    return StatementInfo(K.ACCOUNT, implicit_commit=True)
+    return _info(K.ACCOUNT, implicit_commit=True)
 
 
 def _begin(cur: TokenCursor) -> StatementInfo:
     if cur.word() == "NOT":  # BEGIN NOT ATOMIC ... END: a compound statement
-        return StatementInfo(K.OTHER)
-    return StatementInfo(K.TXN_BEGIN, implicit_commit=True)
+        return _info(K.OTHER)
+    return _info(K.TXN_BEGIN, implicit_commit=True)
 
 
 def _start(cur: TokenCursor) -> StatementInfo:
     if not cur.accept("TRANSACTION"):  # START SLAVE / REPLICA / ALL SLAVES
-        return StatementInfo(K.OTHER, implicit_commit=True)
+        return _info(K.OTHER, implicit_commit=True)
     modifiers = []
     while True:
         if cur.accept_seq("READ", "ONLY"):
@@ -319,7 +323,7 @@ def _start(cur: TokenCursor) -> StatementInfo:
             modifiers.append("WITH CONSISTENT SNAPSHOT")
         if not cur.accept_text(","):
             break
-    return StatementInfo(K.TXN_BEGIN, implicit_commit=True, modifiers=tuple(modifiers))
+    return _info(K.TXN_BEGIN, implicit_commit=True, modifiers=tuple(modifiers))
 
 
 def _completion(cur: TokenCursor) -> tuple[str, ...]:
@@ -338,7 +342,7 @@ def _completion(cur: TokenCursor) -> tuple[str, ...]:
 
 
 def _commit(cur: TokenCursor) -> StatementInfo:
-    return StatementInfo(K.TXN_COMMIT, modifiers=_completion(cur))
+    return _info(K.TXN_COMMIT, modifiers=_completion(cur))
 
 
 def _rollback(cur: TokenCursor) -> StatementInfo:
@@ -347,7 +351,7 @@ def _rollback(cur: TokenCursor) -> StatementInfo:
         cur.accept("TO")
         cur.accept("SAVEPOINT")
         return _named(K.SAVEPOINT, cur)
-    return StatementInfo(K.TXN_ROLLBACK, modifiers=_completion(cur))
+    return _info(K.TXN_ROLLBACK, modifiers=_completion(cur))
 
 
 def _savepoint(cur: TokenCursor) -> StatementInfo:
@@ -357,11 +361,11 @@ def _savepoint(cur: TokenCursor) -> StatementInfo:
 def _release(cur: TokenCursor) -> StatementInfo:
     if cur.accept("SAVEPOINT"):
         return _named(K.SAVEPOINT, cur)
-    return StatementInfo(K.OTHER)
+    return _info(K.OTHER)
 
 
 def _named(kind: StatementKind, cur: TokenCursor) -> StatementInfo:
-    return StatementInfo(kind, name=cur.ident())
+    return _info(kind, name=cur.ident())
 
 
 def _use(cur: TokenCursor) -> StatementInfo:
@@ -371,8 +375,8 @@ def _use(cur: TokenCursor) -> StatementInfo:
 def _call(cur: TokenCursor) -> StatementInfo:
     name = cur.qualified_name()
     if name is None:
-        return StatementInfo(K.CALL)
-    return StatementInfo(K.CALL, name=f"{name.schema}.{name.name}" if name.schema else name.name)
+        return _info(K.CALL)
+    return _info(K.CALL, name=f"{name.schema}.{name.name}" if name.schema else name.name)
 
 
 def _prepare(cur: TokenCursor) -> StatementInfo:
@@ -388,7 +392,7 @@ def _execute(cur: TokenCursor) -> StatementInfo:
         inner = (
             unquote_string(tok, cur.mode) if tok is not None and tok.kind is Tok.STRING else None
         )
-        return StatementInfo(K.EXECUTE, inner=inner)
+        return _info(K.EXECUTE, inner=inner)
     return _named(K.EXECUTE, cur)
 
 
@@ -399,18 +403,18 @@ def _deallocate(cur: TokenCursor) -> StatementInfo:
 
 def _lock(cur: TokenCursor) -> StatementInfo:
     if not cur.accept("TABLES", "TABLE"):  # LOCK ... of other kinds (none in MariaDB 10.11)
-        return StatementInfo(K.OTHER)
+        return _info(K.OTHER)
     tables = []
     while (name := cur.qualified_name()) is not None:  # t [[AS] alias] lock_type, ...
         tables.append(name)
         if cur.skip_to(",", limit=16) != ",":
             break
-    return StatementInfo(K.LOCK, implicit_commit=True, tables=tuple(tables))
+    return _info(K.LOCK, implicit_commit=True, tables=tuple(tables))
 
 
 def _unlock(cur: TokenCursor) -> StatementInfo:
     # Commits only if LOCK TABLES is in effect: the session knows, the text does not.
-    return StatementInfo(K.LOCK if cur.accept("TABLES", "TABLE") else K.OTHER)
+    return _info(K.LOCK if cur.accept("TABLES", "TABLE") else K.OTHER)
 
 
 def _flush(cur: TokenCursor) -> StatementInfo:
@@ -418,8 +422,8 @@ def _flush(cur: TokenCursor) -> StatementInfo:
     if cur.accept("TABLES", "TABLE"):
         tables = cur.name_list() if cur.word() not in ("WITH", "FOR") else ()
         if cur.accept_seq("WITH", "READ", "LOCK") or cur.accept_seq("FOR", "EXPORT"):
-            return StatementInfo(K.LOCK, implicit_commit=True, tables=tables)
-    return StatementInfo(K.OTHER, implicit_commit=True)
+            return _info(K.LOCK, implicit_commit=True, tables=tables)
+    return _info(K.OTHER, implicit_commit=True)
 
 
 _ANALYZED = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES"})
@@ -439,11 +443,11 @@ def _analyze(cur: TokenCursor) -> StatementInfo | _ClassifyFrom:
 def _table_maintenance(cur: TokenCursor) -> StatementInfo:
     cur.accept("NO_WRITE_TO_BINLOG", "LOCAL")
     tables = cur.name_list() if cur.accept("TABLE", "TABLES") else ()
-    return StatementInfo(K.OTHER, implicit_commit=True, tables=tables)
+    return _info(K.OTHER, implicit_commit=True, tables=tables)
 
 
 def _implicit_other(cur: TokenCursor) -> StatementInfo:
-    return StatementInfo(K.OTHER, implicit_commit=True)
+    return _info(K.OTHER, implicit_commit=True)
 
 
 def _simple(kind: StatementKind) -> _Handler:
@@ -464,13 +468,13 @@ _ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "S
 
 def _set(cur: TokenCursor) -> StatementInfo | _ClassifyFrom:
     if cur.accept("PASSWORD") or cur.accept_seq("DEFAULT", "ROLE"):
-        return StatementInfo(K.ACCOUNT, implicit_commit=True)
+        return _info(K.ACCOUNT, implicit_commit=True)
     if cur.accept("ROLE"):
-        return StatementInfo(K.SET, name=cur.ident())
+        return _info(K.SET, name=cur.ident())
     if cur.accept("STATEMENT"):  # SET STATEMENT var=value [, ...] FOR <statement>
         if cur.skip_to("FOR", limit=1 << 20) and (tok := cur.peek()) is not None:
             return _ClassifyFrom(tok.start)
-        return StatementInfo(K.SET)
+        return _info(K.SET)
     assigned: dict[str, list[str]] = {"session": [], "global": []}
     modifiers: tuple[str, ...] = ()
     scope = "session"  # a scope keyword carries over to later assignments
@@ -492,7 +496,7 @@ def _set(cur: TokenCursor) -> StatementInfo | _ClassifyFrom:
                 assigned[var[0]].append(var[1])
         if cur.skip_to(",", limit=1 << 20) != ",":
             break
-    return StatementInfo(
+    return _info(
         K.SET,
         session_vars=tuple(dict.fromkeys(assigned["session"])),
         global_vars=tuple(dict.fromkeys(assigned["global"])),
