@@ -76,10 +76,10 @@ def _quoted(quote: str, backslash: bool) -> str:
 def _quoting(mode: SqlMode) -> tuple[str, str]:
     """(strings, quoted names) regexes under `mode`."""
     backslash = not mode & SqlMode.NO_BACKSLASH_ESCAPES
-    single, double, backtick = _quoted("'", backslash), _quoted('"', backslash), _quoted("`", False)
-    if mode & SqlMode.ANSI_QUOTES:
-        return single, f"{backtick}|{_quoted(chr(34), False)}"
-    return f"{single}|{double}", backtick
+    single, backtick = _quoted("'", backslash), _quoted("`", False)
+    if mode & SqlMode.ANSI_QUOTES:  # names have no backslash escapes
+        return single, backtick + "|" + _quoted('"', False)
+    return single + "|" + _quoted('"', backslash), backtick
 
 
 def _lexer(mode: SqlMode) -> re.Pattern[str]:
