@@ -358,7 +358,9 @@ class Simulation:
         self.run_until(
             self.now + LIVENESS_BOUND,
             lambda: all(
-                not n.member._requests for n in self.nodes.values() if n.member is not None
+                not n.member.pending_submissions
+                for n in self.nodes.values()
+                if n.member is not None
             ),
         )
 

@@ -41,6 +41,7 @@ from wsrep.group.codec import (
     encode_entries,
 )
 from wsrep.group.log import Configuration, Entry, EntryKind, HardState, LogStorage
+from wsrep.group.submissions import Outstanding, RequestOrder, Requests
 from wsrep.group.types import (
     Action,
     Behind,
@@ -82,15 +83,6 @@ class _Progress:
     apply_queue: int = 0
     need_send: bool = True
     suspected: bool = False
-
-
-@dataclass(slots=True)
-class _Request:
-    """A submission of this member waiting for its seqno."""
-
-    token: int
-    payload: bytes
-    sent_at: float | None = None
 
 
 class GroupMember:
@@ -138,13 +130,10 @@ class GroupMember:
 
         self._load_log()
 
-        # submissions: our own, numbered per incarnation; the leader's dedup of everyone's
-        self._next_token = 1
-        self._next_request = 1
-        self._requests: dict[int, _Request] = {}
-        self._outbox: list[int] = []
+        # submissions: our own until ordered; the leader's record of everyone's
+        self._outstanding = Outstanding()
+        self._request_order = RequestOrder()
         self._proposals: list[tuple[MemberId, int, int, bytes]] = []
-        self._last_request: dict[tuple[MemberId, int], int] = {}
 
         # leader state
         self._progress: dict[MemberId, _Progress] = {}
@@ -198,6 +187,11 @@ class GroupMember:
     @property
     def cluster_uuid(self) -> uuid.UUID | None:
         return self._cluster_uuid
+
+    @property
+    def pending_submissions(self) -> int:
+        """Submissions of this member still waiting for their seqno."""
+        return len(self._outstanding)
 
     def peer_up(self, peer: MemberInfo, now: float) -> None:
         """The transport connected to and authenticated `peer`."""
@@ -263,14 +257,13 @@ class GroupMember:
             if self._wants_in() and now >= self._join_at:
                 self._send_join()
                 self._join_at = now + self._cfg.election_timeout
-        if self._requests and now >= self._resend_at:
+        if self._outstanding and now >= self._resend_at:
             self._resend_stale(now)
 
     def submit(self, payload: bytes, now: float) -> int:
         """Order `payload`; returns a token answered later by exactly one `Submitted`."""
         self._now = now
-        token = self._next_token
-        self._next_token += 1
+        token = self._outstanding.token()
         error = None
         if self._me.arbitrator:
             error = "an arbitrator does not submit"
@@ -281,10 +274,7 @@ class GroupMember:
         if error is not None:
             self._actions.append(Submitted(token, None, error))
             return token
-        request = self._next_request
-        self._next_request += 1
-        self._requests[request] = _Request(token, payload)
-        self._outbox.append(request)
+        self._outstanding.add(token, payload)
         return token
 
     def set_apply_queue(self, length: int, now: float) -> None:
@@ -310,7 +300,7 @@ class GroupMember:
             deadline = self._election_at
             if self._wants_in():
                 deadline = min(deadline, self._join_at)
-        if self._requests:
+        if self._outstanding:
             deadline = min(deadline, self._resend_at)
         return deadline
 
@@ -330,7 +320,7 @@ class GroupMember:
         self._stable_view: Entry | None = base_view
         self._config_entry: Entry | None = base_view
         self._pending_views: list[Entry] = []
-        self._committed_requests: dict[tuple[MemberId, int], int] = {}
+        self._committed_order = RequestOrder()  # requests delivered, per origin
         self._delivered_seqno = base.seqno if base and base.index == self._delivered else 0
         for e in st.entries(first, last + 1):
             if e.index <= self._delivered:
@@ -339,8 +329,7 @@ class GroupMember:
                     if not _joint(e):
                         self._stable_view = e
                 else:
-                    key = (e.origin, e.incarnation)
-                    self._committed_requests[key] = e.request
+                    self._committed_order.note(e.origin, e.incarnation, e.request)
                 self._delivered_seqno = e.seqno
             elif e.kind is EntryKind.VIEW:
                 self._pending_views.append(e)
@@ -509,59 +498,32 @@ class GroupMember:
             if over:
                 self._stats.flow_control_sent += 1
             self._send(leader, Flow(self._apply_queue))
-        if self._outbox and self._primary and not self._fc_paused:
-            batch = []
-            for request in self._outbox:
-                r = self._requests.get(request)
-                if r is not None:
-                    r.sent_at = self._now
-                    batch.append((request, r.payload))
-            self._outbox.clear()
+        if self._outstanding.has_unsent() and self._primary and not self._fc_paused:
+            batch = self._outstanding.take_unsent(self._now)
             if batch:
-                ordered = min(self._requests) - 1
-                self._send(leader, Forward(self._incarnation, ordered, tuple(batch)))
+                ordered = self._outstanding.ordered
+                self._send(leader, Forward(self._incarnation, ordered, batch))
 
     # ---- submissions ----------------------------------------------------------------------
 
     def _resend_all(self) -> None:
         """A new leader: offer it every submission not ordered yet, in order."""
-        self._outbox = sorted(self._requests)
+        self._outstanding.resend_all()
 
     def _resend_stale(self, now: float) -> None:
         interval = 2 * self._cfg.heartbeat_interval
         self._resend_at = now + interval
-        stale = [
-            q
-            for q, r in self._requests.items()
-            if r.sent_at is not None and r.sent_at < now - interval
-        ]
-        if stale:
-            queued = set(self._outbox)
-            self._outbox = sorted(queued.union(stale))
+        self._outstanding.resend_older_than(now - interval)
 
     def _on_forward(self, sender: MemberId, body: Forward) -> None:
-        if self._role is not Role.LEADER:
-            return
-        self._accept_requests(sender, body.incarnation, body.ordered, body.requests)
+        if self._role is Role.LEADER:
+            self._propose(sender, body.incarnation, body.ordered, body.requests)
 
-    def _accept_requests(
-        self,
-        origin: MemberId,
-        incarnation: int,
-        ordered: int,
-        requests: tuple[tuple[int, bytes], ...],
+    def _propose(
+        self, origin: MemberId, incarnation: int, ordered: int, requests: Requests
     ) -> None:
-        """Queue each request once, in request order; a gap waits for the origin's resend."""
-        key = (origin, incarnation)
-        last = max(self._last_request.get(key, 0), ordered)
-        for request, payload in requests:
-            if request <= last:
-                continue
-            if request != last + 1:
-                break
+        for request, payload in self._request_order.accept(origin, incarnation, ordered, requests):
             self._proposals.append((origin, incarnation, request, payload))
-            last = request
-        self._last_request[key] = last
 
     # ---- delivery -------------------------------------------------------------------------
 
@@ -604,16 +566,15 @@ class GroupMember:
             hi = min(self._commit, self._delivered + 4096)
             for e in self._storage.entries(self._delivered + 1, hi + 1):
                 if e.kind is EntryKind.PAYLOAD:
-                    key = (e.origin, e.incarnation)
-                    self._committed_requests[key] = e.request
+                    self._committed_order.note(e.origin, e.incarnation, e.request)
                     if not arbitrator:
                         actions.append(Deliver(e.seqno, e.origin, e.payload))
-                    if key == me:
+                    if (e.origin, e.incarnation) == me:
                         stats.replicated += 1
                         stats.replicated_bytes += len(e.payload)
-                        r = self._requests.pop(e.request, None)
-                        if r is not None:
-                            actions.append(Submitted(r.token, e.seqno))
+                        token = self._outstanding.resolve(e.request)
+                        if token is not None:
+                            actions.append(Submitted(token, e.seqno))
                     else:
                         stats.received += 1
                         stats.received_bytes += len(e.payload)
@@ -755,10 +716,10 @@ class GroupMember:
         self._joins.clear()
         self._bump_view = False
         # every entry still in our log may come back as a forward: remember who sent what
-        self._last_request = dict(self._committed_requests)
+        self._request_order = self._committed_order.copy()
         for e in self._storage.entries(self._delivered + 1, self._last_index + 1):
             if e.kind is EntryKind.PAYLOAD:
-                self._last_request[(e.origin, e.incarnation)] = e.request
+                self._request_order.note(e.origin, e.incarnation, e.request)
         self._progress = {}
         cfg = config or self._config
         assert cfg is not None
@@ -915,14 +876,10 @@ class GroupMember:
             self._append([self._view_entry(cfg)])
 
     def _leader_flush(self) -> None:
-        if self._outbox:
-            reqs = tuple(
-                (q, self._requests[q].payload) for q in self._outbox if q in self._requests
-            )
-            self._outbox.clear()
-            if reqs:
-                ordered = min(self._requests) - 1
-                self._accept_requests(self._id, self._incarnation, ordered, reqs)
+        if self._outstanding.has_unsent():
+            ordered = self._outstanding.ordered
+            requests = self._outstanding.take_unsent(self._now)
+            self._propose(self._id, self._incarnation, ordered, requests)
         self._update_flow_control()
         if self._proposals and not self._fc_paused and self._primary:
             self._append_proposals()
