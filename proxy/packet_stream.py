@@ -64,7 +64,9 @@ class PacketStream:
                 raise PeerClosed(str(exc)) from exc
             if not data:
                 raise PeerClosed("connection closed by peer")
-            await self._spend()
+            self._budget -= 1
+            if self._budget <= 0:
+                await self._yield()
             return data
 
     async def _receive_stream(self) -> bytes:
@@ -92,7 +94,9 @@ class PacketStream:
                 await trio.lowlevel.wait_writable(fd)
             except OSError as exc:
                 raise PeerClosed(str(exc)) from exc
-        await self._spend()
+        self._budget -= 1
+        if self._budget <= 0:
+            await self._yield()
 
     async def _send_stream(self, data: bytes | bytearray | memoryview) -> None:
         try:
@@ -100,13 +104,11 @@ class PacketStream:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise PeerClosed(str(exc)) from exc
 
-    async def _spend(self) -> None:
-        """Counts an operation that did not wait; a peer that never lets us wait (a flood
-        of pipelined commands) still lets other sessions run, and cancellation in."""
-        self._budget -= 1
-        if self._budget <= 0:
-            self._budget = _FAIRNESS_BUDGET
-            await trio.lowlevel.checkpoint()
+    async def _yield(self) -> None:
+        """After many reads/writes that did not wait: a peer that never lets us wait (a
+        flood of pipelined commands) still lets other sessions run, and cancellation in."""
+        self._budget = _FAIRNESS_BUDGET
+        await trio.lowlevel.checkpoint()
 
     async def linger_and_close(self, timeout: float = 1.0) -> None:
         """Close after an error reply: stop sending, then read and drop what the peer is
