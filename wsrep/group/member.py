@@ -591,6 +591,12 @@ class GroupMember:
             self._delivered = hi
             self._delivered_seqno = e.seqno
         self._persist()
+        if self._role is Role.LEADER and self._stable_view is not None:
+            assert self._stable_view.config is not None
+            if self._stable_view.config.info(self._id) is None:
+                # Raft: a leader outside the committed configuration steps down
+                log.warning("%s: leader no longer in the view: stepping down", self._id)
+                self._become_follower(None)
 
     # ---- elections ------------------------------------------------------------------------
 
