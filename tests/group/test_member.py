@@ -7,11 +7,12 @@ import uuid
 
 import pytest
 
-from wsrep.group.codec import Message, Purged, encode
+from wsrep.group.codec import Forward, Message, Purged, encode
 from wsrep.group.log import InMemoryLogStorage
 from wsrep.group.member import GroupMember, Role
 from wsrep.group.types import (
     Behind,
+    Connect,
     Deliver,
     FlowControl,
     GroupConfig,
@@ -284,3 +285,24 @@ def test_bootstrap_uses_the_configured_cluster_uuid() -> None:
     )
     (change,) = m.take_actions()
     assert isinstance(change, ViewChange) and change.view.cluster_uuid == u
+
+
+def test_leader_orders_nothing_for_a_stranger() -> None:
+    sim = cluster(members(3))
+    leader = sim.nodes["n0"].member
+    forward = Forward(incarnation=1, ordered=0, requests=((1, b"smuggled"),))
+    leader.receive("n9", encode(Message(leader.cluster_uuid, 1, forward)), sim.now)
+    sim.drain(sim.nodes["n0"])
+    sim.run_until(sim.now + 1.0)
+    assert all(p != b"smuggled" for _, _, p in sim.nodes["n1"].delivered)
+    submit_and_settle(sim, "n1")
+    assert sim.nodes["n1"].delivered  # the group itself goes on
+
+
+def test_new_member_is_dialed() -> None:
+    sim = cluster(members(2))
+    m = GroupMember(
+        GroupConfig(MemberInfo("n0", "127.0.0.1:4001")), sim.nodes["n0"].storage, sim.now, 3
+    )
+    # a restarted member asks its driver to connect to the members its log knows
+    assert Connect(MemberInfo("n1", "127.0.0.1:4002")) in m.take_actions()

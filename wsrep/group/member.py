@@ -516,7 +516,8 @@ class GroupMember:
         self._outstanding.resend_older_than(now - interval)
 
     def _on_forward(self, sender: MemberId, body: Forward) -> None:
-        if self._role is Role.LEADER:
+        # only members of the configuration replicate (an evicted one must rejoin first)
+        if self._role is Role.LEADER and sender in self._progress:
             self._propose(sender, body.incarnation, body.ordered, body.requests)
 
     def _propose(
