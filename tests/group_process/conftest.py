@@ -221,6 +221,7 @@ class Cluster:
     def logs(self) -> str:
         return "\n".join(
             f"--- {m.name} {m.address} pids={[p.pid for p in m.processes]} "
+            f"states={[_state(p.pid) for p in m.processes]} "
             f"exit={[p.returncode for p in m.processes]} views={len(m.views)} "
             f"delivered={len(m.delivered)}\n{m.log_tail()}"
             for m in self.members.values()
@@ -231,6 +232,15 @@ async def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> No
     with trio.fail_after(timeout):
         while not condition():
             await trio.sleep(0.02)
+
+
+def _state(pid: int) -> str:
+    """The kernel's run state of a process (R, S, T = stopped, Z, ...)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
+    return stat.rpartition(")")[2].split()[0]
 
 
 @pytest.fixture
