@@ -475,6 +475,9 @@ class GroupMember:
         return i
 
     def _on_purged(self, sender: MemberId, body: Purged) -> None:
+        cfg = self._config
+        if cfg is None or sender not in cfg.voters():
+            return
         if self._behind_reported != (sender, body.oldest_seqno):
             self._behind_reported = (sender, body.oldest_seqno)
             log.warning(
@@ -795,7 +798,7 @@ class GroupMember:
             self._bump_view = True
             log.info("%s: %s is back", self._id, sender)
         if body.success:
-            if body.index > p.match:
+            if self._last_index >= body.index > p.match:
                 p.match = body.index
                 p.next = max(p.next, p.match + 1)
                 self._advance_commit()
