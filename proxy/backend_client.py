@@ -172,13 +172,7 @@ class BackendClient:
         """Runs `sql` (one or more statements) and returns one result per statement.
         The first failing statement raises BackendError; the ones before it ran."""
         async with self._lock:
-            await self.stream.send(frame(bytes((Command.QUERY,)) + sql.encode(), 0))
-            results = []
-            while True:
-                result = await self._read_result()
-                results.append(result)
-                if not result.status_flags & ServerStatus.MORE_RESULTS_EXISTS:
-                    return results
+            return await run_query(self.stream, sql, self._deprecate_eof)
 
     async def ping(self) -> None:
         async with self._lock:
@@ -186,31 +180,42 @@ class BackendClient:
             packet = await self.stream.read_packet()
             _raise_if_err(packet.payload)
 
-    async def _read_result(self) -> QueryResult:
-        packet = await self.stream.read_packet()
-        first = packet.payload[:1]
+
+async def run_query(stream: PacketStream, sql: str, deprecate_eof: bool) -> list[QueryResult]:
+    """COM_QUERY on any connection in the command phase (the proxy also uses it on a
+    client session's backend connection); one result per statement."""
+    await stream.send(frame(bytes((Command.QUERY,)) + sql.encode(), 0))
+    results = []
+    while True:
+        result = await read_result(stream, deprecate_eof)
+        results.append(result)
+        if not result.status_flags & ServerStatus.MORE_RESULTS_EXISTS:
+            return results
+
+
+async def read_result(stream: PacketStream, deprecate_eof: bool) -> QueryResult:
+    """One text-protocol result: OK, or columns and rows. ERR raises BackendError."""
+    packet = await stream.read_packet()
+    _raise_if_err(packet.payload)
+    if packet.payload[:1] == bytes((LOCAL_INFILE_HEADER,)):  # refuse: send an empty "file"
+        await stream.send(frame(b"", packet.seq + 1))
+        packet = await stream.read_packet()
         _raise_if_err(packet.payload)
-        if first == bytes((LOCAL_INFILE_HEADER,)):  # refuse: send an empty "file"
-            await self.stream.send(frame(b"", packet.seq + 1))
-            packet = await self.stream.read_packet()
-            _raise_if_err(packet.payload)
-        if packet.payload[:1] == bytes((OK_HEADER,)):
-            ok = OkPacket.parse(packet.payload)
-            return QueryResult((), [], ok.affected_rows, ok.last_insert_id, ok.status_flags)
-        count, _ = read_lenenc_int(packet.payload, 0)
-        columns = tuple(
-            [Column.parse((await self.stream.read_packet()).payload) for _ in range(count)]
-        )
-        if not self._deprecate_eof:
-            await self.stream.read_packet()
-        rows = []
-        while True:
-            packet = await self.stream.read_packet()
-            if _is_terminator(packet, self._deprecate_eof):
-                status, warnings = _terminator_status(packet.payload, self._deprecate_eof)
-                return QueryResult(columns, rows, 0, 0, status, warnings)
-            _raise_if_err(packet.payload)
-            rows.append(parse_text_row(packet.payload, count))
+    if packet.payload[:1] == bytes((OK_HEADER,)):
+        ok = OkPacket.parse(packet.payload)
+        return QueryResult((), [], ok.affected_rows, ok.last_insert_id, ok.status_flags)
+    count, _ = read_lenenc_int(packet.payload, 0)
+    columns = tuple([Column.parse((await stream.read_packet()).payload) for _ in range(count)])
+    if not deprecate_eof:
+        await stream.read_packet()
+    rows = []
+    while True:
+        packet = await stream.read_packet()
+        if _is_terminator(packet, deprecate_eof):
+            status, warnings = _terminator_status(packet.payload, deprecate_eof)
+            return QueryResult(columns, rows, 0, 0, status, warnings)
+        _raise_if_err(packet.payload)
+        rows.append(parse_text_row(packet.payload, count))
 
 
 def _raise_if_err(payload: bytes) -> None:

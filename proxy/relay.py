@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import NoReturn
 
 from proxy.auth_relay import relay_auth_exchange
+from proxy.backend_client import BackendError, run_query
 from proxy.packet_stream import PacketStream, PeerClosed
 from proxy.protocol.constants import Capability, Command
 from proxy.protocol.packet_reader import Packet
@@ -15,6 +17,7 @@ from proxy.protocol.response_tracker import NO_RESPONSE, ResponseTracker
 from proxy.protocol.results import LocalReply, encode_reply, err_packet
 from proxy.protocol.wire import ProtocolError, read_nul_str
 from proxy.session import Session
+from proxy.statement_class import SqlMode
 
 log = logging.getLogger("wsrep.proxy")
 
@@ -45,6 +48,8 @@ _UNSUPPORTED = frozenset(range(256)) - {
 _QUERY = int(Command.QUERY)
 _STMT_EXECUTE = int(Command.STMT_EXECUTE)
 
+_SQL_MODE_QUERY = "SELECT @@SESSION.sql_mode"
+
 ER_UNKNOWN_COM_ERROR = 1047
 CR_SERVER_LOST = 2013
 
@@ -74,6 +79,7 @@ class Relay:
 
     async def run(self) -> None:
         """Serves commands until the client quits or a connection closes."""
+        await self._read_sql_mode()
         while True:
             try:
                 packet = await self.client.read_packet()
@@ -94,11 +100,16 @@ class Relay:
             session.begin_execute(int.from_bytes(payload[1:5], "little"))
         elif command == _QUERY:
             sql = payload[1:].decode("utf-8", "replace")
+            if session.needs_sql_mode(sql):
+                await self._read_sql_mode()
             session.begin_statement(sql)
             if self.interceptor is not None and await self._answer_locally(packet, sql):
                 return True
         elif command == Command.STMT_PREPARE:
-            session.begin_statement(payload[1:].decode("utf-8", "replace"))
+            sql = payload[1:].decode("utf-8", "replace")
+            if session.needs_sql_mode(sql):
+                await self._read_sql_mode()
+            session.begin_statement(sql)
         elif command == Command.STMT_CLOSE:
             session.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
         elif command in _UNSUPPORTED:
@@ -111,6 +122,21 @@ class Relay:
             return await self._change_user(payload)
         await self._relay_response(command, packet)
         return True
+
+    async def _read_sql_mode(self) -> None:
+        """Asks the backend for the session's sql_mode (for the classifier), on the
+        client's own backend connection: at connect, and after a SET changed it."""
+        session = self.session
+        session.sql_mode_stale = False
+        try:
+            result = await run_query(self.backend, _SQL_MODE_QUERY, self.deprecate_eof)
+        except BackendError as exc:
+            log.warning("session %d: cannot read sql_mode: %s", session.session_id, exc)
+            return
+        except PeerClosed:
+            await self._backend_lost(-1)
+        value = result[-1].rows[0][0] or b""
+        session.sql_mode = SqlMode.from_sql_mode(value.decode("ascii", "replace"))
 
     async def _answer_locally(self, packet: Packet, sql: str) -> bool:
         assert self.interceptor is not None
@@ -203,7 +229,7 @@ class Relay:
             self.tracker.status_flags = self.session.status_flags
         return True
 
-    async def _backend_lost(self, last_seq: int) -> None:
+    async def _backend_lost(self, last_seq: int) -> NoReturn:
         session = self.session
         log.warning(
             "session %d: lost the backend connection (thread %d)",

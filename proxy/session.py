@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proxy.protocol.constants import ServerStatus
-from proxy.statement_class import StatementInfo, StatementKind, classify, classify_each
+from proxy.statement_class import SqlMode, StatementInfo, StatementKind, classify, classify_each
+
+_NO_BACKSLASH_ESCAPES = int(ServerStatus.NO_BACKSLASH_ESCAPES)
 
 
 @dataclass(slots=True)
@@ -29,6 +31,10 @@ class Session:
     statement: StatementInfo | None = None  # the current (or last) statement
     sql: str | None = None  # text of the current (or last) COM_QUERY/COM_STMT_PREPARE
     prepared: dict[int, StatementInfo] = field(default_factory=dict)  # by statement id
+    # ANSI_QUOTES as last read from the backend (NO_BACKSLASH_ESCAPES is in every OK's
+    # status flags); stale after a SET of sql_mode until read again.
+    sql_mode: SqlMode = SqlMode.DEFAULT
+    sql_mode_stale: bool = False
     commands: int = 0
 
     @property
@@ -39,9 +45,22 @@ class Session:
     def autocommit(self) -> bool:
         return bool(self.status_flags & ServerStatus.AUTOCOMMIT)
 
+    @property
+    def parse_mode(self) -> SqlMode:
+        """How the backend reads this session's SQL text right now."""
+        mode = self.sql_mode & SqlMode.ANSI_QUOTES
+        if self.status_flags & _NO_BACKSLASH_ESCAPES:
+            mode |= SqlMode.NO_BACKSLASH_ESCAPES
+        return mode
+
+    def needs_sql_mode(self, sql: str) -> bool:
+        """Whether to read sql_mode before classifying `sql`: only ANSI_QUOTES is unknown
+        after a SET, and it only matters to text with a double quote."""
+        return self.sql_mode_stale and '"' in sql
+
     def begin_statement(self, sql: str) -> StatementInfo:
         self.sql = sql
-        self.statement = info = classify(sql)
+        self.statement = info = classify(sql, self.parse_mode)
         return info
 
     def begin_execute(self, stmt_id: int) -> None:
@@ -54,12 +73,11 @@ class Session:
         info = self.statement
         if not ok or info is None or self.sql is None:
             return
-        if info.multi:  # a USE anywhere in a multi-statement text that all succeeded
-            for each in classify_each(self.sql):
-                if each.kind is StatementKind.USE and each.name:
-                    self.schema = each.name
-        elif info.kind is StatementKind.USE and info.name:
-            self.schema = info.name
+        for each in classify_each(self.sql, self.parse_mode) if info.multi else (info,):
+            if each.kind is StatementKind.USE and each.name:
+                self.schema = each.name
+            elif each.kind is StatementKind.SET and "sql_mode" in each.session_vars:
+                self.sql_mode_stale = True
 
     def reset(self, user: str | None = None, schema: str | None = None) -> None:
         """After COM_RESET_CONNECTION (same user, same schema) or COM_CHANGE_USER."""

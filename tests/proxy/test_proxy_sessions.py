@@ -24,7 +24,7 @@ from proxy.protocol.results import Column, ErrPacket, LocalReply, ResultSet
 from proxy.protocol.wire import frame
 from proxy.server import ProxyServer
 from proxy.session import Session
-from proxy.statement_class import StatementKind
+from proxy.statement_class import SqlMode, StatementKind
 
 Start = Callable[..., object]
 
@@ -207,3 +207,24 @@ def test_wsrepctl_proxy_rejects_bad_arguments() -> None:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+
+
+async def test_sql_mode_follows_the_backend(inproc_proxy: Start, schema: str) -> None:
+    server, port = await inproc_proxy()  # type: ignore[misc]
+    async with await BackendClient.connect("127.0.0.1", port, "root", database=schema) as client:
+        session = _only_session(server)
+        assert session.parse_mode == SqlMode.DEFAULT
+        await client.query("CREATE TABLE t (a INT)")
+        await client.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+        assert session.sql_mode_stale
+        await client.query('UPDATE "t" SET a = 1')  # a name, under ANSI_QUOTES
+        assert session.parse_mode == SqlMode.ANSI_QUOTES
+        assert session.statement is not None
+        assert [table.name for table in session.statement.tables] == ["t"]
+        await client.query("SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        assert session.parse_mode & SqlMode.NO_BACKSLASH_ESCAPES  # from the status flags
+        await client.query("SELECT 1")
+        assert session.sql_mode_stale  # no double quote: no need to ask yet
+        await client.query('SELECT "a\\"')
+        assert not session.sql_mode_stale
+        assert session.parse_mode == SqlMode.NO_BACKSLASH_ESCAPES
