@@ -837,6 +837,8 @@ class GroupMember:
             self._send(peer, Join(self._me))
 
     def _advance_commit(self) -> None:
+        if self._last_index <= self._commit:
+            return
         cfg = self._config
         assert cfg is not None
         match = {m: p.match for m, p in self._progress.items()}
