@@ -306,3 +306,22 @@ def test_new_member_is_dialed() -> None:
     )
     # a restarted member asks its driver to connect to the members its log knows
     assert Connect(MemberInfo("n1", "127.0.0.1:4002")) in m.take_actions()
+
+
+def test_join_through_a_follower_is_forwarded_to_the_leader() -> None:
+    infos = members(4)
+    sim = Simulation(Schedule(0, "test", infos, 0.0, 0.0, (0.001, 0.002), []))
+    sim.start("n0", bootstrap=True)
+    sim.start("n1")
+    sim.start("n2")
+    sim.run_until(5.0)
+    assert {m.id for m in sim.nodes["n0"].view.members} == {"n0", "n1", "n2"}
+    submit_and_settle(sim, "n1", 2)
+    sim.blocked.add(("n3", "n0"))  # the newcomer cannot reach the leader, only followers
+    sim.start("n3")
+    sim.run_until(sim.now + 3.0)
+    view = sim.nodes["n3"].view
+    assert view is not None and view.primary and view.own_index == 3
+    assert [p for _, _, p in sim.nodes["n3"].delivered] == [
+        p for _, _, p in sim.nodes["n0"].delivered
+    ]
