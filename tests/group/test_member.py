@@ -232,11 +232,11 @@ def test_flow_control_pauses_the_group_until_the_queue_drains() -> None:
     sim = cluster(members(3))
     slow = sim.nodes["n2"].member
     leader = sim.nodes["n0"].member
-    limit = leader._cfg.fc_limit
+    limit = GroupConfig(MemberInfo("x", "")).fc_limit
     slow.set_apply_queue(limit + 1, sim.now)
     sim.drain(sim.nodes["n2"])
     sim.run_until(sim.now + 0.5)
-    assert leader._fc_paused and slow._fc_paused
+    assert leader.flow_paused and slow.flow_paused
     before = len(sim.nodes["n0"].delivered)
     submit_and_settle(sim, "n1", 3)
     assert len(sim.nodes["n0"].delivered) == before  # held, not lost

@@ -40,6 +40,7 @@ from wsrep.group.codec import (
     encode_append,
     encode_entries,
 )
+from wsrep.group.flow_control import FlowGate
 from wsrep.group.log import Configuration, Entry, EntryKind, HardState, LogStorage
 from wsrep.group.submissions import Outstanding, RequestOrder, Requests
 from wsrep.group.types import (
@@ -150,8 +151,7 @@ class GroupMember:
         # flow control
         self._apply_queue = 0
         self._reported_over = False
-        self._fc_paused = False
-        self._fc_since = 0.0
+        self._flow = FlowGate(config.fc_limit, config.fc_factor)
 
         self._election_at = now + self._election_jitter()
         self._join_at = now
@@ -187,6 +187,11 @@ class GroupMember:
     @property
     def cluster_uuid(self) -> uuid.UUID | None:
         return self._cluster_uuid
+
+    @property
+    def flow_paused(self) -> bool:
+        """Flow control holds new submissions back (Galera: FC_PAUSE in effect)."""
+        return self._flow.paused
 
     @property
     def pending_submissions(self) -> int:
@@ -495,13 +500,14 @@ class GroupMember:
                 leader, AppendResponse(self._ack.success, self._ack.index, self._apply_queue)
             )
             self._ack = None
-        over = self._apply_queue > self._cfg.fc_limit
+        threshold = self._flow.resume_at if self._reported_over else self._flow.limit
+        over = self._apply_queue > threshold
         if over != self._reported_over:
             self._reported_over = over
             if over:
                 self._stats.flow_control_sent += 1
             self._send(leader, Flow(self._apply_queue))
-        if self._outstanding.has_unsent() and self._primary and not self._fc_paused:
+        if self._outstanding.has_unsent() and self._primary and not self._flow.paused:
             batch = self._outstanding.take_unsent(self._now)
             if batch:
                 ordered = self._outstanding.ordered
@@ -893,7 +899,7 @@ class GroupMember:
             requests = self._outstanding.take_unsent(self._now)
             self._propose(self._id, self._incarnation, ordered, requests)
         self._update_flow_control()
-        if self._proposals and not self._fc_paused and self._primary:
+        if self._proposals and not self._flow.paused and self._primary:
             self._append_proposals()
         self._change_membership()
         self._advance_commit()
@@ -961,7 +967,7 @@ class GroupMember:
         prev_term = self._term_at(prev)
         assert prev_term is not None and self._cluster_uuid is not None
         p.sent_commit = self._commit
-        body = Append(prev, prev_term, self._commit, (), self._primary, self._fc_paused)
+        body = Append(prev, prev_term, self._commit, (), self._primary, self._flow.paused)
         # by log matching, (first index, last index, last term) names the same entries
         key = (prev + 1, prev + len(entries), entries[-1].term if entries else 0)
         if self._encoded[0] != key:
@@ -979,26 +985,22 @@ class GroupMember:
             for p in self._progress.values()
             if now - p.last_contact <= self._cfg.suspect_timeout
         ]
-        worst = max(queues)
-        limit = self._cfg.fc_limit
-        if not self._fc_paused and worst > limit:
-            if self._apply_queue > limit:
-                self._stats.flow_control_sent += 1
-            self._set_flow_control(True)
-        elif self._fc_paused and worst <= limit * self._cfg.fc_factor:
-            self._set_flow_control(False)
+        paused = self._flow.wanted(max(queues))
+        if paused and not self._flow.paused and self._flow.wanted(self._apply_queue):
+            self._stats.flow_control_sent += 1  # our own queue is (one of) the reason(s)
+        self._set_flow_control(paused)
 
     def _set_flow_control(self, paused: bool) -> None:
-        if paused == self._fc_paused:
+        if not self._flow.set(paused, self._now):
             return
-        self._fc_paused = paused
         if paused:
-            self._fc_since = self._now
             self._stats.flow_control_recv += 1
             log.info("%s: flow control: paused", self._id)
         else:
-            self._stats.flow_control_paused_seconds += self._now - self._fc_since
-            log.info("%s: flow control: resumed after %.3fs", self._id, self._now - self._fc_since)
+            self._stats.flow_control_paused_seconds = self._flow.paused_seconds
+            log.info(
+                "%s: flow control: resumed after %.3fs", self._id, self._now - self._flow.since()
+            )
         for p in self._progress.values():
             p.need_send = True
         self._actions.append(FlowControl(paused))
