@@ -99,7 +99,6 @@ class GroupNode:
     ) -> None:
         self.config = config
         self.submit_timeout = submit_timeout
-        self._storage = storage
         seed = rng_seed if rng_seed is not None else uuid.uuid4().int & 0xFFFFFFFF
         self._core = GroupMember(config, storage, trio.current_time(), rng_seed=seed)
         self._transport = TcpTransport(transport or transport_config(config, secret), self)
@@ -116,6 +115,10 @@ class GroupNode:
     @property
     def view(self) -> View | None:
         return self._core.view
+
+    @property
+    def leader(self) -> MemberId | None:
+        return self._core.leader
 
     @property
     def role(self) -> str:
@@ -201,10 +204,7 @@ class GroupNode:
         self._touch()
 
     def cluster_uuid(self) -> uuid.UUID | None:
-        view = self._core.view
-        if view is not None:
-            return view.cluster_uuid
-        return self._storage.hard_state().cluster_uuid or self.config.cluster_uuid
+        return self._core.cluster_uuid
 
     # ---- running -------------------------------------------------------------------------
 

@@ -282,6 +282,7 @@ class _Member:
                     "event": "status",
                     "view": view_doc(view) if view else None,
                     "role": node.role,
+                    "leader": node.leader,
                     "connected": sorted(node.connected),
                     "stats": vars(node.stats),
                     "flow_control_paused": node.flow_control_paused,
