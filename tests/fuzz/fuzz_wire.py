@@ -145,3 +145,32 @@ def greeting(thread_id: int) -> bytes:
         + struct.pack("<H", SERVER_CAPS >> 16) + bytes((21,)) + bytes(10)
         + scramble[8:] + b"\0" + NATIVE_PASSWORD + b"\0"
     )  # fmt: skip
+
+
+def _lenenc_str(value: bytes) -> bytes:
+    assert len(value) < 251
+    return bytes((len(value),)) + value
+
+
+def one_value_result(value: bytes) -> bytes:
+    """A text-protocol result set (classic EOF packets): one VARCHAR column, one row."""
+    column = (
+        _lenenc_str(b"def") + _lenenc_str(b"") * 3 + _lenenc_str(b"v") + _lenenc_str(b"")
+        + b"\x0c" + struct.pack("<HIBHB", 45, 1024, 0xFD, 0, 0) + b"\0\0"
+    )  # fmt: skip
+    eof = b"\xfe\x00\x00\x02\x00"
+    packets = [b"\x01", column, eof, _lenenc_str(value), eof]
+    return b"".join(frame(p, seq) for seq, p in enumerate(packets, start=1))
+
+
+def expect_command(backend: socket.socket, wanted: bytes, timeout: float = 10.0) -> None:
+    """Backend side: read until the client's command `wanted` arrives. Queries the proxy
+    sends on its own in between (e.g. reading the session's sql_mode) get a one-row
+    result with an empty value, which is what a fresh MariaDB session would answer."""
+    for _ in range(8):
+        payload = read_packet(backend, timeout)[1]
+        if payload == wanted:
+            return
+        assert payload[:1] == bytes((COM_QUERY,)), f"unexpected from the proxy: {payload[:100]!r}"
+        backend.sendall(one_value_result(b""))
+    raise AssertionError(f"{wanted!r} never came, only the proxy's own queries")
