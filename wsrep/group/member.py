@@ -41,6 +41,7 @@ from wsrep.group.codec import (
     encode_entries,
 )
 from wsrep.group.flow_control import FlowGate
+from wsrep.group.local_log import LocalLog
 from wsrep.group.log import Configuration, Entry, EntryKind, HardState, LogStorage
 from wsrep.group.submissions import Outstanding, RequestOrder, Requests
 from wsrep.group.types import (
@@ -59,7 +60,7 @@ from wsrep.group.types import (
     ViewChange,
 )
 
-log = logging.getLogger("wsrep.group")
+logger = logging.getLogger("wsrep.group")
 
 # pipelined entries a follower may have in flight before the leader waits for acks
 _WINDOW_BATCHES = 4
@@ -159,10 +160,10 @@ class GroupMember:
 
         if config.bootstrap:
             self._bootstrap(now)
-        log.info(
+        logger.info(
             "%s: started term=%d delivered=seqno %d log=[%d..%d] cluster=%s",
             self._id, self._term, self._delivered_seqno, self._storage.first_index(),
-            self._last_index, self._cluster_uuid,
+            self._log.last_index, self._cluster_uuid,
         )  # fmt: skip
 
     # ---- public API -----------------------------------------------------------------------
@@ -223,7 +224,7 @@ class GroupMember:
             msg = decode(data, self._cfg.max_payload)
         except CodecError as e:
             self._stats.dropped_messages += 1
-            log.warning("%s: dropped a bad message from %s: %s", self._id, sender, e)
+            logger.warning("%s: dropped a bad message from %s: %s", self._id, sender, e)
             return
         if not self._same_cluster(sender, msg):
             return
@@ -312,72 +313,32 @@ class GroupMember:
     # ---- log bookkeeping ------------------------------------------------------------------
 
     def _load_log(self) -> None:
-        """Rebuild the volatile summaries of the log after a (re)start."""
+        """Rebuild what is not stored after a (re)start: the log's summary, the delivered
+        requests, the seqno delivered, the members to dial."""
+        self._log = LocalLog(self._storage, self._delivered)
         st = self._storage
-        base, base_view = st.base()
-        first, last = st.first_index(), st.last_index()
-        self._last_index = last
-        tail = st.entry(last) if last >= first else base
-        self._last_term = tail.term if tail else 0
-        self._last_seqno = tail.seqno if tail else 0
-        self._last_conf_id = tail.conf_id if tail else 0
-        # the last VIEW entries: stable and any at or below the delivery point, and above it
-        self._stable_view: Entry | None = base_view
-        self._config_entry: Entry | None = base_view
-        self._pending_views: list[Entry] = []
+        base = st.base()[0]
         self._committed_order = RequestOrder()  # requests delivered, per origin
         self._delivered_seqno = base.seqno if base and base.index == self._delivered else 0
-        for e in st.entries(first, last + 1):
-            if e.index <= self._delivered:
-                if e.kind is EntryKind.VIEW:
-                    self._config_entry = e
-                    if not _joint(e):
-                        self._stable_view = e
-                else:
-                    self._committed_order.note(e.origin, e.incarnation, e.request)
-                self._delivered_seqno = e.seqno
-            elif e.kind is EntryKind.VIEW:
-                self._pending_views.append(e)
-        for e in (self._config_entry, *self._pending_views):
+        for e in st.entries(st.first_index(), self._delivered + 1):
+            if e.kind is EntryKind.PAYLOAD:
+                self._committed_order.note(e.origin, e.incarnation, e.request)
+            self._delivered_seqno = e.seqno
+        for e in (self._log.config_entry, *self._log.pending_views):
             if e is not None:
                 self._dial(e)
 
-    @property
-    def _config(self) -> Configuration | None:
-        """The latest configuration in the log, committed or not (Raft's rule)."""
-        e = self._pending_views[-1] if self._pending_views else self._config_entry
-        return e.config if e is not None else None
-
-    def _term_at(self, index: int) -> int | None:
-        if index == 0:
-            return 0
-        if index >= self._storage.first_index():
-            return self._storage.entry(index).term if index <= self._last_index else None
-        base = self._storage.base()[0]
-        return base.term if base is not None and base.index == index else None
-
     def _append(self, entries: list[Entry]) -> None:
-        self._storage.append(entries)
-        tail = entries[-1]
-        self._last_index, self._last_term = tail.index, tail.term
-        self._last_seqno, self._last_conf_id = tail.seqno, tail.conf_id
+        self._log.append(entries)
         for e in entries:
             if e.kind is EntryKind.VIEW:
-                self._pending_views.append(e)
                 self._dial(e)
                 if self._role is Role.LEADER:
                     self._track_voters()
 
     def _truncate_from(self, index: int) -> None:
-        log.info("%s: dropping uncommitted entries from index %d", self._id, index)
-        self._storage.truncate_from(index)
-        self._pending_views = [e for e in self._pending_views if e.index < index]
-        prev = self._storage.entry(index - 1) if index > self._storage.first_index() else None
-        prev = prev or self._storage.base()[0]
-        self._last_index = index - 1
-        self._last_term = prev.term if prev else 0
-        self._last_seqno = prev.seqno if prev else 0
-        self._last_conf_id = prev.conf_id if prev else 0
+        logger.info("%s: dropping uncommitted entries from index %d", self._id, index)
+        self._log.truncate_from(index)
 
     def _dial(self, e: Entry) -> None:
         assert e.config is not None
@@ -403,7 +364,7 @@ class GroupMember:
         self._stats.dropped_messages += 1
         if (sender, msg.cluster_uuid) not in self._refused:
             self._refused.add((sender, msg.cluster_uuid))
-            log.error(
+            logger.error(
                 "%s: refusing %s: it belongs to cluster %s, this member to cluster %s",
                 self._id, sender, msg.cluster_uuid, self._cluster_uuid,
             )  # fmt: skip
@@ -411,7 +372,7 @@ class GroupMember:
 
     def _new_term(self, term: int) -> None:
         if self._role is Role.LEADER:
-            log.warning(
+            logger.warning(
                 "%s: leader of term %d steps down: term %d seen", self._id, self._term, term
             )
         self._term = term
@@ -431,33 +392,33 @@ class GroupMember:
 
     def _on_append(self, sender: MemberId, msg: Message, body: Append) -> None:
         if msg.term < self._term:
-            self._send(sender, AppendResponse(False, self._last_index, self._apply_queue))
+            self._send(sender, AppendResponse(False, self._log.last_index, self._apply_queue))
             return
         if self._role is Role.LEADER:
-            log.error("%s: second leader %s in term %d ignored", self._id, sender, self._term)
+            logger.error("%s: second leader %s in term %d ignored", self._id, sender, self._term)
             return
         if self._role is not Role.FOLLOWER or self._leader != sender:
             self._become_follower(sender)
-            log.info("%s: following %s in term %d", self._id, sender, self._term)
+            logger.info("%s: following %s in term %d", self._id, sender, self._term)
             self._resend_all()
         self._leader_contact = self._now
         self._election_at = self._now + self._election_jitter()
         if self._cluster_uuid is None:
             self._cluster_uuid = msg.cluster_uuid
             self._persist()
-            log.info("%s: joined cluster %s", self._id, self._cluster_uuid)
+            logger.info("%s: joined cluster %s", self._id, self._cluster_uuid)
 
         matched_to = body.prev_index + len(body.entries)
         entries = body.entries
         if body.prev_index < self._commit:
             # committed entries match the leader's by Raft's log matching: skip them
             entries = entries[self._commit - body.prev_index :]
-        elif self._term_at(body.prev_index) != body.prev_term:
+        elif self._log.term_at(body.prev_index) != body.prev_term:
             self._ack = AppendResponse(False, self._retry_hint(body.prev_index), self._apply_queue)
             return
         for i, e in enumerate(entries):
-            if e.index <= self._last_index:
-                if self._term_at(e.index) == e.term:
+            if e.index <= self._log.last_index:
+                if self._log.term_at(e.index) == e.term:
                     continue
                 self._truncate_from(e.index)
             self._append(list(entries[i:]))
@@ -471,21 +432,21 @@ class GroupMember:
 
     def _retry_hint(self, prev_index: int) -> int:
         """Where the leader should retry: skip back over the whole conflicting term."""
-        if prev_index > self._last_index:
-            return self._last_index
-        conflict = self._term_at(prev_index)
+        if prev_index > self._log.last_index:
+            return self._log.last_index
+        conflict = self._log.term_at(prev_index)
         i = prev_index - 1
-        while i > self._commit and self._term_at(i) == conflict:
+        while i > self._commit and self._log.term_at(i) == conflict:
             i -= 1
         return i
 
     def _on_purged(self, sender: MemberId, body: Purged) -> None:
-        cfg = self._config
+        cfg = self._log.config
         if cfg is None or sender not in cfg.voters():
             return
         if self._behind_reported != (sender, body.oldest_seqno):
             self._behind_reported = (sender, body.oldest_seqno)
-            log.warning(
+            logger.warning(
                 "%s: behind: delivered seqno %d, %s holds from seqno %d: state transfer needed",
                 self._id, self._delivered_seqno, sender, body.oldest_seqno,
             )  # fmt: skip
@@ -542,19 +503,19 @@ class GroupMember:
             return
         self._primary = primary
         if primary:
-            log.info(
+            logger.info(
                 "%s: primary (%s, leader %s, term %d)", self._id, self._role.value, self._leader,
                 self._term,
             )  # fmt: skip
-            if self._stable_view is not None:
-                self._emit_view(self._stable_view, primary=True)
+            if self._log.stable_view is not None:
+                self._emit_view(self._log.stable_view, primary=True)
             return
-        log.warning(
+        logger.warning(
             "%s: non-primary (%s, term %d, delivered seqno %d)", self._id, self._role.value,
             self._term, self._delivered_seqno,
         )  # fmt: skip
-        if self._stable_view is not None:
-            self._emit_view(self._stable_view, primary=False)
+        if self._log.stable_view is not None:
+            self._emit_view(self._log.stable_view, primary=False)
 
     def _emit_view(self, e: Entry, primary: bool) -> None:
         assert e.config is not None and self._cluster_uuid is not None
@@ -574,7 +535,7 @@ class GroupMember:
         actions = self._actions
         while self._delivered < self._commit:
             hi = min(self._commit, self._delivered + 4096)
-            for e in self._storage.entries(self._delivered + 1, hi + 1):
+            for e in self._log.entries(self._delivered + 1, hi + 1):
                 if e.kind is EntryKind.PAYLOAD:
                     self._committed_order.note(e.origin, e.incarnation, e.request)
                     if not arbitrator:
@@ -589,23 +550,21 @@ class GroupMember:
                         stats.received += 1
                         stats.received_bytes += len(e.payload)
                 else:
-                    self._config_entry = e
-                    self._pending_views.remove(e)
+                    self._log.delivered_view(e)
                     if not _joint(e):
-                        self._stable_view = e
                         self._emit_view(e, primary=True)
-                        log.info(
+                        logger.info(
                             "%s: view conf_id=%d members=%s at seqno %d", self._id, e.conf_id,
                             ",".join(m.id for m in e.config.members), e.seqno,
                         )  # fmt: skip
             self._delivered = hi
             self._delivered_seqno = e.seqno
         self._persist()
-        if self._role is Role.LEADER and self._stable_view is not None:
-            assert self._stable_view.config is not None
-            if self._stable_view.config.info(self._id) is None:
+        if self._role is Role.LEADER and self._log.stable_view is not None:
+            assert self._log.stable_view.config is not None
+            if self._log.stable_view.config.info(self._id) is None:
                 # Raft: a leader outside the committed configuration steps down
-                log.warning("%s: leader no longer in the view: stepping down", self._id)
+                logger.warning("%s: leader no longer in the view: stepping down", self._id)
                 self._become_follower(None)
 
     # ---- elections ------------------------------------------------------------------------
@@ -615,7 +574,7 @@ class GroupMember:
         return self._rng.uniform(t, 2 * t)
 
     def _can_campaign(self) -> bool:
-        cfg = self._config
+        cfg = self._log.config
         return (
             not self._me.arbitrator
             and cfg is not None
@@ -630,7 +589,7 @@ class GroupMember:
     def _election_timeout(self, now: float) -> None:
         self._election_at = now + self._election_jitter()
         if self._leader is not None:
-            log.warning(
+            logger.warning(
                 "%s: no word from leader %s for %.1fs", self._id, self._leader,
                 now - self._leader_contact,
             )  # fmt: skip
@@ -640,7 +599,7 @@ class GroupMember:
             self._campaign(pre=True)
 
     def _campaign(self, pre: bool) -> None:
-        cfg = self._config
+        cfg = self._log.config
         assert cfg is not None
         if pre:
             self._role = Role.PRE_CANDIDATE
@@ -649,12 +608,12 @@ class GroupMember:
             self._term += 1
             self._voted_for = self._id
             self._persist()
-            log.info("%s: campaigning for term %d", self._id, self._term)
+            logger.info("%s: campaigning for term %d", self._id, self._term)
         self._votes = {self._id}
         if cfg.has_quorum(self._votes):
             self._won(pre)
             return
-        request = VoteRequest(pre, self._last_index, self._last_term)
+        request = VoteRequest(pre, self._log.last_index, self._log.last_term)
         term = self._term + 1 if pre else self._term
         for voter in cfg.voters() - {self._id}:
             self._send(voter, request, term)
@@ -679,7 +638,7 @@ class GroupMember:
                 return
             self._send(sender, VoteResponse(body.pre, False))
             return
-        log_ok = (body.last_term, body.last_index) >= (self._last_term, self._last_index)
+        log_ok = (body.last_term, body.last_index) >= (self._log.last_term, self._log.last_index)
         if body.pre:
             granted = term > self._term and log_ok
             self._send(sender, VoteResponse(True, granted), term if granted else self._term)
@@ -702,24 +661,22 @@ class GroupMember:
         elif self._role is not Role.CANDIDATE or term != self._term:
             return
         self._votes.add(sender)
-        cfg = self._config
+        cfg = self._log.config
         if cfg is not None and cfg.has_quorum(self._votes):
             self._won(body.pre)
 
     # ---- leader side ----------------------------------------------------------------------
 
     def _bootstrap(self, now: float) -> None:
-        if self._last_index > 0 or self._storage.base()[0] is not None:
-            log.warning("%s: bootstrap ignored: this member already has a log", self._id)
+        if self._log.last_index > 0 or self._storage.base()[0] is not None:
+            logger.warning("%s: bootstrap ignored: this member already has a log", self._id)
             return
         if self._cluster_uuid is None:
             self._cluster_uuid = uuid.UUID(int=self._rng.getrandbits(128), version=4)
         self._term = 1
         self._voted_for = self._id
         self._persist()
-        log.info("%s: bootstrapping cluster %s", self._id, self._cluster_uuid)
-        self._config_entry = None
-        self._pending_views = []
+        logger.info("%s: bootstrapping cluster %s", self._id, self._cluster_uuid)
         self._become_leader(Configuration((self._me,)))
 
     def _become_leader(self, config: Configuration | None = None) -> None:
@@ -733,36 +690,38 @@ class GroupMember:
         self._bump_view = False
         # every entry still in our log may come back as a forward: remember who sent what
         self._request_order = self._committed_order.copy()
-        for e in self._storage.entries(self._delivered + 1, self._last_index + 1):
+        for e in self._log.entries(self._delivered + 1, self._log.last_index + 1):
             if e.kind is EntryKind.PAYLOAD:
                 self._request_order.note(e.origin, e.incarnation, e.request)
         self._progress = {}
-        cfg = config or self._config
+        cfg = config or self._log.config
         assert cfg is not None
-        log.info("%s: leader of term %d, log ends at %d", self._id, self._term, self._last_index)
+        logger.info(
+            "%s: leader of term %d, log ends at %d", self._id, self._term, self._log.last_index
+        )
         # open the term with a view entry: Raft's no-op, and Galera's new primary view
         self._append([self._view_entry(cfg)])
         self._resend_all()
         self._advance_commit()
 
     def _view_entry(self, cfg: Configuration) -> Entry:
-        conf_id = self._last_conf_id + (0 if cfg.joint else 1)
+        conf_id = self._log.last_conf_id + (0 if cfg.joint else 1)
         return Entry(
-            self._term, self._last_index + 1, self._last_seqno, conf_id, EntryKind.VIEW,
+            self._term, self._log.last_index + 1, self._log.last_seqno, conf_id, EntryKind.VIEW,
             config=cfg,
         )  # fmt: skip
 
     def _track_voters(self) -> None:
-        cfg = self._config
+        cfg = self._log.config
         assert cfg is not None
         voters = cfg.voters() - {self._id}
         for gone in set(self._progress) - voters:
             del self._progress[gone]
         for m in voters - set(self._progress):
-            self._progress[m] = _Progress(next=self._last_index + 1, last_contact=self._now)
+            self._progress[m] = _Progress(next=self._log.last_index + 1, last_contact=self._now)
 
     def _leader_tick(self, now: float) -> None:
-        cfg = self._config
+        cfg = self._log.config
         assert cfg is not None
         if now >= self._quorum_check_at:
             heard = {
@@ -771,7 +730,7 @@ class GroupMember:
                 if p.last_contact >= now - self._cfg.election_timeout
             }
             if not cfg.has_quorum(heard | {self._id}):
-                log.warning(
+                logger.warning(
                     "%s: leader of term %d lost quorum (hears %s): stepping down", self._id,
                     self._term, ",".join(sorted(heard)) or "nobody",
                 )  # fmt: skip
@@ -787,7 +746,7 @@ class GroupMember:
                 p.match_at_heartbeat = p.match
                 if not p.suspected and now - p.last_contact > self._cfg.suspect_timeout:
                     p.suspected = True
-                    log.warning(
+                    logger.warning(
                         "%s: suspecting %s (silent %.1fs)", self._id, m, now - p.last_contact
                     )
 
@@ -802,9 +761,9 @@ class GroupMember:
         if p.suspected:
             p.suspected = False
             self._bump_view = True
-            log.info("%s: %s is back", self._id, sender)
+            logger.info("%s: %s is back", self._id, sender)
         if body.success:
-            if self._last_index >= body.index > p.match:
+            if self._log.last_index >= body.index > p.match:
                 p.match = body.index
                 p.next = max(p.next, p.match + 1)
                 self._advance_commit()
@@ -826,34 +785,34 @@ class GroupMember:
             if self._leader is not None and self._leader != sender:
                 self._send(self._leader, msg.body)
             return
-        cfg = self._config
+        cfg = self._log.config
         assert cfg is not None
         p = self._progress.get(info.id)
         if p is not None:
             p.need_send = True
         if cfg.info(info.id) != info:
             if info.id not in self._joins:
-                log.info("%s: %s asks to join (%s)", self._id, info.id, info.address)
+                logger.info("%s: %s asks to join (%s)", self._id, info.id, info.address)
             self._joins[info.id] = info
 
     def _send_join(self) -> None:
-        cfg = self._config
+        cfg = self._log.config
         targets = set(self._peers) | (cfg.voters() if cfg else set())
         for peer in targets - self._down - {self._id}:
             self._send(peer, Join(self._me))
 
     def _advance_commit(self) -> None:
-        if self._last_index <= self._commit:
+        if self._log.last_index <= self._commit:
             return
-        cfg = self._config
+        cfg = self._log.config
         assert cfg is not None
         match = {m: p.match for m, p in self._progress.items()}
-        match[self._id] = self._last_index
+        match[self._id] = self._log.last_index
         for n in sorted(set(match.values()), reverse=True):
             if n <= self._commit:
                 return
             if cfg.has_quorum({m for m, i in match.items() if i >= n}):
-                if self._term_at(n) == self._term:
+                if self._log.term_at(n) == self._term:
                     # an entry of our own term commits: our view is in; we are primary
                     self._commit = n
                     self._set_primary(True)
@@ -862,11 +821,9 @@ class GroupMember:
 
     def _change_membership(self) -> None:
         """One membership change at a time, each through a joint configuration."""
-        if not self._primary or (
-            self._pending_views and self._pending_views[-1].index > self._commit
-        ):
+        if not self._primary or self._log.change_in_flight(self._commit):
             return
-        cfg = self._config
+        cfg = self._log.config
         assert cfg is not None
         if cfg.joint:
             self._append([self._view_entry(Configuration(cfg.members))])
@@ -876,7 +833,9 @@ class GroupMember:
         for m in members:
             p = self._progress.get(m.id)
             if p is not None and now - p.last_contact > self._cfg.inactive_timeout:
-                log.warning("%s: evicting %s (silent %.1fs)", self._id, m.id, now - p.last_contact)
+                logger.warning(
+                    "%s: evicting %s (silent %.1fs)", self._id, m.id, now - p.last_contact
+                )
                 self._stats.extra["evictions"] = self._stats.extra.get("evictions", 0) + 1
                 new = tuple(x for x in members if x.id != m.id)
                 self._append([self._view_entry(Configuration(new, members))])
@@ -885,7 +844,7 @@ class GroupMember:
             _, info = self._joins.popitem()
             if cfg.info(info.id) != info:
                 new = (*(x for x in members if x.id != info.id), info)
-                log.info("%s: admitting %s", self._id, info.id)
+                logger.info("%s: admitting %s", self._id, info.id)
                 self._append([self._view_entry(Configuration(new, members))])
                 self._progress[info.id].need_send = True
                 return
@@ -908,9 +867,9 @@ class GroupMember:
                 self._replicate(m, p)
 
     def _append_proposals(self) -> None:
-        seqno = self._last_seqno
-        index = self._last_index
-        term, conf_id = self._term, self._last_conf_id
+        seqno = self._log.last_seqno
+        index = self._log.last_index
+        term, conf_id = self._term, self._log.last_conf_id
         entries = []
         for origin, incarnation, request, payload in self._proposals:
             seqno += 1
@@ -942,7 +901,7 @@ class GroupMember:
             return
         window = _WINDOW_BATCHES * self._cfg.max_batch
         sent = False
-        while p.next <= self._last_index and p.next - p.match <= window:
+        while p.next <= self._log.last_index and p.next - p.match <= window:
             entries = self._batch(p.next)
             self._send_append(member, p, entries)
             p.next += len(entries)
@@ -952,8 +911,8 @@ class GroupMember:
         p.need_send = False
 
     def _batch(self, start: int) -> list[Entry]:
-        entries = self._storage.entries(
-            start, min(self._last_index + 1, start + self._cfg.max_batch)
+        entries = self._log.entries(
+            start, min(self._log.last_index + 1, start + self._cfg.max_batch)
         )
         size = 0
         for i, e in enumerate(entries):
@@ -964,7 +923,7 @@ class GroupMember:
 
     def _send_append(self, member: MemberId, p: _Progress, entries: list[Entry]) -> None:
         prev = p.next - 1
-        prev_term = self._term_at(prev)
+        prev_term = self._log.term_at(prev)
         assert prev_term is not None and self._cluster_uuid is not None
         p.sent_commit = self._commit
         body = Append(prev, prev_term, self._commit, (), self._primary, self._flow.paused)
@@ -995,10 +954,10 @@ class GroupMember:
             return
         if paused:
             self._stats.flow_control_recv += 1
-            log.info("%s: flow control: paused", self._id)
+            logger.info("%s: flow control: paused", self._id)
         else:
             self._stats.flow_control_paused_seconds = self._flow.paused_seconds
-            log.info(
+            logger.info(
                 "%s: flow control: resumed after %.3fs", self._id, self._now - self._flow.since()
             )
         for p in self._progress.values():
