@@ -325,3 +325,18 @@ def test_join_through_a_follower_is_forwarded_to_the_leader() -> None:
     assert [p for _, _, p in sim.nodes["n3"].delivered] == [
         p for _, _, p in sim.nodes["n0"].delivered
     ]
+
+
+def test_whole_cluster_restarts_from_storage() -> None:
+    sim = cluster(members(3))
+    submit_and_settle(sim, "n0", 3)
+    for node_id in ("n0", "n1", "n2"):
+        sim.crash(node_id)
+    sim.run_until(sim.now + 1.0)
+    for node_id in ("n2", "n1", "n0"):
+        sim.start(node_id)
+    assert sim.run_until(sim.now + 10, sim.converged), sim.describe()
+    submit_and_settle(sim, "n2", 2)
+    sim.settle()
+    sim.check()
+    assert [s for s, _, _ in sim.nodes["n1"].delivered] == [1, 2, 3, 4, 5]
