@@ -147,7 +147,8 @@ async def run_once(
             f"own submitted {s.get('submitted')} failed {s.get('failed')}, latency p50 "
             f"{s.get('latency_ms_p50')} ms p99 {s.get('latency_ms_p99')} ms "
             f"max {s.get('latency_ms_max')} ms, CPU {s.get('cpu_seconds')} s = "
-            f"{s.get('cpu_us_per_delivered')} us per delivered payload",
+            f"{s.get('cpu_us_per_delivered')} us per delivered payload, waited "
+            f"{s.get('runqueue_wait_seconds')} s for a CPU",
             flush=True,
         )
     return summaries

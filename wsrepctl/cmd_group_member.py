@@ -188,6 +188,7 @@ class _LoadStats:
     started: float = float("inf")
     ended: float = float("inf")
     cpu_seconds: float = 0.0  # this process's CPU time during the window
+    runqueue_seconds: float = 0.0  # time it was ready to run but waited for a CPU
     submitted: int = 0
     failed: int = 0
     delivered_in_window: int = 0
@@ -306,6 +307,7 @@ class _Member:
         load.started = trio.current_time()
         load.ended = load.started + args.load_duration
         cpu_at_start = time.process_time()
+        waited_at_start = _runqueue_wait()
         padding = b"x" * max(0, args.payload_size - _LOAD_HEADER.size)
         workers = args.load_concurrency
         # each submitter has one payload in flight; paced ones share the rate evenly
@@ -331,6 +333,7 @@ class _Member:
                 submitters.start_soon(submitter, first)
             await trio.sleep_until(load.ended)
             load.cpu_seconds = time.process_time() - cpu_at_start
+            load.runqueue_seconds = _runqueue_wait() - waited_at_start
             submitters.cancel_scope.deadline = load.ended + 5.0
         emit(self._summary())
 
@@ -369,11 +372,24 @@ class _Member:
                 if load.delivered_in_window
                 else None
             ),
+            "runqueue_wait_seconds": round(load.runqueue_seconds, 2),
             "own_latency_samples": len(lat),
             "latency_ms_p50": pct(0.50),
             "latency_ms_p99": pct(0.99),
             "latency_ms_max": round(lat[-1] * 1000, 3) if lat else None,
         }
+
+
+def _runqueue_wait() -> float:
+    """Seconds this process has spent ready but waiting for a CPU (Linux schedstat; 0 else).
+
+    On a shared machine this, not the work, can be what limits the bench.
+    """
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def emit(doc: dict[str, Any]) -> None:
