@@ -20,7 +20,6 @@ import enum
 import logging
 import random
 import uuid
-from dataclasses import dataclass
 
 from wsrep.group.codec import (
     NIL_UUID,
@@ -37,12 +36,11 @@ from wsrep.group.codec import (
     VoteResponse,
     decode,
     encode,
-    encode_append,
-    encode_entries,
 )
 from wsrep.group.flow_control import FlowGate
 from wsrep.group.local_log import LocalLog
 from wsrep.group.log import Configuration, Entry, EntryKind, HardState, LogStorage
+from wsrep.group.replication import Header, Replication
 from wsrep.group.submissions import Outstanding, RequestOrder, Requests
 from wsrep.group.types import (
     Action,
@@ -62,29 +60,12 @@ from wsrep.group.types import (
 
 logger = logging.getLogger("wsrep.group")
 
-# pipelined entries a follower may have in flight before the leader waits for acks
-_WINDOW_BATCHES = 4
-
 
 class Role(enum.Enum):
     FOLLOWER = "follower"
     PRE_CANDIDATE = "pre-candidate"
     CANDIDATE = "candidate"
     LEADER = "leader"
-
-
-@dataclass(slots=True)
-class _Progress:
-    """The leader's view of one follower's log (etcd's Progress)."""
-
-    next: int
-    last_contact: float
-    match: int = 0
-    match_at_heartbeat: int = 0
-    sent_commit: int = -1
-    apply_queue: int = 0
-    need_send: bool = True
-    suspected: bool = False
 
 
 class GroupMember:
@@ -138,8 +119,7 @@ class GroupMember:
         self._proposals: list[tuple[MemberId, int, int, bytes]] = []
 
         # leader state
-        self._progress: dict[MemberId, _Progress] = {}
-        self._encoded: tuple[tuple[int, int, int], bytes] = ((0, 0, 0), b"")
+        self._replication = Replication(self._log, config)
         self._heartbeat_at = now
         self._quorum_check_at = now
         self._joins: dict[MemberId, MemberInfo] = {}
@@ -206,7 +186,7 @@ class GroupMember:
             return
         self._peers[peer.id] = peer
         self._down.discard(peer.id)
-        p = self._progress.get(peer.id)
+        p = self._replication.followers.get(peer.id)
         if p is not None:
             p.need_send = True
         if self._wants_in():
@@ -383,7 +363,7 @@ class GroupMember:
     def _become_follower(self, leader: MemberId | None) -> None:
         self._role = Role.FOLLOWER
         self._leader = leader
-        self._progress.clear()
+        self._replication.followers.clear()
         self._proposals.clear()
         self._set_primary(False)
         self._election_at = self._now + self._election_jitter()
@@ -487,7 +467,7 @@ class GroupMember:
 
     def _on_forward(self, sender: MemberId, body: Forward) -> None:
         # only members of the configuration replicate (an evicted one must rejoin first)
-        if self._role is Role.LEADER and sender in self._progress:
+        if self._role is Role.LEADER and sender in self._replication.followers:
             self._propose(sender, body.incarnation, body.ordered, body.requests)
 
     def _propose(
@@ -693,7 +673,7 @@ class GroupMember:
         for e in self._log.entries(self._delivered + 1, self._log.last_index + 1):
             if e.kind is EntryKind.PAYLOAD:
                 self._request_order.note(e.origin, e.incarnation, e.request)
-        self._progress = {}
+        self._replication = Replication(self._log, self._cfg)
         cfg = config or self._log.config
         assert cfg is not None
         logger.info(
@@ -714,21 +694,13 @@ class GroupMember:
     def _track_voters(self) -> None:
         cfg = self._log.config
         assert cfg is not None
-        voters = cfg.voters() - {self._id}
-        for gone in set(self._progress) - voters:
-            del self._progress[gone]
-        for m in voters - set(self._progress):
-            self._progress[m] = _Progress(next=self._log.last_index + 1, last_contact=self._now)
+        self._replication.track(cfg.voters() - {self._id}, self._now)
 
     def _leader_tick(self, now: float) -> None:
         cfg = self._log.config
         assert cfg is not None
         if now >= self._quorum_check_at:
-            heard = {
-                m
-                for m, p in self._progress.items()
-                if p.last_contact >= now - self._cfg.election_timeout
-            }
+            heard = self._replication.heard_since(now - self._cfg.election_timeout)
             if not cfg.has_quorum(heard | {self._id}):
                 logger.warning(
                     "%s: leader of term %d lost quorum (hears %s): stepping down", self._id,
@@ -739,21 +711,14 @@ class GroupMember:
             self._quorum_check_at = now + self._cfg.election_timeout
         if now >= self._heartbeat_at:
             self._heartbeat_at = now + self._cfg.heartbeat_interval
-            for m, p in self._progress.items():
-                p.need_send = True
-                if p.match == p.match_at_heartbeat and p.next > p.match + 1:
-                    p.next = p.match + 1  # nothing acknowledged since last time: resend
-                p.match_at_heartbeat = p.match
-                if not p.suspected and now - p.last_contact > self._cfg.suspect_timeout:
-                    p.suspected = True
-                    logger.warning(
-                        "%s: suspecting %s (silent %.1fs)", self._id, m, now - p.last_contact
-                    )
+            for m in self._replication.heartbeat(now):
+                silent = now - self._replication.followers[m].last_contact
+                logger.warning("%s: suspecting %s (silent %.1fs)", self._id, m, silent)
 
     def _on_append_response(self, sender: MemberId, term: int, body: AppendResponse) -> None:
         if self._role is not Role.LEADER or term != self._term:
             return
-        p = self._progress.get(sender)
+        p = self._replication.followers.get(sender)
         if p is None:
             return
         p.last_contact = self._now
@@ -762,17 +727,11 @@ class GroupMember:
             p.suspected = False
             self._bump_view = True
             logger.info("%s: %s is back", self._id, sender)
-        if body.success:
-            if self._log.last_index >= body.index > p.match:
-                p.match = body.index
-                p.next = max(p.next, p.match + 1)
-                self._advance_commit()
-        else:
-            p.next = max(p.match + 1, min(p.next, body.index + 1))
-            p.need_send = True
+        if self._replication.acknowledged(p, body.success, body.index):
+            self._advance_commit()
 
     def _on_flow(self, sender: MemberId, body: Flow) -> None:
-        p = self._progress.get(sender)
+        p = self._replication.followers.get(sender)
         if self._role is Role.LEADER and p is not None:
             p.apply_queue = body.apply_queue
 
@@ -787,7 +746,7 @@ class GroupMember:
             return
         cfg = self._log.config
         assert cfg is not None
-        p = self._progress.get(info.id)
+        p = self._replication.followers.get(info.id)
         if p is not None:
             p.need_send = True
         if cfg.info(info.id) != info:
@@ -806,18 +765,12 @@ class GroupMember:
             return
         cfg = self._log.config
         assert cfg is not None
-        match = {m: p.match for m, p in self._progress.items()}
-        match[self._id] = self._log.last_index
-        for n in sorted(set(match.values()), reverse=True):
-            if n <= self._commit:
-                return
-            if cfg.has_quorum({m for m, i in match.items() if i >= n}):
-                if self._log.term_at(n) == self._term:
-                    # an entry of our own term commits: our view is in; we are primary
-                    self._commit = n
-                    self._set_primary(True)
-                    self._deliver()
-                return
+        n = self._replication.commit_point(self._id, cfg, self._commit, self._term)
+        if n > self._commit:
+            # an entry of our own term commits: our view is in; we are primary
+            self._commit = n
+            self._set_primary(True)
+            self._deliver()
 
     def _change_membership(self) -> None:
         """One membership change at a time, each through a joint configuration."""
@@ -831,7 +784,7 @@ class GroupMember:
         members = cfg.members
         now = self._now
         for m in members:
-            p = self._progress.get(m.id)
+            p = self._replication.followers.get(m.id)
             if p is not None and now - p.last_contact > self._cfg.inactive_timeout:
                 logger.warning(
                     "%s: evicting %s (silent %.1fs)", self._id, m.id, now - p.last_contact
@@ -846,7 +799,7 @@ class GroupMember:
                 new = (*(x for x in members if x.id != info.id), info)
                 logger.info("%s: admitting %s", self._id, info.id)
                 self._append([self._view_entry(Configuration(new, members))])
-                self._progress[info.id].need_send = True
+                self._replication.followers[info.id].need_send = True
                 return
         if self._bump_view:
             self._bump_view = False
@@ -862,9 +815,12 @@ class GroupMember:
             self._append_proposals()
         self._change_membership()
         self._advance_commit()
-        for m, p in self._progress.items():
-            if m not in self._down:
-                self._replicate(m, p)
+        assert self._cluster_uuid is not None
+        header = Header(
+            self._cluster_uuid, self._term, self._commit, self._primary, self._flow.paused
+        )
+        for to, data in self._replication.messages(header, self._down):
+            self._actions.append(Send(to, data))
 
     def _append_proposals(self) -> None:
         seqno = self._log.last_seqno
@@ -890,50 +846,6 @@ class GroupMember:
         self._proposals.clear()
         self._append(entries)
 
-    def _replicate(self, member: MemberId, p: _Progress) -> None:
-        first = self._storage.first_index()
-        if p.next < first:
-            if p.need_send:
-                p.need_send = False
-                oldest = self._storage.entry(first)
-                seqno = oldest.seqno if oldest.kind is EntryKind.PAYLOAD else oldest.seqno + 1
-                self._send(member, Purged(seqno))
-            return
-        window = _WINDOW_BATCHES * self._cfg.max_batch
-        sent = False
-        while p.next <= self._log.last_index and p.next - p.match <= window:
-            entries = self._batch(p.next)
-            self._send_append(member, p, entries)
-            p.next += len(entries)
-            sent = True
-        if not sent and (p.need_send or p.sent_commit < self._commit):
-            self._send_append(member, p, [])
-        p.need_send = False
-
-    def _batch(self, start: int) -> list[Entry]:
-        entries = self._log.entries(
-            start, min(self._log.last_index + 1, start + self._cfg.max_batch)
-        )
-        size = 0
-        for i, e in enumerate(entries):
-            size += len(e.payload) + 64
-            if size > self._cfg.max_message_bytes and i > 0:
-                return entries[:i]
-        return entries
-
-    def _send_append(self, member: MemberId, p: _Progress, entries: list[Entry]) -> None:
-        prev = p.next - 1
-        prev_term = self._log.term_at(prev)
-        assert prev_term is not None and self._cluster_uuid is not None
-        p.sent_commit = self._commit
-        body = Append(prev, prev_term, self._commit, (), self._primary, self._flow.paused)
-        # by log matching, (first index, last index, last term) names the same entries
-        key = (prev + 1, prev + len(entries), entries[-1].term if entries else 0)
-        if self._encoded[0] != key:
-            self._encoded = (key, encode_entries(entries))
-        data = encode_append(self._cluster_uuid, self._term, body, len(entries), self._encoded[1])
-        self._actions.append(Send(member, data))
-
     # ---- flow control ---------------------------------------------------------------------
 
     def _update_flow_control(self) -> None:
@@ -941,7 +853,7 @@ class GroupMember:
         queues = [self._apply_queue]
         queues += [
             p.apply_queue
-            for p in self._progress.values()
+            for p in self._replication.followers.values()
             if now - p.last_contact <= self._cfg.suspect_timeout
         ]
         paused = self._flow.wanted(max(queues))
@@ -960,7 +872,7 @@ class GroupMember:
             logger.info(
                 "%s: flow control: resumed after %.3fs", self._id, self._now - self._flow.since()
             )
-        for p in self._progress.values():
+        for p in self._replication.followers.values():
             p.need_send = True
         self._actions.append(FlowControl(paused))
 
