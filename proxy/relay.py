@@ -79,7 +79,6 @@ class Relay:
 
     async def run(self) -> None:
         """Serves commands until the client quits or a connection closes."""
-        await self._read_sql_mode()
         while True:
             try:
                 packet = await self.client.read_packet()
@@ -115,7 +114,8 @@ class Relay:
         elif command in _UNSUPPORTED:
             await self._refuse_command(command, packet)
             return True
-        await self._to_backend(packet.raw)
+        self.tracker.start(command, packet.last_seq + 1)
+        await self._to_backend(packet)
         if command in NO_RESPONSE:
             return command != Command.QUIT
         if command == Command.CHANGE_USER:
@@ -125,7 +125,8 @@ class Relay:
 
     async def _read_sql_mode(self) -> None:
         """Asks the backend for the session's sql_mode (for the classifier), on the
-        client's own backend connection: at connect, and after a SET changed it."""
+        client's own backend connection, the first time it matters (see
+        `Session.needs_sql_mode`) and again after a SET changed it."""
         session = self.session
         session.sql_mode_stale = False
         try:
@@ -134,7 +135,7 @@ class Relay:
             log.warning("session %d: cannot read sql_mode: %s", session.session_id, exc)
             return
         except PeerClosed:
-            await self._backend_lost(-1)
+            await self._backend_failed("lost the backend connection", -1)
         value = result[-1].rows[0][0] or b""
         session.sql_mode = SqlMode.from_sql_mode(value.decode("ascii", "replace"))
 
@@ -164,33 +165,33 @@ class Relay:
             err_packet(ER_UNKNOWN_COM_ERROR, "08S01", message, packet.last_seq + 1)
         )
 
-    async def _to_backend(self, data: bytes) -> None:
+    async def _to_backend(self, packet: Packet) -> None:
         try:
-            await self.backend.send(data)
+            await self.backend.send(packet.raw)
         except PeerClosed:
-            await self._backend_lost(-1)
+            await self._backend_failed("lost the backend connection", packet.last_seq)
 
     async def _relay_response(self, command: int, packet: Packet) -> None:
         tracker = self.tracker
-        tracker.start(command)
         backend = self.backend
         client = self.client
         while True:
             try:
                 data = await backend.receive_some()
+                end = tracker.feed(data)
             except PeerClosed:
-                await self._backend_lost(packet.last_seq)
-            end = tracker.feed(data)
+                await self._backend_failed("lost the backend connection", packet.last_seq)
+            except ProtocolError as exc:
+                await self._backend_failed(f"malformed response ({exc})", packet.last_seq)
             if end < 0:
                 await client.send(data)
                 continue
-            if end < len(data):  # the server never sends unasked; keep it for later anyway
-                backend.reader.feed(data[end:])
-                data = data[:end]
             if not tracker.local_infile:
                 # The state changes before the client can see the response end.
                 self._after_response(command, packet.payload)
-                await client.send(data)
+                await client.send(data[:end] if end < len(data) else data)
+                if end < len(data):  # the server never sends unasked: out of step
+                    await self._backend_failed(f"{len(data) - end} bytes after a response", -1)
                 return
             await client.send(data)
             await self._relay_local_infile()
@@ -200,7 +201,7 @@ class Relay:
         """Forwards the file the client sends for LOAD DATA LOCAL, up to its empty packet."""
         while True:
             packet = await self.client.read_packet()
-            await self._to_backend(packet.raw)
+            await self._to_backend(packet)
             if not packet.payload:
                 return
 
@@ -222,21 +223,24 @@ class Relay:
         try:
             ok = await relay_auth_exchange(self.client, self.backend, self.session, 0)
         except PeerClosed:
-            await self._backend_lost(0)
+            await self._backend_failed("lost the backend connection", 0)
         if ok:
             user, _ = read_nul_str(payload, 1)
             self.session.reset(user.decode("utf-8", "replace"), _change_user_schema(payload))
             self.tracker.status_flags = self.session.status_flags
         return True
 
-    async def _backend_lost(self, last_seq: int) -> NoReturn:
+    async def _backend_failed(self, why: str, last_seq: int) -> NoReturn:
+        """Ends the session: the backend connection broke or is out of step. The client
+        gets an ERR if it is waiting for an answer and we are between packets."""
         session = self.session
         log.warning(
-            "session %d: lost the backend connection (thread %d)",
+            "session %d: %s (backend thread %d), closing",
             session.session_id,
+            why,
             session.backend_thread_id,
         )
-        if self.tracker.at_packet_boundary:
+        if last_seq >= 0 and self.tracker.at_packet_boundary:
             seq = max(last_seq, self.tracker.last_seq) + 1
             message = "Lost connection to backend server during query (wsrep-proxy)"
             with contextlib.suppress(PeerClosed):

@@ -32,9 +32,9 @@ class Session:
     sql: str | None = None  # text of the current (or last) COM_QUERY/COM_STMT_PREPARE
     prepared: dict[int, StatementInfo] = field(default_factory=dict)  # by statement id
     # ANSI_QUOTES as last read from the backend (NO_BACKSLASH_ESCAPES is in every OK's
-    # status flags); stale after a SET of sql_mode until read again.
+    # status flags); unknown at first and after a SET of sql_mode, until read.
     sql_mode: SqlMode = SqlMode.DEFAULT
-    sql_mode_stale: bool = False
+    sql_mode_stale: bool = True
     commands: int = 0
 
     @property

@@ -67,6 +67,7 @@ class ResponseTracker:
         "_command",
         "_continued",
         "_eof_limit",
+        "_first_seq",
         "_head",
         "_left",
         "_pending_columns",
@@ -88,8 +89,11 @@ class ResponseTracker:
         self.status_flags = 0  # of the last OK/EOF seen, kept across commands
         self.start(Command.PING)
 
-    def start(self, command: int) -> None:
+    def start(self, command: int, first_seq: int = -1) -> None:
+        """`first_seq`: the sequence id the response must start with (the command's last
+        one + 1), so that stray bytes from the backend are not taken for the answer."""
         self._command = command
+        self._first_seq = first_seq
         self._state = _FIRST_STATE.get(command, _SINGLE)  # type: ignore[call-overload]
         self._skip = 0
         self._head = bytearray()
@@ -114,6 +118,7 @@ class ResponseTracker:
         """The client has sent the file (or an empty packet): OK/ERR follows."""
         self.local_infile = False
         self._state = _FIRST
+        self._first_seq = -1
 
     def feed(self, data: bytes | bytearray | memoryview) -> int:
         """Offset in `data` just past the end of the response (or of the LOCAL INFILE
@@ -137,7 +142,7 @@ class ResponseTracker:
             if self._state == _DONE or self.local_infile:
                 return pos
         while pos < end:
-            if self._state == _ROWS and not self._continued:
+            if self._state == _ROWS and not self._continued and self._first_seq < 0:
                 # The bulk of a result set: skip rows looking at a length and one byte each.
                 last = -1
                 while pos + HEADER_LEN < end:
@@ -188,6 +193,13 @@ class ResponseTracker:
         return HEADER_LEN + length - had
 
     def _on_packet(self, buf: bytes | bytearray | memoryview, pos: int, length: int) -> None:
+        if self._first_seq >= 0:
+            if buf[pos + 3] != self._first_seq & 0xFF:
+                raise ProtocolError(
+                    f"response starts with sequence id {buf[pos + 3]}, "
+                    f"expected {self._first_seq & 0xFF}"
+                )
+            self._first_seq = -1
         self.last_seq = buf[pos + 3]
         if self._continued:  # the rest of a packet split in frames: nothing to look at
             self._continued = length == MAX_FRAME

@@ -42,7 +42,7 @@ def track(tracker: ResponseTracker, chunks: list[bytes]) -> int:
 
 def replay(capture: Capture, cuts: list[int], trailing: bytes = b"") -> tuple[int, ResponseTracker]:
     tracker = ResponseTracker(capture.deprecate_eof)
-    tracker.start(capture.command)
+    tracker.start(capture.command, first_seq=1)  # every capture answers a seq-0 command
     if capture.local_infile_file is None:
         return track(tracker, cut(capture.response + trailing, cuts)), tracker
     request, rest = capture.response[: capture.request_len], capture.response[capture.request_len :]
@@ -159,3 +159,14 @@ def test_local_infile_only_for_com_query() -> None:
     tracker.start(Command.STMT_EXECUTE)
     with pytest.raises(ProtocolError):
         tracker.feed(frame(b"\xfbfile.csv", 1))
+
+
+def test_stray_packet_is_not_taken_for_the_answer() -> None:
+    """Bytes the backend sent unasked earlier would start with the wrong sequence id."""
+    tracker = ResponseTracker(deprecate_eof=False)
+    tracker.start(Command.PING, first_seq=1)
+    with pytest.raises(ProtocolError, match="sequence id 9, expected 1"):
+        tracker.feed(frame(b"\x00\x00\x00\x02\x00\x00\x00", 9))
+    tracker.start(Command.STMT_FETCH, first_seq=1)
+    with pytest.raises(ProtocolError):
+        tracker.feed(frame(b"\x00\x00\x01", 4))
