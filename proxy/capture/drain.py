@@ -3,11 +3,11 @@ changes and certification keys.
 
 Runs on the transaction's own connection, inside it, right before certification:
 
-1. a plain (non-locking) read takes this connection's capture rows, and a `DELETE` by
-   primary key (sent ahead of the next read, in its round trip) removes them, so the
-   commit leaves the capture table as it found it (as a rollback would have) without gap
-   locks on other sessions' rows;
-2. per table, one locking read fetches the final images of the captured keys;
+1. a plain (non-locking) read takes this connection's capture rows, and `DELETE`s by
+   primary key (sent ahead of the next read, in its round trip) remove them, so the
+   commit leaves the capture table as it found it (as a rollback would have) without
+   locking other sessions' capture rows or the gaps between them;
+2. per table, one consistent read fetches the final images of the captured keys;
 3. a key whose row exists is an UPSERT of its full image; a key whose row is gone and that
    existed before the transaction (it was first captured as an old row) is a DELETE; a
    key that neither existed before nor after (inserted then deleted) is nothing.
@@ -31,7 +31,7 @@ from proxy.capture.shape import TableShape
 
 log = logging.getLogger("wsrep.capture")
 
-SELECT_BATCH = 500  # keys per locking read
+SELECT_BATCH = 500  # keys per read of final images
 FORGET_BATCH = 1000  # capture rows per DELETE
 
 

@@ -498,9 +498,10 @@ CAPTURED = (
 
 
 def forget_captured(seqs: Sequence[int]) -> str:
-    """Delete these capture rows. Only the primary key in the WHERE: a range on `by_conn`
-    would lock the gap up to the next session's rows until this transaction commits."""
-    return f"DELETE FROM {CAPTURE} WHERE seq IN ({', '.join(str(int(s)) for s in seqs)})"
+    """Delete these capture rows, one primary-key lookup each. Not `seq IN (...)`: on a
+    small table the optimizer scans it and locks every session's rows; nor a range on
+    `by_conn`, which locks the gap up to the next session's rows; both until commit."""
+    return "; ".join(f"DELETE FROM {CAPTURE} WHERE seq = {int(s)}" for s in seqs)
 
 
 def row_literal(columns: Sequence[ColumnSpec], values: Sequence[Value]) -> str:
@@ -516,10 +517,12 @@ def _key_match(alias: str, spec: TableSpec, rows: Sequence[str]) -> str:
 
 def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
     """Final images of the rows with these keys, with their key image, unique keys and
-    FK parent keys. A locking read: a row captured but not changed by this transaction
-    (a cascade that did not happen) is read at its latest committed version. In UTC, so
-    FROM_UNIXTIME() of a TIMESTAMP key is exact even in a DST fall-back hour of the user's
-    time zone."""
+    FK parent keys. A consistent (non-locking) read, so the drain never waits for another
+    transaction's locks: rows this transaction changed read as changed; a row captured but
+    not changed (a cascade whose statement `IGNORE` skipped) may read as of the snapshot,
+    which certification makes safe: if a newer version committed since, this write set's
+    EXCLUSIVE key on it conflicts and it aborts. In UTC, so FROM_UNIXTIME() of a TIMESTAMP
+    key is exact even in a DST fall-back hour of the user's time zone."""
     spec = shape.spec
     exprs = [read_expr(f"u.{ident(c.name)}", c.kind) for c in spec.columns]
     rows = [row_literal(spec.key_columns, key) for key in keys]
@@ -528,7 +531,7 @@ def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
         f"SELECT {key_image_expr('u', shape)}, {unique_keys_expr('u', shape)}, "
         f"{parent_keys_expr('u', shape)}, {', '.join(exprs)} "
         f"FROM {qualified(shape.schema, shape.name)} u "
-        f"WHERE {_key_match('u.', spec, rows)} LOCK IN SHARE MODE"
+        f"WHERE {_key_match('u.', spec, rows)}"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.backend_client import BackendError
-from proxy.capture import Op, drain
+from proxy.capture import Op, discard, drain
 from tests.capture.conftest import PairFactory, connect
 
 pytestmark = pytest.mark.mariadb
@@ -175,6 +175,9 @@ async def test_capture_is_per_transaction(pair_factory: PairFactory) -> None:
         await pair.a.query("DELETE FROM items WHERE id = 9")
         assert (await drain(pair.a, pair.catalog)).changes == []
         await pair.a.query("COMMIT")
+        # a commit that bypassed the drain leaves rows under this connection id ...
+        await other.query("INSERT INTO items (id, sku) VALUES (5, 'direct')")
+        await discard(other)  # ... until the connection is reset for the proxy
     finally:
         await other.aclose()
     left = (await pair.a.query("SELECT COUNT(*) FROM wsrep.capture")).rows
