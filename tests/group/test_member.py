@@ -163,6 +163,7 @@ def test_restart_delivers_nothing_twice() -> None:
     # Simulation.check_delivery fails on any repeated or skipped seqno across lifetimes
     assert [s for s, _, _ in sim.nodes["n1"].delivered] == list(range(1, 13))
     assert sim.nodes["n1"].storage.hard_state().delivered >= 12
+    assert sim.nodes["n1"].member.delivered_seqno == 12
 
 
 def test_weights_decide_the_majority() -> None:

@@ -75,8 +75,8 @@ class GroupMember:
     runs of a real member (e.g. from `os.urandom`): it picks the incarnation that tells this
     run's submissions from the previous one's, election jitter and a bootstrap cluster uuid.
     Storage writes happen inside the calls and must be durable when they return. After a
-    restart the member delivers from `storage.hard_state().delivered + 1`: a driver whose
-    application keeps its own position may lower or raise that before constructing.
+    restart the member delivers from `storage.hard_state().delivered + 1`, so it hands out
+    nothing twice.
     """
 
     def __init__(
@@ -168,6 +168,11 @@ class GroupMember:
     @property
     def cluster_uuid(self) -> uuid.UUID | None:
         return self._cluster_uuid
+
+    @property
+    def delivered_seqno(self) -> int:
+        """The last seqno handed out (after a restart: the one handed out before it)."""
+        return self._delivered_seqno
 
     @property
     def flow_paused(self) -> bool:
