@@ -32,7 +32,7 @@ from proxy.capture.shape import TableShape
 log = logging.getLogger("wsrep.capture")
 
 SELECT_BATCH = 500  # keys per read of final images
-FORGET_BATCH = 1000  # capture rows per DELETE
+FORGET_BATCH = 1000  # capture rows forgotten per script (one DELETE each)
 
 
 class CaptureError(Exception):
