@@ -15,6 +15,7 @@ same task calls `tick()` at the core's `next_deadline()`.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import uuid
@@ -65,7 +66,8 @@ class SubmitTimeout(GroupError):
 @dataclass
 class _Waiter:
     done: trio.Event
-    result: Submitted | None = None
+    deadline: float
+    result: Submitted | None = None  # None once done: timed out
 
 
 def transport_config(config: GroupConfig, secret: bytes) -> TransportConfig:
@@ -104,6 +106,7 @@ class GroupNode:
         self._transport = TcpTransport(transport or transport_config(config, secret), self)
         self._events_in, self.events = trio.open_memory_channel[GroupEvent](math.inf)
         self._waiters: dict[int, _Waiter] = {}
+        self._deadlines: list[tuple[float, int]] = []  # heap of (deadline, token)
         self._wanted: dict[MemberId, str] = {}  # members to stay connected to, by address
         self._wake = trio.Event()
         self._dirty = False
@@ -149,18 +152,19 @@ class GroupNode:
                 f"payload of {len(payload)} bytes exceeds max_payload {self.config.max_payload}"
             )
         limit = self.submit_timeout if timeout is None else timeout
-        token = self._core.submit(payload, trio.current_time())
-        waiter = self._waiters[token] = _Waiter(trio.Event())
+        now = trio.current_time()
+        token = self._core.submit(payload, now)
+        # The core task times waiters out: cheaper than a cancel scope per submission.
+        waiter = self._waiters[token] = _Waiter(trio.Event(), now + limit)
+        heapq.heappush(self._deadlines, (waiter.deadline, token))
         self._touch()
         try:
-            with trio.fail_after(limit):
-                await waiter.done.wait()
-        except trio.TooSlowError:
-            raise SubmitTimeout(f"{self._name}: no seqno for a payload after {limit}s") from None
+            await waiter.done.wait()
         finally:
             self._waiters.pop(token, None)
         result = waiter.result
-        assert result is not None
+        if result is None:
+            raise SubmitTimeout(f"{self._name}: no seqno for a payload after {limit}s")
         if result.seqno is None:
             raise SubmitRefused(result.error or "not ordered")
         return result.seqno
@@ -219,15 +223,27 @@ class GroupNode:
             if self._dirty:
                 self._dirty = False
                 self._pump()
-            deadline = self._core.next_deadline()
             now = trio.current_time()
+            self._expire_waiters(now)
+            deadline = self._core.next_deadline()
             if now >= deadline:
                 self._core.tick(now)
                 self._pump()
                 continue
+            if self._deadlines:
+                deadline = min(deadline, self._deadlines[0][0])
             with trio.move_on_at(deadline):
                 await self._wake.wait()
             self._wake = trio.Event()
+
+    def _expire_waiters(self, now: float) -> None:
+        """Time out overdue waiters; drop heap entries of answered ones as they surface."""
+        heap = self._deadlines
+        while heap and (heap[0][0] <= now or heap[0][1] not in self._waiters):
+            _, token = heapq.heappop(heap)
+            waiter = self._waiters.get(token)
+            if waiter is not None and not waiter.done.is_set():
+                waiter.done.set()  # with no result: timed out
 
     def _touch(self) -> None:
         self._dirty = True
