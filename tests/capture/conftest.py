@@ -61,7 +61,7 @@ class Pair:
     async def replicate(self, *statements: str) -> CapturedRows:
         """Run `statements` in one transaction on a, drain, commit; apply on b."""
         position = Position(CLUSTER, next(_seqnos))
-        await self.a.query("BEGIN")
+        await self.a.query("START TRANSACTION")
         for statement in statements:
             await self.a.query(statement)
         captured = await drain(self.a, self.catalog)

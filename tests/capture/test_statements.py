@@ -247,3 +247,17 @@ async def test_update_cascade_into_keys(pair_factory: PairFactory) -> None:
     await pair.assert_same()
     rows = (await pair.b.query("SELECT code, COUNT(*) FROM note GROUP BY code")).rows
     assert rows == [(b"b", b"5"), (b"z", b"5")]
+
+
+async def test_user_sql_mode_does_not_change_the_capture(pair_factory: PairFactory) -> None:
+    pair = await pair_factory(ITEMS)
+    await pair.a.query(
+        "SET SESSION sql_mode = 'ORACLE,ANSI_QUOTES,NO_BACKSLASH_ESCAPES,PIPES_AS_CONCAT,"
+        "HIGH_NOT_PRECEDENCE,NO_ZERO_DATE,STRICT_ALL_TABLES', time_zone = '-03:00'"
+    )
+    await pair.replicate(
+        "INSERT INTO items (id, sku, note, at) VALUES (1, 'a' || 'b', NULL, NOW(6)), "
+        "(2, 'c\\d', 'q''uote', '2024-02-29 23:59:59.999999')",
+        "UPDATE items SET id = 3, note = NULL WHERE id = 1",
+    )
+    await pair.assert_same()
