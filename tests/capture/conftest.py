@@ -80,7 +80,7 @@ class Pair:
         checkers = [await connect(srv) for srv in self.servers]
         try:
             for table in await self.tables():
-                name = f"`{self.schema}`.`{table}`"
+                name = f"`{self.schema}`.`{table.replace('`', '``')}`"
                 sums = [(await c.query(f"CHECKSUM TABLE {name}")).rows for c in checkers]
                 assert sums[0] == sums[1], f"{table}: checksums differ"
                 select = f"SELECT * FROM {name} ORDER BY 1"

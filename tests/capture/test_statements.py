@@ -261,3 +261,17 @@ async def test_user_sql_mode_does_not_change_the_capture(pair_factory: PairFacto
         "UPDATE items SET id = 3, note = NULL WHERE id = 1",
     )
     await pair.assert_same()
+
+
+async def test_names_that_need_quoting(pair_factory: PairFactory) -> None:
+    pair = await pair_factory(
+        "CREATE TABLE `we``ird tbl` (`ké y` INT PRIMARY KEY, `cöl ⌘` VARCHAR(9), "
+        "`select` INT UNIQUE, `p``id` INT, "
+        "FOREIGN KEY (`p``id`) REFERENCES `we``ird tbl` (`ké y`) ON DELETE SET NULL)"
+    )
+    await pair.replicate(
+        "INSERT INTO `we``ird tbl` VALUES (1, 'ü', 10, NULL), (2, '😀', 20, 1)",
+        "UPDATE `we``ird tbl` SET `ké y` = 3 WHERE `ké y` = 2",
+    )
+    await pair.replicate("DELETE FROM `we``ird tbl` WHERE `ké y` = 1")
+    await pair.assert_same()
