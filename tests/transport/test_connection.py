@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import uuid
 
 import pytest
@@ -17,7 +19,7 @@ from wsrep.transport.connection import (
     PeerAuthenticated,
     PeerConnection,
 )
-from wsrep.transport.frames import HEADER_SIZE, FrameKind, encode_frame
+from wsrep.transport.frames import HEADER_SIZE, FrameDecoder, FrameKind, encode_frame
 from wsrep.transport.handshake import Role
 
 SECRET = b"cluster secret"
@@ -215,3 +217,51 @@ def test_malformed_hello_is_refused(body: bytes) -> None:
     _, li = pair()
     only_failure(li.receive_data(encode_frame(FrameKind.HELLO, body)))
     assert li.data_to_send().startswith(encode_frame(FrameKind.REFUSE, b"")[:2])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+identity_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "member": st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "id": json_values,
+                    "address": json_values,
+                    "weight": json_values,
+                    "arbitrator": json_values,
+                },
+            ),
+        ),
+        "cluster": st.one_of(json_values, st.uuids().map(str)),
+    },
+)
+
+
+@given(identity_docs)
+def test_a_malformed_identity_with_a_valid_mac_is_refused_not_crashed_on(doc: object) -> None:
+    """Even a peer knowing the secret cannot crash us with a strange identity document."""
+    dialer = PeerConnection(Role.DIALER, SECRET, A, CLUSTER, max_message=1000)
+    listener = PeerConnection(Role.LISTENER, SECRET, B, CLUSTER, max_message=1000)
+    listener.receive_data(dialer.data_to_send())  # HELLO
+    decoder = FrameDecoder(4096)
+    decoder.feed(listener.data_to_send())
+    challenge = decoder.next_frame()
+    assert challenge is not None
+    nonce_l = bytes.fromhex(json.loads(challenge.body)["nonce"])
+    data = json.dumps(doc).encode()
+    label = b"wsrep-group/auth/dialer"
+    mac = hmac.digest(SECRET, label + dialer.nonce + nonce_l + data, "sha256")
+    events = listener.receive_data(encode_frame(FrameKind.AUTH, mac + data))
+    assert len(events) == 1
+    if isinstance(events[0], PeerAuthenticated):
+        peer = events[0].peer
+        assert isinstance(peer.id, str) and isinstance(peer.weight, int)
+    else:
+        assert isinstance(events[0], ConnectionFailed)
