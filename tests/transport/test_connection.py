@@ -20,7 +20,7 @@ from wsrep.transport.connection import (
     PeerConnection,
 )
 from wsrep.transport.frames import HEADER_SIZE, FrameDecoder, FrameKind, encode_frame
-from wsrep.transport.handshake import Role
+from wsrep.transport.handshake import _LABEL_DIALER, Role
 
 SECRET = b"cluster secret"
 A = MemberInfo("a", "127.0.0.1:4001")
@@ -244,9 +244,8 @@ identity_docs = st.fixed_dictionaries(
 )
 
 
-@given(identity_docs)
-def test_a_malformed_identity_with_a_valid_mac_is_refused_not_crashed_on(doc: object) -> None:
-    """Even a peer knowing the secret cannot crash us with a strange identity document."""
+def auth_with_valid_mac(doc: object) -> list[ConnectionEvent]:
+    """What a listener makes of an AUTH whose MAC is right but whose document is `doc`."""
     dialer = PeerConnection(Role.DIALER, SECRET, A, CLUSTER, max_message=1000)
     listener = PeerConnection(Role.LISTENER, SECRET, B, CLUSTER, max_message=1000)
     listener.receive_data(dialer.data_to_send())  # HELLO
@@ -256,9 +255,22 @@ def test_a_malformed_identity_with_a_valid_mac_is_refused_not_crashed_on(doc: ob
     assert challenge is not None
     nonce_l = bytes.fromhex(json.loads(challenge.body)["nonce"])
     data = json.dumps(doc).encode()
-    label = b"wsrep-group/auth/dialer"
-    mac = hmac.digest(SECRET, label + dialer.nonce + nonce_l + data, "sha256")
-    events = listener.receive_data(encode_frame(FrameKind.AUTH, mac + data))
+    mac = hmac.digest(SECRET, _LABEL_DIALER + dialer.nonce + nonce_l + data, "sha256")
+    return listener.receive_data(encode_frame(FrameKind.AUTH, mac + data))
+
+
+def test_a_well_formed_identity_passes_the_crafted_path() -> None:
+    doc = {
+        "member": {"id": "c", "address": "h:1", "weight": 3, "arbitrator": False},
+        "cluster": str(CLUSTER),
+    }
+    assert auth_with_valid_mac(doc) == [PeerAuthenticated(MemberInfo("c", "h:1", 3), CLUSTER)]
+
+
+@given(identity_docs)
+def test_a_malformed_identity_with_a_valid_mac_is_refused_not_crashed_on(doc: object) -> None:
+    """Even a peer knowing the secret cannot crash us with a strange identity document."""
+    events = auth_with_valid_mac(doc)
     assert len(events) == 1
     if isinstance(events[0], PeerAuthenticated):
         peer = events[0].peer
