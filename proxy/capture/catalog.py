@@ -85,7 +85,8 @@ def _rows_by_table(
 
 
 async def list_tables(session: SqlSession, schemas: Sequence[str] | None) -> dict[Name, str]:
-    """Base tables of the replicated schemas (all but the system ones by default): engine."""
+    """Tables of the replicated schemas (all but the system ones by default) and their
+    engine ("InnoDB", or e.g. "InnoDB system versioned", which capture refuses)."""
     rows = (await session.query(sql.tables_query(schemas))).rows
     return {(text(r[0]), text(r[1])): text(r[2]) if r[2] is not None else "" for r in rows}
 

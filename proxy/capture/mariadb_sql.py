@@ -263,8 +263,11 @@ def _schema_filter(column: str, schemas: Sequence[str] | None) -> str:
 
 def tables_query(schemas: Sequence[str] | None) -> str:
     return (
-        "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES "
-        f"WHERE TABLE_TYPE = 'BASE TABLE' AND {_schema_filter('TABLE_SCHEMA', schemas)}"
+        "SELECT TABLE_SCHEMA, TABLE_NAME, "
+        "IF(TABLE_TYPE = 'BASE TABLE', ENGINE, CONCAT(ENGINE, ' ', LOWER(TABLE_TYPE))) "
+        "FROM information_schema.TABLES "
+        "WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "
+        f"AND {_schema_filter('TABLE_SCHEMA', schemas)}"
     )
 
 

@@ -116,7 +116,9 @@ class TableShape:
 
     def check_replicable(self) -> None:
         if self.engine.lower() != "innodb":
-            raise NotReplicable(f"table {self.qualified} uses {self.engine}; only InnoDB")
+            raise NotReplicable(
+                f"table {self.qualified} is {self.engine}; only plain InnoDB tables replicate"
+            )
         for col in self.columns:
             if col.kind is None:
                 raise NotReplicable(

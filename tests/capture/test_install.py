@@ -137,7 +137,16 @@ async def test_self_referencing_tree_cascades_and_other_cycles_are_refused(
         await pair.a.query("INSERT INTO a VALUES (1, NULL)")
 
 
-async def test_uuid_columns_are_refused(pair_factory: PairFactory) -> None:
-    pair = await pair_factory("CREATE TABLE u (id INT PRIMARY KEY, v UUID) ENGINE=InnoDB")
-    with pytest.raises(BackendError, match="type uuid is not supported"):
-        await pair.a.query("INSERT INTO u VALUES (1, UUID())")
+async def test_tables_that_cannot_replicate_refuse_writes(pair_factory: PairFactory) -> None:
+    pair = await pair_factory(
+        "CREATE TABLE u (id INT PRIMARY KEY, v UUID) ENGINE=InnoDB",
+        "CREATE TABLE m (id INT PRIMARY KEY) ENGINE=MyISAM",
+        "CREATE TABLE h (id INT PRIMARY KEY) ENGINE=InnoDB WITH SYSTEM VERSIONING",
+    )
+    for statement, reason in (
+        ("INSERT INTO u VALUES (1, UUID())", "type uuid is not supported"),
+        ("INSERT INTO m VALUES (1)", "is MyISAM; only plain InnoDB"),
+        ("INSERT INTO h VALUES (1)", "is InnoDB system versioned; only plain InnoDB"),
+    ):
+        with pytest.raises(BackendError, match=reason):
+            await pair.a.query(statement)
