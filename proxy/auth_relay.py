@@ -99,24 +99,14 @@ async def relay_auth_exchange(
 async def _read_first_client_packet(client: PacketStream) -> Packet:
     """Reads exactly one packet's bytes: if it is an SSLRequest, the TLS ClientHello that
     follows must stay in the socket for the TLS layer."""
-    head = await _receive_exactly(client.stream, HEADER_LEN)
+    head = await client.receive_exactly(HEADER_LEN)
     length = head[0] | head[1] << 8 | head[2] << 16
     if length > _MAX_HANDSHAKE_RESPONSE:
         raise ProtocolError(f"handshake response of {length} bytes")
-    client.reader.feed(head + await _receive_exactly(client.stream, length))
+    client.reader.feed(head + await client.receive_exactly(length))
     packet = client.reader.next_packet()
     assert packet is not None
     return packet
-
-
-async def _receive_exactly(stream: trio.abc.ReceiveStream, count: int) -> bytes:
-    data = bytearray()
-    while len(data) < count:
-        chunk = await stream.receive_some(count - len(data))
-        if not chunk:
-            raise ProtocolError("client closed the connection during the handshake")
-        data += chunk
-    return bytes(data)
 
 
 async def _start_tls(client: PacketStream, context: ssl.SSLContext) -> PacketStream:

@@ -69,9 +69,18 @@ class PacketStream:
                 await self._yield()
             return data
 
-    async def _receive_stream(self) -> bytes:
+    async def receive_exactly(self, count: int) -> bytes:
+        """Exactly `count` bytes from the connection itself, none read ahead (the
+        buffer must be empty)."""
+        assert not self.reader.buffered
+        data = bytearray()
+        while len(data) < count:
+            data += await self._receive_stream(count - len(data))
+        return bytes(data)
+
+    async def _receive_stream(self, max_bytes: int = RECEIVE_SIZE) -> bytes:
         try:
-            data = await self.stream.receive_some(RECEIVE_SIZE)
+            data = await self.stream.receive_some(max_bytes)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise PeerClosed(str(exc)) from exc
         if not data:

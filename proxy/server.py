@@ -84,6 +84,8 @@ class ProxyServer:
         self.sessions[sid] = session
         try:
             await self._run(session, client)
+        except Exception:  # a bug must cost one session, never the proxy
+            log.exception("session %d: unexpected error, closing", sid)
         finally:
             del self.sessions[sid]
 

@@ -39,6 +39,7 @@ def start_proxy(tmp_path: Path) -> Iterator[StartProxy]:
     for service in started:
         assert service.alive, f"proxy died during the test:\n{service.tail()}"
         service.stop_cleanly()
+        assert "unexpected error" not in service.log_text(), service.tail()
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,7 @@ def cli_proxy(
         assert service.alive, service.tail()
     finally:
         service.stop_cleanly()
+    assert "unexpected error" not in service.log_text(), service.tail()
 
 
 @pytest.fixture

@@ -171,10 +171,9 @@ def test_wrong_password_gets_the_backends_1045(
         assert cur.fetchone() == ("app@127.0.0.1",)
 
 
-def test_ed25519_account_through_auth_switch(
-    cli_proxy: ServiceProcess, mariadb: MariaDBServer
-) -> None:
-    """client_ed25519 is negotiated by an auth switch the proxy relays without knowing it."""
+@pytest.fixture
+def ed25519_user(mariadb: MariaDBServer) -> str:
+    """An account that authenticates with client_ed25519 (password 'edpw')."""
     with mariadb.connect() as conn, conn.cursor() as cur:
         try:
             cur.execute("INSTALL SONAME 'auth_ed25519'")
@@ -183,24 +182,29 @@ def test_ed25519_account_through_auth_switch(
         cur.execute(
             "CREATE OR REPLACE USER 'ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('edpw')"
         )
-    argv = [
-        "mariadb",
-        "-h127.0.0.1",
-        f"-P{cli_proxy.port}",
-        "-ued",
-        "--skip-ssl",
-        "-N",
-        "-e",
-        "SELECT CURRENT_USER()",
-    ]
-    ok = subprocess.run([*argv, "-pedpw"], capture_output=True, text=True, timeout=30)
+    return "ed"
+
+
+def _mariadb_cli(
+    port: int, user: str, password: str, *tls: str
+) -> subprocess.CompletedProcess[str]:
+    argv = ["mariadb", "-h127.0.0.1", f"-P{port}", f"-u{user}", f"-p{password}", "-N"]
+    argv += [*(tls or ["--skip-ssl"]), "-e", "SELECT CURRENT_USER()"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def test_ed25519_account_through_auth_switch(cli_proxy: ServiceProcess, ed25519_user: str) -> None:
+    """client_ed25519 is negotiated by an auth switch the proxy relays without knowing it."""
+    ok = _mariadb_cli(cli_proxy.port, ed25519_user, "edpw")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == "ed@127.0.0.1"
-    bad = subprocess.run([*argv, "-pnope"], capture_output=True, text=True, timeout=30)
+    bad = _mariadb_cli(cli_proxy.port, ed25519_user, "nope")
     assert bad.returncode != 0 and "1045" in bad.stderr
 
 
-def test_tls_terminates_at_the_proxy(start_proxy, mariadb: MariaDBServer, tls_files) -> None:  # type: ignore[no-untyped-def]
+def test_tls_terminates_at_the_proxy(
+    start_proxy, mariadb: MariaDBServer, tls_files, ed25519_user
+) -> None:  # type: ignore[no-untyped-def]
     cert, key = tls_files
     proxy = start_proxy(
         (mariadb.host, mariadb.port), "--tls-cert", str(cert), "--tls-key", str(key)
@@ -214,6 +218,26 @@ def test_tls_terminates_at_the_proxy(start_proxy, mariadb: MariaDBServer, tls_fi
         cur.execute("SELECT 2")
         assert cur.fetchone() == (2,)
     assert "over TLS" in proxy.log_text()
+    # An auth switch over TLS: sequence ids renumbered both ways, for every round trip.
+    tls = ("--ssl", f"--ssl-ca={cert}", "--ssl-verify-server-cert")
+    ok = _mariadb_cli(proxy.port, ed25519_user, "edpw", *tls)
+    assert ok.returncode == 0 and ok.stdout.strip() == "ed@127.0.0.1", ok.stderr
+    bad = _mariadb_cli(proxy.port, ed25519_user, "nope", *tls)
+    assert bad.returncode != 0 and "1045" in bad.stderr
+
+
+def test_client_leaving_mid_result_ends_only_its_session(cli_proxy: ServiceProcess) -> None:
+    with connect(cli_proxy.port) as bystander, bystander.cursor() as cur:
+        with socket.create_connection(("127.0.0.1", cli_proxy.port), timeout=20) as raw:
+            conn = connect(cli_proxy.port)
+            conn._sock.sendall(frame(b"\x03SELECT REPEAT('r', 1000000) FROM seq_1_to_50", 0))
+            conn._sock.recv(1000)  # the result has started streaming
+            conn._sock.close()
+            raw.close()
+        for _ in range(3):
+            cur.execute("SELECT 'ok'")
+            assert cur.fetchone() == ("ok",)
+    assert cli_proxy.alive
 
 
 def test_connection_limit(start_proxy, mariadb: MariaDBServer) -> None:  # type: ignore[no-untyped-def]
