@@ -65,14 +65,18 @@ async def install_table(session: SqlSession, catalog: Catalog, shape: TableShape
     """Bring one table's triggers to what its current shape needs."""
     wanted = {w.trigger.name: w for w in _wanted(catalog, shape)}
     name = (shape.schema, shape.name)
-    for trig in await _triggers(session, name):
-        if trig.ours and trig.name not in wanted:
-            await session.query(sql.drop_trigger(shape.schema, trig.name))
-    for trig in await _triggers(session, name):
-        if not trig.ours and sql.unguard(trig.statement) is None:
-            await _recreate(session, name, trig, sql.guard(trig.statement))
+    current = await _triggers(session, name)  # read again only after a change
+    stale = [t for t in current if t.ours and t.name not in wanted]
+    for trig in stale:
+        await session.query(sql.drop_trigger(shape.schema, trig.name))
+    if stale:
+        current = await _triggers(session, name)
+    for trig in [t for t in current if not t.ours and sql.unguard(t.statement) is None]:
+        await _recreate(session, name, trig, sql.guard(trig.statement), current)
+        current = await _triggers(session, name)
     for want in wanted.values():
-        await _place(session, name, want, await _triggers(session, name))
+        if await _place(session, name, want, current):
+            current = await _triggers(session, name)
     log.info("capture: %s (id %d) has %s", shape.qualified, shape.table_id, sorted(wanted))
 
 
@@ -82,8 +86,9 @@ async def uninstall(session: SqlSession, schemas: Sequence[str] | None = None) -
         for trig in await _triggers(session, name):
             if trig.ours:
                 await session.query(sql.drop_trigger(name[0], trig.name))
-            elif (inner := sql.unguard(trig.statement)) is not None:
-                await _recreate(session, name, trig, inner)
+        for trig in await _triggers(session, name):
+            if (inner := sql.unguard(trig.statement)) is not None:
+                await _recreate(session, name, trig, inner, await _triggers(session, name))
     await session.query(sql.DROP_SCHEMA)
 
 
@@ -119,7 +124,8 @@ async def _triggers(session: SqlSession, table: Name) -> list[Trigger]:
     ]
 
 
-async def _place(session: SqlSession, table: Name, want: Wanted, current: list[Trigger]) -> None:
+async def _place(session: SqlSession, table: Name, want: Wanted, current: list[Trigger]) -> bool:
+    """Create or re-create one of our triggers unless it is there as wanted; say if it did."""
     trig = want.trigger
     same_event = [t for t in current if (t.timing, t.event) == (trig.timing, trig.event)]
     others = [t for t in same_event if t.name != trig.name]
@@ -133,15 +139,18 @@ async def _place(session: SqlSession, table: Name, want: Wanted, current: list[T
         order = f"FOLLOWS {sql.ident(others[-1].name)}"
         placed = same_event[-1].name == trig.name
     if existing is not None and existing.statement == trig.statement and placed:
-        return
+        return False
     await session.query(
         sql.create_trigger(*table, trig.name, trig.timing, trig.event, trig.statement, order)
     )
+    return True
 
 
-async def _recreate(session: SqlSession, table: Name, trig: Trigger, statement: str) -> None:
-    """Re-create a user trigger with a new statement, same definer, mode and position."""
-    current = await _triggers(session, table)
+async def _recreate(
+    session: SqlSession, table: Name, trig: Trigger, statement: str, current: list[Trigger]
+) -> None:
+    """Re-create a user trigger with a new statement, same definer, mode and position
+    (`current`: the table's triggers now)."""
     same_event = [t for t in current if (t.timing, t.event) == (trig.timing, trig.event)]
     at = [t.name for t in same_event].index(trig.name)
     order = ""
