@@ -4,7 +4,8 @@ Fills a `CertificationIndex` with `--index-keys` row keys (write sets of `--keys
 sysbench-like tables), then certifies `--write-sets` more write sets of the same shape while
 purging so that the index keeps holding about `--index-keys` keys (a steady load whose safe
 point trails the head by a fixed window). Prints write sets per second and the memory the
-index needs per key (tracemalloc, key objects included: the index keeps them alive).
+index needs per key (tracemalloc, key objects included: the index keeps them alive), and
+how fast such write sets go through the wire form (`wsrep.writeset` encode and decode).
 
     .venv/bin/python bench/cert_bench.py [--index-keys 1000000] [--write-sets 300000]
 """
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 
 from certification.index import CertificationIndex, CertificationRequest
 from certification.keys import KeyKind, row_key
+from wsrep.writeset import WriteSet, decode, encode
 
 TABLES = [f"sbtest{i}" for i in range(1, 17)]
 ROWS_PER_TABLE = 10_000_000
@@ -90,6 +92,24 @@ def main() -> None:
         f"sets/s per core ({len(batch) * args.keys / cpu:,.0f} keys/s); wall {elapsed:.2f} s "
         f"({len(batch) / elapsed:,.0f}/s)\n"
         f"{failed} failed; index now {stats.index_size:,} keys, purged to {stats.purged_to:,}"
+    )
+
+    wire_form(batch[: min(len(batch), 50_000)])
+
+
+def wire_form(requests: list[CertificationRequest]) -> None:
+    """Encode and decode the same write sets with a 300-byte row payload."""
+    write_sets = [WriteSet("node-1", r.seqno, r.last_seen, r.keys, bytes(300)) for r in requests]
+    start = time.process_time()
+    encoded = [encode(ws) for ws in write_sets]
+    mid = time.process_time()
+    decoded = [decode(data) for data in encoded]
+    end = time.process_time()
+    assert decoded == write_sets
+    size = sum(map(len, encoded)) / len(encoded)
+    print(
+        f"wire form ({size:.0f} bytes each): encode {len(encoded) / (mid - start):,.0f} "
+        f"write sets/s, decode {len(encoded) / (end - mid):,.0f} write sets/s per core"
     )
 
 

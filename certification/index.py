@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from certification.keys import Key, KeyKind
 
@@ -39,8 +40,7 @@ _EXCLUSIVE = KeyKind.EXCLUSIVE
 _SHARED = KeyKind.SHARED
 
 
-@dataclass(frozen=True, slots=True)
-class CertificationRequest:
+class CertificationRequest(NamedTuple):  # NamedTuple: built per write set, cheaply
     seqno: int  # global seqno the group assigned to the write set
     last_seen: int  # origin's last committed seqno before the transaction's snapshot
     keys: tuple[Key, ...]  # held by the index until purged: immutable on purpose
@@ -53,8 +53,7 @@ class Outcome(Enum):
     INVALID = "invalid"  # last_seen not in [0, seqno): a broken origin
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):  # NamedTuple: built per write set, cheaply
     outcome: Outcome
     key: Key | None = None  # the write set's first conflicting key (CONFLICT)
     conflict_seqno: int | None = None  # the latest conflicting writer of that key (CONFLICT)
@@ -179,13 +178,14 @@ class CertificationIndex:
         if safe_seqno <= self._purged_to:
             return
         self._purged_to = safe_seqno
-        by_kind = (self._written, self._referenced, self._locked)
-        table_rows = self._table_rows
+        written, referenced = self._written, self._referenced
+        table_rows, locked = self._table_rows, self._locked
         log = self._log
         while log and log[0][0] <= safe_seqno:
             seqno, keys = log.popleft()
             for key in keys:
-                held = by_kind[key.kind]
+                kind = key.kind
+                held = written if kind is _EXCLUSIVE else referenced if kind is _SHARED else locked
                 if held.get(key.ident) == seqno:
                     del held[key.ident]
                 if table_rows.get(key.table) == seqno:

@@ -102,34 +102,55 @@ def row_key(
     return Key(kind, b"".join(parts), tid)
 
 
-def decode_key(data: bytes | memoryview, pos: int = 0) -> tuple[Key, int]:
+def decode_key(data: bytes, pos: int = 0) -> tuple[Key, int]:
     """Parse one key's wire form at `pos`; return it and the position after it."""
-    if pos >= len(data):
-        raise KeyFormatError("truncated key: no kind byte")
-    try:
-        kind = KeyKind(data[pos])
-    except ValueError:
-        raise KeyFormatError(f"unknown key kind {data[pos]}") from None
-    pos, length = decode_varint(data, pos + 1)
-    end = pos + length
-    if end > len(data):
-        raise KeyFormatError("truncated key ident")
-    ident = bytes(data[pos:end])
-    tpos, _ = _read_name(ident, 0)
-    tpos, _ = _read_name(ident, tpos)
-    if kind is KeyKind.TABLE:
-        if tpos != len(ident):
-            raise KeyFormatError("trailing bytes in a TABLE key")
-    else:
-        rpos, _ = _read_name(ident, tpos)
-        values = _read_values(ident, rpos)
-        if not values:
+    keys, end = decode_keys(data, pos, 1)
+    return keys[0], end
+
+
+def decode_keys(data: bytes, pos: int, count: int) -> tuple[tuple[Key, ...], int]:
+    """Parse `count` keys at `pos`; return them and the position after the last.
+
+    Keys of one write set mostly share a few tables: each table prefix is validated once
+    and its bytes object shared, which also speeds up the index's lookups by identity.
+    """
+    tables: dict[bytes, bytes] = {}
+    keys = []
+    size = len(data)
+    for _ in range(count):
+        if pos >= size:
+            raise KeyFormatError("truncated key: no kind byte")
+        if data[pos] >= len(_KINDS):
+            raise KeyFormatError(f"unknown key kind {data[pos]}")
+        kind = _KINDS[data[pos]]
+        pos, length = decode_varint(data, pos + 1)
+        end = pos + length
+        if end > size:
+            raise KeyFormatError("truncated key ident")
+        ident = data[pos:end]
+        tpos = _name_span(ident, _name_span(ident, 0)[1])[1]
+        table = tables.get(ident[:tpos])
+        if table is None:
+            _read_name(ident, _read_name(ident, 0)[0])  # utf-8 check, once per table
+            table = tables[ident[:tpos]] = ident[:tpos]
+        if kind is KeyKind.TABLE:
+            if tpos != len(ident):
+                raise KeyFormatError("trailing bytes in a TABLE key")
+        elif not _read_values(ident, _read_name(ident, tpos)[0]):
             raise KeyFormatError("a row key needs at least one value")
-    return Key(kind, ident, ident[:tpos]), end
+        keys.append(Key(kind, table if kind is KeyKind.TABLE else ident, table))
+        pos = end
+    return tuple(keys), pos
+
+
+_KINDS = tuple(KeyKind)
+_ONE_BYTE_VARINTS = tuple(bytes((n,)) for n in range(0x80))
 
 
 def encode_varint(n: int) -> bytes:
     """Unsigned LEB128."""
+    if 0 <= n < 0x80:
+        return _ONE_BYTE_VARINTS[n]  # names, lengths and counts: almost always one byte
     if n < 0:
         raise ValueError("varint must be >= 0")
     out = bytearray()
@@ -145,6 +166,8 @@ _MAX_VARINT_BYTES = 10  # enough for 64 bits
 
 def decode_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """Parse an unsigned LEB128 at `pos`; return (position after it, value)."""
+    if pos < len(data) and data[pos] < 0x80:
+        return pos + 1, data[pos]  # the common case, without the loop
     value = shift = 0
     for i in range(pos, min(pos + _MAX_VARINT_BYTES, len(data))):
         byte = data[i]
@@ -164,13 +187,18 @@ def _name(name: str) -> bytes:
     return encode_varint(len(raw)) + raw
 
 
-def _read_name(ident: bytes, pos: int) -> tuple[int, str]:
-    pos, length = decode_varint(ident, pos)
-    end = pos + length
+def _name_span(ident: bytes, pos: int) -> tuple[int, int]:
+    start, length = decode_varint(ident, pos)
+    end = start + length
     if length == 0 or end > len(ident):
         raise KeyFormatError("empty or truncated name in key")
+    return start, end
+
+
+def _read_name(ident: bytes, pos: int) -> tuple[int, str]:
+    start, end = _name_span(ident, pos)
     try:
-        return end, ident[pos:end].decode("utf-8")
+        return end, ident[start:end].decode("utf-8")
     except UnicodeDecodeError:
         raise KeyFormatError("name in key is not utf-8") from None
 

@@ -24,7 +24,7 @@ from enum import IntFlag
 import crc32c
 
 from certification.index import CertificationRequest
-from certification.keys import Key, KeyFormatError, decode_key, decode_varint, encode_varint
+from certification.keys import Key, KeyFormatError, decode_keys, decode_varint, encode_varint
 from certification.limits import WriteSetLimits
 from wsrep.group.types import MemberId
 
@@ -117,7 +117,7 @@ def decode(data: bytes | bytearray | memoryview, max_size: int = MAX_SIZE) -> Wr
         raise WriteSetFormatError(f"not a write set: magic {bytes(magic)!r}")
     if version != VERSION:
         raise WriteSetFormatError(f"unsupported write-set version {version}")
-    body = memoryview(data)[: size - _CRC.size]
+    body = bytes(data[: size - _CRC.size])  # keys are hashable slices of bytes
     (crc,) = _CRC.unpack_from(data, size - _CRC.size)
     if crc32c.crc32c(body) != crc:
         raise WriteSetFormatError("write-set checksum mismatch (corrupted)")
@@ -130,25 +130,22 @@ def decode(data: bytes | bytearray | memoryview, max_size: int = MAX_SIZE) -> Wr
         raise WriteSetFormatError(f"malformed write set: {err}") from None
 
 
-def _decode_body(body: memoryview, flags: int, trx_id: int, last_seen: int) -> WriteSet:
+def _decode_body(body: bytes, flags: int, trx_id: int, last_seen: int) -> WriteSet:
     pos, length = decode_varint(body, _HEADER.size)
     if not 0 < length <= MAX_ORIGIN_BYTES or pos + length > len(body):
         raise WriteSetFormatError(f"bad origin id length {length}")
     try:
-        origin = bytes(body[pos : pos + length]).decode("utf-8")
+        origin = body[pos : pos + length].decode("utf-8")
     except UnicodeDecodeError:
         raise WriteSetFormatError("origin id is not utf-8") from None
     pos, count = decode_varint(body, pos + length)
     if count > len(body) - pos:  # every key takes at least one byte
         raise WriteSetFormatError(f"key count {count} exceeds the write set's size")
-    keys = []
-    for _ in range(count):
-        key, pos = decode_key(body, pos)
-        keys.append(key)
+    keys, pos = decode_keys(body, pos, count)
     pos, length = decode_varint(body, pos)
     if pos + length != len(body):
         raise WriteSetFormatError("data length does not match the write set's size")
-    return WriteSet(origin, trx_id, last_seen, tuple(keys), bytes(body[pos:]), WriteSetFlags(flags))
+    return WriteSet(origin, trx_id, last_seen, keys, body[pos:], WriteSetFlags(flags))
 
 
 def flag_names(flags: WriteSetFlags) -> str:
