@@ -112,7 +112,7 @@ def decode_keys(data: bytes, pos: int, count: int) -> tuple[tuple[Key, ...], int
     """Parse `count` keys at `pos`; return them and the position after the last.
 
     Keys of one write set mostly share a few tables: each table prefix is validated once
-    and its bytes object shared, which also speeds up the index's lookups by identity.
+    per call, and its keys share one bytes object for it.
     """
     tables: dict[bytes, bytes] = {}
     keys = []
@@ -129,10 +129,11 @@ def decode_keys(data: bytes, pos: int, count: int) -> tuple[tuple[Key, ...], int
             raise KeyFormatError("truncated key ident")
         ident = data[pos:end]
         tpos = _name_span(ident, _name_span(ident, 0)[1])[1]
-        table = tables.get(ident[:tpos])
+        prefix = ident[:tpos]
+        table = tables.get(prefix)
         if table is None:
             _read_name(ident, _read_name(ident, 0)[0])  # utf-8 check, once per table
-            table = tables[ident[:tpos]] = ident[:tpos]
+            table = tables[prefix] = prefix
         if kind is KeyKind.TABLE:
             if tpos != len(ident):
                 raise KeyFormatError("trailing bytes in a TABLE key")
