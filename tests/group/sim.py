@@ -55,6 +55,8 @@ class Node:
     view: View | None = None  # the last view this lifetime reported
     delivered: list[tuple[int, str, bytes]] = field(default_factory=list)
     views: list[View] = field(default_factory=list)
+    # conf_id -> payloads delivered before this member first saw that primary view
+    view_positions: dict[int, int] = field(default_factory=dict)
     # (lifetime, token) -> payload, and what came back for it
     submitted: dict[tuple[int, int], bytes] = field(default_factory=dict)
     answers: dict[tuple[int, int], list[Submitted]] = field(default_factory=dict)
@@ -189,6 +191,8 @@ class Simulation:
             elif isinstance(a, ViewChange):
                 node.view = a.view
                 node.views.append(a.view)
+                if a.view.primary:
+                    node.view_positions.setdefault(a.view.conf_id, len(node.delivered))
             elif isinstance(a, Submitted):
                 node.answers.setdefault((node.lifetime, a.token), []).append(a)
         deadline = m.next_deadline()
@@ -385,6 +389,14 @@ class Simulation:
             self.fail("a payload was ordered twice")
         at_seqno = {s: p for s, _, p in longest.delivered}
         by_conf: dict[int, tuple] = {}
+        positions: dict[int, int] = {}
+        for n in appliers:
+            for conf_id, at in n.view_positions.items():
+                if positions.setdefault(conf_id, at) != at:
+                    self.fail(
+                        f"view {conf_id} came after {at} payloads at {n.info.id}, not "
+                        f"after {positions[conf_id]} as elsewhere"
+                    )
         for n in self.nodes.values():
             for v in n.views:
                 if v.primary and by_conf.setdefault(v.conf_id, v.members) != v.members:

@@ -106,3 +106,13 @@ def test_hypothesis_fault_schedules(
     """Hypothesis picks the faults (and shrinks a failing list to the few that matter)."""
     infos = [MemberInfo(i, f"127.0.0.1:{4001 + n}") for n, i in enumerate(IDS)]
     Simulation(Schedule(seed, "5", infos, loss, duplicate, (0.001, 0.1), faults)).run()
+
+
+def test_checker_catches_a_view_out_of_place() -> None:
+    sim = Simulation(Schedule.from_seed(1))
+    sim.run()
+    victim = sim.nodes["n1"]
+    conf_id = max(victim.view_positions)
+    victim.view_positions[conf_id] += 1
+    with pytest.raises(AssertionError, match=f"view {conf_id} came after"):
+        sim.check()
