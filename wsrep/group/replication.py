@@ -15,8 +15,9 @@ from wsrep.group.local_log import LocalLog
 from wsrep.group.log import Configuration, Entry, EntryKind
 from wsrep.group.types import GroupConfig, MemberId
 
-# pipelined entries a follower may have in flight before the leader waits for acks
-_WINDOW_BATCHES = 4
+# batches a follower may have in flight before the leader waits for its acks: with 4, the
+# batch size bounded the throughput of the real-process bench (docs/notes/group-transport.md)
+_WINDOW_BATCHES = 16
 # a rough per-entry overhead when sizing a message
 _ENTRY_OVERHEAD = 64
 
