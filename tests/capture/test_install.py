@@ -62,6 +62,34 @@ async def test_install_is_idempotent_and_keeps_user_trigger_order(
     assert (await pair.b.query("SELECT msg FROM log")).rows == [(b"deleted 2",)]
 
 
+async def test_guarding_keeps_definer_and_sql_mode(pair_factory: PairFactory) -> None:
+    pair = await pair_factory(
+        "CREATE TABLE k (id INT PRIMARY KEY, s VARCHAR(9)) ENGINE=InnoDB",
+        "CREATE USER IF NOT EXISTS 'trig_owner'@'localhost'",
+        "GRANT ALL ON *.* TO 'trig_owner'@'localhost'",
+        "SET SESSION sql_mode = 'PIPES_AS_CONCAT,ANSI_QUOTES'",
+        "CREATE DEFINER = 'trig_owner'@'localhost' TRIGGER k_bi BEFORE INSERT ON k "
+        "FOR EACH ROW SET NEW.s = NEW.s || '!'",
+        "SET SESSION sql_mode = DEFAULT",
+    )
+    await install(pair.a, [pair.schema])
+    meta = (
+        await pair.a.query(
+            "SELECT DEFINER, SQL_MODE, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+            f"WHERE TRIGGER_SCHEMA = '{pair.schema}' AND TRIGGER_NAME = 'k_bi'"
+        )
+    ).rows
+    assert meta == [
+        (
+            b"trig_owner@localhost",
+            b"PIPES_AS_CONCAT,ANSI_QUOTES",
+            b"IF @wsrep_applier IS NULL THEN SET NEW.s = NEW.s || '!'; END IF",
+        )
+    ]
+    await pair.replicate("INSERT INTO k VALUES (1, 'hi')")  # || still concatenates
+    assert (await pair.b.query("SELECT s FROM k")).rows == [(b"hi!",)]
+
+
 async def test_uninstall_restores_user_triggers(pair_factory: PairFactory) -> None:
     pair = await pair_factory(*NOTES)
     await uninstall(pair.a, [pair.schema])
