@@ -31,7 +31,8 @@ MAX_LAG = 8  # how far last_seen trails the head: a few concurrent transactions
 def write_sets(
     rng: random.Random, first_seqno: int, count: int, keys: int
 ) -> Iterator[CertificationRequest]:
-    """Write sets touching random rows (one PRIMARY key each, 1 in 10 an FK parent)."""
+    """Write sets touching random rows (one PRIMARY key each, 1 in 10 an FK parent), with
+    keys as every node gets them: decoded from the write set's wire form."""
     for seqno in range(first_seqno, first_seqno + count):
         table = rng.choice(TABLES)
         ws_keys = tuple(
@@ -45,7 +46,8 @@ def write_sets(
             for i in range(keys)
         )
         last_seen = max(0, seqno - 1 - rng.randrange(MAX_LAG))
-        yield CertificationRequest(seqno, last_seen, ws_keys)
+        delivered = decode(encode(WriteSet("node-1", seqno, last_seen, ws_keys, b"")))
+        yield delivered.certification_request(seqno)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ producer must give them in the canonical form of the column's collation (e.g. th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -67,6 +68,7 @@ class Key:
         return f"{self.kind.name} {name} {index}({shown})"
 
 
+@functools.lru_cache(maxsize=4096)  # one shared bytes object per hot table
 def table_ident(schema: str, table: str) -> bytes:
     return _name(schema) + _name(table)
 
