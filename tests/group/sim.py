@@ -74,6 +74,7 @@ class Schedule:
     duplicate: float
     delay: tuple[float, float]
     faults: list[tuple[float, str, tuple]]  # (time, kind, args)
+    seeded: bool = False  # the seed alone recreates it
 
     @classmethod
     def from_seed(cls, seed: int) -> Schedule:
@@ -111,7 +112,7 @@ class Schedule:
         loss = rng.choice((0.0, 0.01, 0.05, 0.2))
         duplicate = rng.choice((0.0, 0.01, 0.05))
         delay = rng.choice(((0.001, 0.005), (0.001, 0.05), (0.01, 0.2)))
-        return cls(seed, topology, infos, loss, duplicate, delay, faults)
+        return cls(seed, topology, infos, loss, duplicate, delay, faults, seeded=True)
 
 
 class Simulation:
@@ -425,8 +426,11 @@ class Simulation:
         return " ".join(parts)
 
     def fail(self, what: str) -> None:
+        where = f"seed {self.s.seed} ({self.s.topology}) at t={self.now:.3f}: {what}"
+        if not self.s.seeded:
+            raise SimulationFailure(f"{where}\n  schedule: {self.s}")
         raise SimulationFailure(
-            f"seed {self.s.seed} ({self.s.topology}) at t={self.now:.3f}: {what}\n"
+            f"{where}\n"
             f"  replay: WSREP_SIM_SEED={self.s.seed} .venv/bin/python -m pytest "
             f"tests/group/test_simulation.py -k replay\n"
             f"  trace:  .venv/bin/python -m tests.group.sim {self.s.seed}"
