@@ -201,3 +201,15 @@ def test_stats_count_what_the_status_layer_shows() -> None:
 def test_verdict_text_for_logs() -> None:
     assert passed(7).describe() == "passed, depends on 7"
     assert Verdict(Outcome.STALE).describe() == "stale"
+
+
+def test_memory_stays_bounded_under_a_steady_load() -> None:
+    """The safe point trails the head by a window: the index never holds more than it."""
+    index, window, keys_per_ws = CertificationIndex(), 50, 3
+    for seqno in range(1, 5_001):
+        keys = tuple(row(seqno * keys_per_ws + i) for i in range(keys_per_ws))
+        assert index.certify(ws(seqno, seqno - 1, *keys)).passed
+        index.purge(seqno - window)
+        assert index.stats.log_length <= window
+        assert index.stats.index_size <= window * keys_per_ws
+    assert index.stats.index_size == window * keys_per_ws
