@@ -93,11 +93,6 @@ class RowChange:
     op: Op
     values: tuple[Value, ...]  # UPSERT: one per column; DELETE: one per key column
 
-    def key_values(self) -> tuple[Value, ...]:
-        if self.op is Op.DELETE:
-            return self.values
-        return tuple(self.values[i] for i in self.table.key)
-
 
 # Limits a decoder enforces; generous for real schemas, small enough to stop garbage early.
 MAX_NAME_BYTES = 256
