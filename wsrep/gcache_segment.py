@@ -98,7 +98,7 @@ def scan_records(data: bytes, start: int, first_index: int, prev_seqno: int) -> 
         stored_crc, length, rec_index, seqno, kind = RECORD.unpack_from(data, pos)
         end = pos + RECORD.size + length
         if end > size:
-            scan.problem = f"truncated record: {length} bytes claimed, {size - pos} left"
+            scan.problem = f"truncated record: {end - pos} bytes, {size - pos} left"
             break
         if crc(view[pos + 4 : end]) != stored_crc:
             scan.problem = "record crc mismatch"
