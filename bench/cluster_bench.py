@@ -1,0 +1,442 @@
+"""Multi-master write throughput: our 3-node cluster vs MariaDB Galera vs one direct MariaDB.
+
+Targets, all on this machine and on loopback:
+  ours    `wsrepctl cluster up --nodes N --dir D --base-port P --detach` (node i's proxy on
+          P+i-1, root with an empty password), `wsrepctl cluster down --dir D` afterwards;
+          skipped with a message while `wsrepctl cluster` does not exist;
+  galera  a real N-node MariaDB Galera cluster from Debian's galera-4 (bench/galera_cluster.py);
+  direct  one managed MariaDB.
+
+Each target gets the sysbench tables prepared through its first node (and waits until every
+node has them), then every workload runs for `--time` seconds with `--threads` clients on
+EACH node at once (one sysbench process per node, in parallel) and with `--direct-threads`
+clients (default: threads x nodes, the same client count) on the direct server. Deadlocks
+and lock-wait timeouts (1213, 1020, 1205: certification failures and BF aborts) are ignored
+and counted, not fatal. The targets take turns workload by workload, so a noisy spell on a
+shared machine hits them alike.
+
+    .venv/bin/python bench/cluster_bench.py [--time 60] [--threads 8] [--nodes 3]
+        [--workloads oltp_write_only,oltp_read_write] [--targets ours,galera,direct]
+        [--direct-threads 24] [--base-port P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import importlib.util
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+
+if __package__ in (None, ""):  # run as a script: make the `bench` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.galera_cluster import GaleraCluster, missing_prerequisites
+from bench.proxy_bench import SB_TABLE_SIZE, SB_TABLES, SysbenchError, sysbench_argv
+from proxy.managed_mariadb import MariaDBServer, free_port
+
+WORKLOADS = ("oltp_write_only", "oltp_read_write")
+TARGETS = ("ours", "galera", "direct")
+IGNORED_ERRORS = "1213,1020,1205"
+Address = tuple[str, int]
+
+
+class TargetUnavailable(RuntimeError):
+    """A target that cannot run on this checkout or machine; the bench goes on without it."""
+
+
+# ---- sysbench output ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """One sysbench process's report."""
+
+    transactions: int
+    tps: float
+    ignored_errors: int
+    reconnects: int
+    histogram: dict[float, int]  # latency ms -> count
+
+
+_TRANSACTIONS = re.compile(r"^\s*transactions:\s+(\d+)\s+\(([\d.]+) per sec\.\)", re.M)
+_IGNORED = re.compile(r"^\s*ignored errors:\s+(\d+)", re.M)
+_RECONNECTS = re.compile(r"^\s*reconnects:\s+(\d+)", re.M)
+_HISTOGRAM_ROW = re.compile(r"^\s*([\d.]+)\s+\|\**\s+(\d+)\s*$", re.M)
+
+
+def parse_run(output: str) -> NodeRun:
+    found = [rx.search(output) for rx in (_TRANSACTIONS, _IGNORED, _RECONNECTS)]
+    trx, ignored, reconnects = found
+    if not (trx and ignored and reconnects):
+        raise SysbenchError(f"unexpected sysbench output:\n{output[-3000:]}")
+    histogram = Counter[float]()
+    for value, count in _HISTOGRAM_ROW.findall(output):
+        histogram[float(value)] += int(count)
+    return NodeRun(
+        transactions=int(trx.group(1)),
+        tps=float(trx.group(2)),
+        ignored_errors=int(ignored.group(1)),
+        reconnects=int(reconnects.group(1)),
+        histogram=dict(histogram),
+    )
+
+
+def percentile(histograms: Sequence[dict[float, int]], pct: float) -> float:
+    """The `pct` percentile of all events of several sysbench latency histograms together
+    (sysbench's own rule: the smallest bucket value with pct% of the events at or below)."""
+    merged = Counter[float]()
+    for hist in histograms:
+        merged.update(hist)
+    values = sorted(merged)
+    if not values:
+        return 0.0
+    cumulative = []
+    total = 0
+    for value in values:
+        total += merged[value]
+        cumulative.append(total)
+    return values[bisect.bisect_left(cumulative, total * pct / 100)]
+
+
+# ---- one cell: a workload on a target -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WsrepCounters:
+    """Galera's conflict counters summed over a cluster's nodes."""
+
+    cert_failures: int  # wsrep_local_cert_failures: local write sets that failed certification
+    bf_aborts: int  # wsrep_local_bf_aborts: local transactions aborted by replicated ones
+
+    def __sub__(self, other: WsrepCounters) -> WsrepCounters:
+        return WsrepCounters(
+            self.cert_failures - other.cert_failures, self.bf_aborts - other.bf_aborts
+        )
+
+
+@dataclass(frozen=True)
+class Cell:
+    target: str
+    workload: str
+    threads: int  # per node
+    seconds: int
+    runs: list[NodeRun]
+    conflicts: WsrepCounters | None  # None: not a cluster
+
+    @property
+    def tps(self) -> float:
+        return sum(r.tps for r in self.runs)
+
+    @property
+    def p95_ms(self) -> float:
+        return percentile([r.histogram for r in self.runs], 95)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.ignored_errors for r in self.runs)
+
+    @property
+    def attempts(self) -> int:
+        """Transactions tried: committed ones plus those a (retried) error ended."""
+        return sum(r.transactions for r in self.runs) + self.errors
+
+    @property
+    def cert_failure_pct(self) -> float | None:
+        if self.conflicts is None:
+            return None
+        return 100 * self.conflicts.cert_failures / max(self.attempts, 1)
+
+
+def run_argv(workload: str, address: Address, threads: int, seconds: int) -> list[str]:
+    argv = sysbench_argv(workload, "run", *address, threads=threads, seconds=seconds)
+    extra = ["--histogram=on", f"--mysql-ignore-errors={IGNORED_ERRORS}"]
+    return [*argv[:-1], *extra, argv[-1]]
+
+
+def run_on_nodes(
+    workload: str, nodes: Sequence[Address], threads: int, seconds: int
+) -> list[NodeRun]:
+    """One sysbench process per node, all at once; raises if any of them fails."""
+    procs = [
+        subprocess.Popen(
+            run_argv(workload, node, threads, seconds),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for node in nodes
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=seconds + 120)
+            if proc.returncode != 0:
+                raise SysbenchError(f"sysbench {workload} exited {proc.returncode}:\n{out[-3000:]}")
+            outputs.append(out)
+    finally:
+        for proc in procs:  # only if something above failed: they are ours, stop them
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return [parse_run(out) for out in outputs]
+
+
+def wsrep_counters(nodes: Sequence[Address]) -> WsrepCounters:
+    status: Counter[str] = Counter()
+    for host, port in nodes:
+        conn = pymysql.connect(host=host, port=port, user="root", password="", connect_timeout=5)
+        with conn, conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_local_%'")
+            status.update({str(k): int(v) for k, v in cur.fetchall() if str(v).isdigit()})
+    return WsrepCounters(status["wsrep_local_cert_failures"], status["wsrep_local_bf_aborts"])
+
+
+def run_cell(
+    target: str, workload: str, nodes: Sequence[Address], threads: int, seconds: int
+) -> Cell:
+    if target == "direct":
+        return Cell(
+            target,
+            workload,
+            threads,
+            seconds,
+            run_on_nodes(workload, nodes, threads, seconds),
+            None,
+        )
+    before = wsrep_counters(nodes)
+    runs = run_on_nodes(workload, nodes, threads, seconds)
+    return Cell(target, workload, threads, seconds, runs, wsrep_counters(nodes) - before)
+
+
+# ---- targets --------------------------------------------------------------------------
+
+
+def prepare_tables(nodes: Sequence[Address], timeout: float = 180.0) -> None:
+    """sysbench tables through the first node; returns once every node has all the rows."""
+    host, port = nodes[0]
+    conn = pymysql.connect(host=host, port=port, user="root", password="", autocommit=True)
+    with conn, conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS sbtest")
+        cur.execute("CREATE DATABASE sbtest")
+    argv = sysbench_argv("oltp_write_only", "prepare", host, port)
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise SysbenchError(f"sysbench prepare on {host}:{port} failed:\n{res.stdout[-3000:]}")
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        while _rows(node, f"sbtest.sbtest{SB_TABLES}") != SB_TABLE_SIZE:
+            if time.monotonic() > deadline:
+                raise SysbenchError(f"sysbench tables did not reach {node} in {timeout}s")
+            time.sleep(0.2)
+
+
+def _rows(node: Address, table: str) -> int | None:
+    try:
+        conn = pymysql.connect(host=node[0], port=node[1], user="root", password="")
+        with conn, conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {table}")
+            return int(cur.fetchone()[0])
+    except pymysql.err.MySQLError:  # not there yet
+        return None
+
+
+def ours_available() -> bool:
+    return importlib.util.find_spec("wsrepctl.cmd_cluster") is not None
+
+
+def free_port_run(count: int, attempts: int = 50) -> int:
+    """A first port P with P..P+count-1 all free on 127.0.0.1 right now."""
+    for _ in range(attempts):
+        first = free_port()
+        if first + count > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first + 1, first + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"no run of {count} free ports found")
+
+
+@contextlib.contextmanager
+def ours_cluster(work: Path, nodes: int, base_port: int) -> Iterator[list[Address]]:
+    if not ours_available():
+        raise TargetUnavailable(
+            "`wsrepctl cluster` does not exist yet (no wsrepctl/cmd_cluster.py)"
+        )
+    state_dir = work / "ours"
+    wsrepctl = [sys.executable, "-m", "wsrepctl", "cluster"]
+    up = [*wsrepctl, "up", "--nodes", str(nodes), "--dir", str(state_dir)]
+    up += ["--base-port", str(base_port), "--detach"]
+    try:
+        res = subprocess.run(up, capture_output=True, text=True, timeout=300)
+        if res.returncode != 0:
+            raise TargetUnavailable(
+                f"`{' '.join(up[1:])}` exited {res.returncode}:\n{res.stderr[-3000:]}"
+            )
+        print(res.stdout.strip(), flush=True)
+        yield [("127.0.0.1", base_port + i) for i in range(nodes)]
+    finally:
+        down = [*wsrepctl, "down", "--dir", str(state_dir)]
+        subprocess.run(down, capture_output=True, timeout=120)
+
+
+@contextlib.contextmanager
+def galera_cluster(work: Path, nodes: int) -> Iterator[list[Address]]:
+    missing = missing_prerequisites()
+    if missing:
+        raise TargetUnavailable("missing " + ", ".join(missing))
+    with GaleraCluster(work / "galera", size=nodes) as cluster:
+        yield cluster.addresses()
+
+
+@contextlib.contextmanager
+def direct_server(work: Path) -> Iterator[list[Address]]:
+    db = MariaDBServer(work / "direct", name="direct")
+    try:
+        db.start()
+        yield [(db.host, db.port)]
+    finally:
+        db.destroy()
+
+
+# ---- report ---------------------------------------------------------------------------
+
+
+def _ratio(cells: dict[tuple[str, str], Cell], workload: str, den: str) -> str:
+    ours, other = cells.get(("ours", workload)), cells.get((den, workload))
+    if ours is None or other is None or not other.tps:
+        return "-"
+    return f"{ours.tps / other.tps:.2f}"
+
+
+def format_table(cells: Sequence[Cell]) -> str:
+    head = (
+        f"{'target':<7} {'workload':<16} {'clients':>9} {'tps':>8} {'p95 ms':>8} "
+        f"{'err/s':>7} {'err %':>6} {'cert fails':>10} {'cert %':>6} {'bf aborts':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for c in cells:
+        clients = f"{len(c.runs)}x{c.threads}"
+        certs, cert_pct, bf_aborts = "-", "-", "-"
+        if c.conflicts is not None:
+            certs, bf_aborts = str(c.conflicts.cert_failures), str(c.conflicts.bf_aborts)
+            cert_pct = f"{c.cert_failure_pct:.2f}"
+        lines.append(
+            f"{c.target:<7} {c.workload:<16} {clients:>9} {c.tps:>8.1f} {c.p95_ms:>8.2f} "
+            f"{c.errors / c.seconds:>7.2f} {100 * c.errors / max(c.attempts, 1):>6.2f} "
+            f"{certs:>10} {cert_pct:>6} {bf_aborts:>9}"
+        )
+    by_key = {(c.target, c.workload): c for c in cells}
+    lines.append("")
+    for workload in dict.fromkeys(c.workload for c in cells):
+        lines.append(
+            f"{workload}: ours/galera {_ratio(by_key, workload, 'galera')}, "
+            f"ours/direct {_ratio(by_key, workload, 'direct')}"
+        )
+    return "\n".join(lines)
+
+
+# ---- main -----------------------------------------------------------------------------
+
+
+def _csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        unknown = [t for t in items if t not in choices]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated subset of {','.join(choices)}, got {text!r}"
+            )
+        return items
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time", type=_positive, default=60, help="seconds per sysbench run")
+    parser.add_argument("--threads", type=_positive, default=8, help="clients per cluster node")
+    parser.add_argument("--nodes", type=_positive, default=3, help="cluster size")
+    parser.add_argument(
+        "--direct-threads",
+        type=_positive,
+        default=None,
+        help="clients on the direct server (default: threads x nodes)",
+    )
+    parser.add_argument("--workloads", type=_csv(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--targets", type=_csv(TARGETS), default=list(TARGETS))
+    parser.add_argument(
+        "--base-port", type=_positive, default=None, help="ours: first proxy port (default: free)"
+    )
+    args = parser.parse_args(argv)
+    if args.direct_threads is None:
+        args.direct_threads = args.threads * args.nodes
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    cells: list[Cell] = []
+    with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp, contextlib.ExitStack() as up:
+        work = Path(tmp)
+        starters = {
+            "ours": lambda: ours_cluster(
+                work, args.nodes, args.base_port or free_port_run(args.nodes)
+            ),
+            "galera": lambda: galera_cluster(work, args.nodes),
+            "direct": lambda: direct_server(work),
+        }
+        targets: dict[str, list[Address]] = {}
+        for name in args.targets:
+            print(f"bench: starting {name}", flush=True)
+            try:
+                targets[name] = up.enter_context(starters[name]())
+            except TargetUnavailable as exc:
+                print(f"bench: target {name} skipped: {exc}", flush=True)
+                continue
+            print(f"bench: {name} on {targets[name]}, preparing sysbench tables", flush=True)
+            prepare_tables(targets[name])
+        for workload in args.workloads:
+            for name, nodes in targets.items():
+                threads = args.direct_threads if name == "direct" else args.threads
+                print(
+                    f"bench: {workload} on {name}: {len(nodes)} x {threads} clients "
+                    f"for {args.time}s",
+                    flush=True,
+                )
+                cell = run_cell(name, workload, nodes, threads, args.time)
+                cells.append(cell)
+                print(
+                    f"bench: {workload} on {name}: tps={cell.tps:.1f} p95={cell.p95_ms:.2f}ms "
+                    f"errors={cell.errors} conflicts={cell.conflicts}",
+                    flush=True,
+                )
+    print("\n" + format_table(cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
