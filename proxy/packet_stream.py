@@ -123,7 +123,10 @@ class PacketStream:
         """Close after an error reply: stop sending, then read and drop what the peer is
         still sending for a while, so that closing with unread input (which makes the
         kernel send a reset) cannot destroy the reply before the peer reads it."""
-        with trio.move_on_after(timeout), contextlib.suppress(trio.BrokenResourceError, OSError):
+        with (
+            trio.move_on_after(timeout),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
+        ):
             if isinstance(self.stream, trio.abc.HalfCloseableStream):
                 await self.stream.send_eof()
             while await self.stream.receive_some(RECEIVE_SIZE):

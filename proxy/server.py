@@ -74,7 +74,11 @@ class ProxyServer:
 
     async def _session(self, stream: trio.SocketStream) -> None:
         sid = next(self._ids)
-        host, port = stream.socket.getpeername()[:2]
+        try:
+            host, port = stream.socket.getpeername()[:2]
+        except OSError:  # already gone
+            await stream.aclose()
+            return
         session = Session(sid, f"{host}:{port}")
         client = PacketStream(stream, self.config.max_packet_size)
         if len(self.sessions) >= self.config.max_connections:

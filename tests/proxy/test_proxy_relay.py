@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 import pymysql
 import pytest
+import trio
 from proxy_captures import capture_responses
 from proxy_testlib import connect
 
@@ -19,7 +21,7 @@ from proxy.managed_mariadb import MariaDBServer
 from proxy.protocol.constants import Command
 from proxy.protocol.packet_reader import PacketReader
 from proxy.protocol.results import ErrPacket
-from proxy.protocol.wire import frame
+from proxy.protocol.wire import frame, read_lenenc_bytes
 
 
 def test_pymysql_basics(cli_proxy: ServiceProcess, schema: str) -> None:
@@ -356,3 +358,33 @@ async def test_backend_client_errors_keep_the_connection(cli_proxy: ServiceProce
         assert results[0].column_names == ("one", "NULL")
         assert results[0].rows == [(b"1", None)]
         assert len(results) == 3
+
+
+async def test_send_long_data_then_execute(cli_proxy: ServiceProcess) -> None:
+    """COM_STMT_SEND_LONG_DATA has no response: the next command's answer is the next one."""
+    with trio.fail_after(60):
+        await _long_data_then_execute(cli_proxy.port)
+
+
+async def _long_data_then_execute(port: int) -> None:
+    async with await _raw(port) as client:
+        prepared = await _command(client, b"\x16SELECT MD5(?), MD5(?)")
+        assert prepared[0] == 0x00
+        stmt = prepared[1:5]
+        for _ in range(4):  # 2 parameter and 2 column definitions (DEPRECATE_EOF: no EOFs)
+            await client.stream.read_packet()
+        chunk = bytes(range(256)) * 4096  # 1 MiB
+        for param in (0, 1):
+            for _ in range(3):
+                long_data = b"\x18" + stmt + param.to_bytes(2, "little") + chunk
+                await client.stream.send(frame(long_data, 0))
+        execute = b"\x17" + stmt + b"\x00\x01\x00\x00\x00" + b"\x00" + b"\x01" + b"\xfc\x00" * 2
+        await client.stream.send(frame(execute, 0))
+        packets = [(await client.stream.read_packet()).payload for _ in range(5)]
+        assert packets[0] == b"\x02"  # two columns; then 2 definitions, the row, the OK
+        row = packets[3]  # binary row: header, NULL bitmap, two length-encoded strings
+        expected = hashlib.md5(chunk * 3).hexdigest().encode()
+        assert row[:2] == b"\x00\x00"
+        first, pos = read_lenenc_bytes(row, 2)
+        assert (first, read_lenenc_bytes(row, pos)[0]) == (expected, expected)
+        assert (await client.query("SELECT 1")).rows == [(b"1",)]
