@@ -22,6 +22,7 @@ The file is replaced atomically, so a crash leaves either the old or the new sta
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from wsrep.gtid import SEQNO_MAX, SEQNO_UNDEFINED
 FILE_NAME = "grastate.dat"
 VERSION = "2.1"
 NIL_UUID = uuid.UUID(int=0)
+_SEQNO = re.compile(r"-?[0-9]{1,20}")
 _MAX_SIZE = 64 << 10  # the real file is ~150 bytes; anything huge is not a grastate.dat
 
 
@@ -94,10 +96,9 @@ def parse(text: str, source: str = FILE_NAME) -> GraState:
     except ValueError:
         raise GraStateError(f"{source}:{lineno}: invalid uuid {text_uuid!r}") from None
     lineno, text_seqno = field("seqno")
-    try:
-        seqno = int(text_seqno)
-    except ValueError:
-        raise GraStateError(f"{source}:{lineno}: invalid seqno {text_seqno!r}") from None
+    if not _SEQNO.fullmatch(text_seqno):
+        raise GraStateError(f"{source}:{lineno}: invalid seqno {text_seqno!r}")
+    seqno = int(text_seqno)
     if not SEQNO_UNDEFINED <= seqno <= SEQNO_MAX:
         raise GraStateError(f"{source}:{lineno}: seqno {seqno} out of range [-1, 2**63-1]")
     # files of Galera before 3.19 have no safe_to_bootstrap line: Galera reads that as 1
