@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from proxy.protocol.constants import (
     EOF_HEADER,
     ERR_HEADER,
+    MAX_FRAME,
     UTF8MB4_GENERAL_CI,
     FieldType,
 )
@@ -212,13 +213,9 @@ def encode_reply(reply: LocalReply, *, seq: int, deprecate_eof: bool, status_fla
     return frame(reply.encode(), seq)
 
 
-def ok_packet(status_flags: int, seq: int, affected_rows: int = 0, info: bytes = b"") -> bytes:
-    return frame(OkPacket(affected_rows, 0, status_flags, 0, info).encode(), seq)
-
-
 def _frames(payloads: Sequence[bytes], seq: int) -> bytes:
     out = []
     for payload in payloads:
         out.append(frame(payload, seq))
-        seq += len(payload) // 0xFFFFFF + 1
+        seq += len(payload) // MAX_FRAME + 1
     return b"".join(out)

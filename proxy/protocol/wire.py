@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.protocol.constants import HEADER_LEN, MAX_FRAME
+from proxy.protocol.constants import MAX_FRAME
 
 
 class ProtocolError(ValueError):
@@ -78,27 +78,3 @@ def frame(payload: bytes, seq: int) -> bytes:
         pos += MAX_FRAME
         if len(chunk) < MAX_FRAME:
             return b"".join(parts)
-
-
-def frames_count(payload_len: int) -> int:
-    """How many frames (sequence ids) a logical packet of this length takes."""
-    return payload_len // MAX_FRAME + 1
-
-
-def header(payload_len: int, seq: int) -> bytes:
-    return payload_len.to_bytes(3, "little") + bytes((seq & 0xFF,))
-
-
-__all__ = [
-    "HEADER_LEN",
-    "MAX_FRAME",
-    "ProtocolError",
-    "frame",
-    "frames_count",
-    "header",
-    "lenenc_bytes",
-    "lenenc_int",
-    "read_lenenc_bytes",
-    "read_lenenc_int",
-    "read_nul_str",
-]
