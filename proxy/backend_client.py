@@ -15,7 +15,12 @@ from types import TracebackType
 import trio
 
 from proxy.packet_stream import PacketStream
-from proxy.protocol.auth import NATIVE_PASSWORD, native_password
+from proxy.protocol.auth import (
+    CLIENT_ED25519,
+    NATIVE_PASSWORD,
+    ed25519_password,
+    native_password,
+)
 from proxy.protocol.constants import (
     EOF_HEADER,
     ERR_HEADER,
@@ -136,10 +141,14 @@ class BackendClient:
         packet = await stream.read_packet()
         if packet.payload[:1] == b"\xfe":  # auth switch request: plugin name, then data
             plugin, pos = read_nul_str(packet.payload, 1)
-            if plugin != NATIVE_PASSWORD:
+            scramble = packet.payload[pos:]
+            if plugin == NATIVE_PASSWORD:
+                reply = native_password(password, scramble.rstrip(b"\x00"))
+            elif plugin == CLIENT_ED25519:
+                reply = ed25519_password(password, scramble)
+            else:
                 raise BackendError(1251, "08004", f"auth plugin {plugin.decode()} unsupported")
-            scramble = packet.payload[pos:].rstrip(b"\x00")
-            await stream.send(frame(native_password(password, scramble), packet.seq + 1))
+            await stream.send(frame(reply, packet.seq + 1))
             packet = await stream.read_packet()
         _raise_if_err(packet.payload)
         OkPacket.parse(packet.payload)

@@ -388,3 +388,14 @@ async def _long_data_then_execute(port: int) -> None:
         first, pos = read_lenenc_bytes(row, 2)
         assert (first, read_lenenc_bytes(row, pos)[0]) == (expected, expected)
         assert (await client.query("SELECT 1")).rows == [(b"1",)]
+
+
+async def test_backend_client_authenticates_with_ed25519(
+    cli_proxy: ServiceProcess, mariadb: MariaDBServer, ed25519_user: str
+) -> None:
+    for port in (mariadb.port, cli_proxy.port):  # directly, and through the proxy
+        async with await BackendClient.connect("127.0.0.1", port, ed25519_user, "edpw") as c:
+            assert (await c.query("SELECT CURRENT_USER()")).rows == [(b"ed@127.0.0.1",)]
+        with pytest.raises(BackendError) as denied:
+            await BackendClient.connect("127.0.0.1", port, ed25519_user, "wrong")
+        assert denied.value.code == 1045
