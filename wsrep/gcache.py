@@ -165,8 +165,8 @@ class GCache:
         self._purge()
 
     def truncate_from(self, index: int) -> None:
-        if index <= self._state.delivered:
-            raise ValueError(f"truncating delivered entry {index}")
+        if index <= self._state.delivered or index < self._first:
+            raise ValueError(f"truncating delivered or purged entry {index}")
         if index > self._last:
             return
         dropped = self._last - index + 1

@@ -271,6 +271,15 @@ def test_a_failed_write_leaves_the_log_as_it_was(tmp_path: Path) -> None:
         assert g.entries(1, 11) == before and g.last_index() == 13
 
 
+def test_an_entry_larger_than_a_segment_gets_one_of_its_own(tmp_path: Path) -> None:
+    with filled(tmp_path, 3, size=1 << 20) as g:
+        big = build([("a", b"x" * (3 * SEG)), ("a", b"y")], g.entry(3))
+        g.append(big)
+        assert g.segment_count == 3 and g.entries(4, 6) == big
+    with small(tmp_path, size=1 << 20) as g:
+        assert g.entries(4, 6) == big
+
+
 def test_bad_sizes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="segment_size"):
         GCache(tmp_path, size=100, segment_size=1000)
