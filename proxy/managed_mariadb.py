@@ -67,7 +67,7 @@ def mariadbd_version() -> str:
     return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux: the server gets SIGKILL if the process that started it dies, so an
     # interrupted test run leaves no mariadbd behind.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -185,7 +185,7 @@ class MariaDBServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if self.die_with_parent else None,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
             start_new_session=not self.die_with_parent,
         )
         self.wait_ready(timeout)

@@ -21,8 +21,9 @@ if str(ROOT) not in sys.path:  # bench/ holds the process runner shared with the
 
 from client_workload import Endpoint  # noqa: E402
 
-from bench.proxy_bench import ServiceProcess, proxy_process, relay_process  # noqa: E402
+from bench.proxy_bench import proxy_process, relay_process  # noqa: E402
 from proxy.managed_mariadb import MariaDBServer  # noqa: E402
+from wsrepctl.service_process import ServiceProcess  # noqa: E402
 
 VIA = os.environ.get("WSREP_CLIENT_TESTS_VIA", "proxy")
 assert VIA in ("direct", "relay", "proxy"), f"WSREP_CLIENT_TESTS_VIA={VIA!r}"

@@ -16,8 +16,9 @@ if str(ROOT) not in sys.path:  # bench/ holds the process runner shared with the
 
 from fuzz_proxies import PROXY_OPTIONS  # noqa: E402
 
-from bench.proxy_bench import ServiceProcess, proxy_process  # noqa: E402
+from bench.proxy_bench import proxy_process  # noqa: E402
 from proxy.managed_mariadb import MariaDBServer  # noqa: E402
+from wsrepctl.service_process import ServiceProcess  # noqa: E402
 
 
 def _started(service: ServiceProcess) -> Iterator[ServiceProcess]:

@@ -30,7 +30,7 @@ from fuzz_wire import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.proxy_bench import ServiceProcess
+from wsrepctl.service_process import ServiceProcess
 
 FUZZ = settings(
     max_examples=100,

@@ -26,8 +26,8 @@ from fuzz_wire import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.proxy_bench import ServiceProcess
 from proxy.managed_mariadb import MariaDBServer
+from wsrepctl.service_process import ServiceProcess
 
 pytestmark = pytest.mark.mariadb
 

@@ -7,7 +7,6 @@ fails. Processes die with the test run (PR_SET_PDEATHSIG) and are killed by pid 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -22,6 +21,8 @@ from typing import Any
 import pytest
 import trio
 
+from proxy.managed_mariadb import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 # Waits are generous: the machine is shared, and they only make a failing test slower.
 WAIT = 45.0
@@ -33,11 +34,6 @@ def free_address() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{s.getsockname()[1]}"
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -77,7 +73,7 @@ class MemberProcess:
             stdout=subprocess.PIPE,
             stderr=log,
             cwd=REPO,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log.close()
         self.processes.append(self.process)
