@@ -98,17 +98,11 @@ class Relay:
         if command == _STMT_EXECUTE:
             session.begin_execute(int.from_bytes(payload[1:5], "little"))
         elif command == _QUERY:
-            sql = payload[1:].decode("utf-8", "replace")
-            if session.needs_sql_mode(sql):
-                await self._read_sql_mode()
-            session.begin_statement(sql)
+            sql = await self._begin_statement(payload)
             if self.interceptor is not None and await self._answer_locally(packet, sql):
                 return True
         elif command == Command.STMT_PREPARE:
-            sql = payload[1:].decode("utf-8", "replace")
-            if session.needs_sql_mode(sql):
-                await self._read_sql_mode()
-            session.begin_statement(sql)
+            await self._begin_statement(payload)
         elif command == Command.STMT_CLOSE:
             session.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
         elif command in _UNSUPPORTED:
@@ -122,6 +116,14 @@ class Relay:
             return await self._change_user(payload)
         await self._relay_response(command, packet)
         return True
+
+    async def _begin_statement(self, payload: bytes) -> str:
+        """Classifies the SQL text of a COM_QUERY/COM_STMT_PREPARE; returns it."""
+        sql = payload[1:].decode("utf-8", "replace")
+        if self.session.needs_sql_mode(sql):
+            await self._read_sql_mode()
+        self.session.begin_statement(sql)
+        return sql
 
     async def _read_sql_mode(self) -> None:
         """Asks the backend for the session's sql_mode (for the classifier), on the
