@@ -110,6 +110,18 @@ def test_purge_keeps_the_size_bound_and_a_base(tmp_path: Path) -> None:
         assert g.entries(first, 201) == tail
 
 
+def test_a_purge_interrupted_before_its_unlinks_is_finished_on_open(tmp_path: Path) -> None:
+    with filled(tmp_path, 200) as g:
+        before = {f.name: f.read_bytes() for f in tmp_path.glob("seg-*")}
+        g.save_hard_state(HardState(1, None, None, delivered=200))
+        first, tail = g.first_index(), g.entries(g.first_index(), 201)
+    for name, data in before.items():  # the crash: state written, files still there
+        (tmp_path / name).write_bytes(data)
+    with small(tmp_path) as g:
+        assert g.first_index() == first and g.entries(first, 201) == tail
+    assert len(list(tmp_path.glob("seg-*"))) < len(before)
+
+
 def test_purge_stops_at_delivered_and_at_the_owner_floor(tmp_path: Path) -> None:
     with filled(tmp_path, 300) as g:
         g.purge_floor = 50  # e.g. a donor still streams from index 50
