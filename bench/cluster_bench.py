@@ -133,7 +133,7 @@ class Cell:
     threads: int  # per node
     seconds: int
     runs: list[NodeRun]
-    conflicts: WsrepCounters | None  # None: not a cluster
+    conflicts: WsrepCounters | None  # None: not a cluster, or it does not count them
 
     @property
     def tps(self) -> float:
@@ -193,31 +193,29 @@ def run_on_nodes(
     return [parse_run(out) for out in outputs]
 
 
-def wsrep_counters(nodes: Sequence[Address]) -> WsrepCounters:
-    status: Counter[str] = Counter()
+def wsrep_counters(nodes: Sequence[Address]) -> WsrepCounters | None:
+    """Summed over `nodes`; None if a node does not report both counters."""
+    names = ("wsrep_local_cert_failures", "wsrep_local_bf_aborts")
+    total = Counter[str]()
     for host, port in nodes:
         conn = pymysql.connect(host=host, port=port, user="root", password="", connect_timeout=5)
         with conn, conn.cursor() as cur:
             cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_local_%'")
-            status.update({str(k): int(v) for k, v in cur.fetchall() if str(v).isdigit()})
-    return WsrepCounters(status["wsrep_local_cert_failures"], status["wsrep_local_bf_aborts"])
+            status = {str(k): str(v) for k, v in cur.fetchall()}
+        if not all(status.get(name, "").isdigit() for name in names):
+            return None
+        total.update({name: int(status[name]) for name in names})
+    return WsrepCounters(*(total[name] for name in names))
 
 
 def run_cell(
     target: str, workload: str, nodes: Sequence[Address], threads: int, seconds: int
 ) -> Cell:
-    if target == "direct":
-        return Cell(
-            target,
-            workload,
-            threads,
-            seconds,
-            run_on_nodes(workload, nodes, threads, seconds),
-            None,
-        )
-    before = wsrep_counters(nodes)
+    before = None if target == "direct" else wsrep_counters(nodes)
     runs = run_on_nodes(workload, nodes, threads, seconds)
-    return Cell(target, workload, threads, seconds, runs, wsrep_counters(nodes) - before)
+    after = None if before is None else wsrep_counters(nodes)
+    conflicts = None if before is None or after is None else after - before
+    return Cell(target, workload, threads, seconds, runs, conflicts)
 
 
 # ---- targets --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bench import cluster_bench
 from bench.cluster_bench import Cell, NodeRun, WsrepCounters
 from bench.proxy_bench import SysbenchError
+from proxy.managed_mariadb import MariaDBServer
 
 SAMPLE = (Path(__file__).parent / "sysbench_run_output.txt").read_text()
 
@@ -158,3 +159,8 @@ def test_main_skips_ours_while_wsrepctl_cluster_does_not_exist(
 def test_free_port_run_gives_consecutive_free_ports() -> None:
     first = cluster_bench.free_port_run(3)
     assert 1024 < first < 65533
+
+
+@pytest.mark.mariadb
+def test_a_server_without_galera_counters_reports_none(mariadb: MariaDBServer) -> None:
+    assert cluster_bench.wsrep_counters([(mariadb.host, mariadb.port)]) is None
