@@ -35,6 +35,7 @@ import logging
 import os
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from wsrep.gcache_segment import (
     parse_segment_name,
     scan_records,
 )
+from wsrep.group.codec import CodecError
 from wsrep.group.log import Entry, EntryKind, HardState
 
 logger = logging.getLogger("wsrep.gcache")
@@ -88,7 +90,7 @@ class GCache:
         self.sync = sync
         self.purge_floor: int | None = None  # never purge entries with index >= this
         self._cache_bytes = cache_bytes
-        self._recent: dict[int, Entry] = {}  # the newest entries, index -> entry
+        self._recent: OrderedDict[int, Entry] = OrderedDict()  # the newest entries by index
         self._recent_bytes = 0
         self._segments: list[Segment] = []
         self._firsts: list[int] = []  # first index of each segment, for bisect
@@ -250,12 +252,6 @@ class GCache:
         self._first = self._base.index + 1 if self._base else 1
         self._last = self._first - 1
         self._recover(names)
-        if self._state.delivered > self._last:
-            raise GCacheError(
-                f"gcache {self.path}: log ends at index {self._last} but entries up to "
-                f"{self._state.delivered} were delivered: committed entries were lost (disk "
-                "damage); remove the directory to rejoin through state transfer"
-            )
         span = self.seqno_range()
         logger.info(
             "gcache %s: opened in %.2fs: entries [%d..%d], seqnos %s, %d segments, %.1f MiB, "
@@ -266,39 +262,54 @@ class GCache:
         )  # fmt: skip
 
     def _recover(self, names: dict[int, Path]) -> None:
-        """Open the segments in order; cut everything from the first damage on."""
-        damaged = False
-        removed = False
+        """Open the segments in order and cut the log at the first damage. Nothing is
+        changed on disk before the cut is known not to lose delivered entries."""
+        damaged: tuple[str, Segment | None] | None = None  # (file name, its kept part)
+        doomed: list[Path] = []  # below the base (an interrupted purge), or after the damage
         prev_seqno = self._base.seqno if self._base else 0
+        after_damage = 0
         for first in sorted(names):
             path = names[first]
-            problem, seg = None, None
-            if first >= self._first and not damaged:
-                problem, seg = self._open_segment(path, first, prev_seqno)
-            elif damaged:
-                logger.warning("gcache %s: dropping %s (after the damage)", self.path, path.name)
-            # else: below the base, left by an interrupted purge
+            if first < self._first or damaged is not None:
+                after_damage += damaged is not None
+                doomed.append(path)
+                continue
+            problem, seg = self._open_segment(path, first, prev_seqno)
             if problem is not None:
-                damaged = True
                 logger.warning(
-                    "gcache %s: %s: %s at index %d; dropping the rest of the log", self.path,
-                    path.name, problem, first + (seg.count if seg else 0),
+                    "gcache %s: %s: %s at index %d", self.path, path.name, problem,
+                    first + (seg.count if seg else 0),
                 )  # fmt: skip
-                if seg is not None and seg.count:
-                    os.ftruncate(seg.fd, seg.size)
-                    os.fsync(seg.fd)
-            if seg is None or seg.count == 0:  # (an empty one: a crash right after creating it)
+                damaged = (path.name, seg)
+            if seg is None or seg.count == 0:  # (empty: a crash right after creating it)
                 if seg is not None:
                     seg.close()
-                path.unlink()
-                removed = True
+                doomed.append(path)
                 continue
             self._segments.append(seg)
             self._firsts.append(first)
             self._last = seg.last_index
             prev_seqno = seg.seqnos[-1]
             self._stable_views += (first + i for i, k in enumerate(seg.kinds) if k & STABLE_VIEW)
-        if removed:
+        if self._state.delivered > self._last:
+            raise GCacheError(
+                f"gcache {self.path}: log ends at index {self._last} but entries up to "
+                f"{self._state.delivered} were delivered: committed entries were lost (disk "
+                "damage); nothing was changed; move the directory away to rejoin through "
+                "state transfer"
+            )
+        if damaged is not None:
+            name, seg = damaged
+            logger.warning(
+                "gcache %s: the log now ends at index %d (cut in %s, %d later files dropped)",
+                self.path, self._last, name, after_damage,
+            )  # fmt: skip
+            if seg is not None and seg.count:
+                os.ftruncate(seg.fd, seg.size)
+                os.fsync(seg.fd)
+        for path in doomed:
+            path.unlink()
+        if doomed:
             fsync_dir(self.path)
 
     def _open_segment(
@@ -376,10 +387,10 @@ class GCache:
 
     def _new_segment(self, first_index: int) -> Segment:
         seg = Segment.create(self.path, first_index, self._state.cluster_uuid, self.sync)
-        if self.sync:
-            fsync_dir(self.path)
         self._segments.append(seg)
         self._firsts.append(first_index)
+        if self.sync:
+            fsync_dir(self.path)
         return seg
 
     def _write_state(self, state: HardState, base: Entry | None, base_view: Entry | None) -> None:
@@ -398,7 +409,10 @@ class GCache:
             except OSError as e:
                 raise GCacheError(f"gcache {self.path}: {e}") from e
             i, k = end, k + 1
-        return decode_bodies(bodies, lo)
+        try:
+            return decode_bodies(bodies, lo)
+        except CodecError as e:  # a sound record this code cannot decode
+            raise GCacheError(f"gcache {self.path}: entries from index {lo}: {e}") from e
 
     def _remember(self, entries: list[Entry]) -> None:
         """Keep the newest entries decoded: the leader reads them right back to replicate."""
@@ -407,7 +421,7 @@ class GCache:
             recent[e.index] = e
             self._recent_bytes += _weight(e)
         while self._recent_bytes > self._cache_bytes and len(recent) > 1:
-            self._recent_bytes -= _weight(recent.pop(next(iter(recent))))
+            self._recent_bytes -= _weight(recent.popitem(last=False)[1])
 
     def _purge(self) -> None:
         """Drop the oldest segments while over `size`, within the floors."""
