@@ -1,0 +1,209 @@
+"""The provider: replicate local write sets, certify every ordered one, order commits.
+
+It owns the group member, the certification index (inside `ProviderCore`, the pure part)
+and the `OrderingGate`. One task (`run`) takes the group's events in order: each write
+set is decoded and certified (the same verdicts on every node); a local session waiting
+for its own write set gets the verdict; passed write sets from elsewhere go to the
+application's `apply` callback; failed ones are skipped in the gate. Views move the node
+state (Galera's OPEN -> PRIMARY -> JOINED -> SYNCED) and `ready`.
+
+The application side (the proxy) calls, like Galera's wsrep API: `replicate(ws)` at
+commit, then `gate.wait_commit_turn(seqno)`, its own commit, `commit(seqno)`. It knows no
+SQL: write-set data is opaque here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from certification.index import Verdict
+from wsrep.group.types import Behind, Deliver, MemberId, View, ViewChange
+from wsrep.group_node import GroupNode, SubmitRefused, SubmitTimeout
+from wsrep.node_state import NodeState
+from wsrep.ordering import OrderingGate
+from wsrep.provider_core import Action, ProviderCore
+from wsrep.writeset import WriteSet, encode
+
+log = logging.getLogger("wsrep.provider")
+
+# apply(seqno, write set, depends_seqno): queue a passed remote write set for the appliers;
+# they must `commit(seqno)` when done. Called in seqno order; must not block.
+ApplyCallback = Callable[[int, WriteSet, int], None]
+
+
+class NotReady(Exception):
+    """The node is not in a primary component (Galera's ER_UNKNOWN_COM_ERROR 1047 case)."""
+
+
+class OutcomeUnknown(Exception):
+    """The write set was sent but no verdict came in time; if it is ordered later it is
+    applied by the appliers like a remote one, so the node stays consistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replicated:
+    seqno: int
+    verdict: Verdict
+
+
+@dataclass(slots=True)
+class _Waiter:
+    done: trio.Event
+    result: Replicated | None = None
+
+
+@dataclass(slots=True)
+class ProviderStats:
+    replicated: int = 0
+    replicated_bytes: int = 0
+    local_commits: int = 0
+    local_cert_failures: int = 0
+    received: int = 0
+    applied: int = 0
+
+
+class Provider:
+    def __init__(self, group: GroupNode, apply: ApplyCallback, initial_seqno: int = 0) -> None:
+        self.group = group
+        self.node_name: MemberId = group.config.member.id
+        self.core = ProviderCore(self.node_name, initial_seqno)
+        self.gate = OrderingGate(initial_seqno)
+        self.stats = ProviderStats()
+        self._apply = apply
+        self._waiters: dict[tuple[MemberId, int], _Waiter] = {}
+        # Unique per origin across restarts: nanoseconds at start, then counting.
+        self._next_trx_id = time.time_ns()
+        self._state_changed = trio.Event()
+
+    # ---- for the application side --------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.core.ready
+
+    @property
+    def state(self) -> NodeState:
+        return self.core.state.state
+
+    @property
+    def view(self) -> View | None:
+        return self.core.view
+
+    def new_trx_id(self) -> int:
+        self._next_trx_id += 1
+        return self._next_trx_id
+
+    async def replicate(self, ws: WriteSet, timeout: float = 30.0) -> Replicated:
+        """Order `ws` and certify it; a failed verdict's seqno is already skipped. A passed
+        one must be committed: wait for the commit turn, commit, then `commit(seqno)`.
+        If the caller is cancelled before the verdict, the write set (if ordered and
+        passed) is applied by the appliers instead."""
+        if not self.ready:
+            raise NotReady(f"{self.node_name} is {self.state.name}, not in a primary component")
+        key = (ws.origin, ws.trx_id)
+        waiter = self._waiters[key] = _Waiter(trio.Event())
+        payload = encode(ws)
+        try:
+            try:
+                await self.group.submit(payload, timeout)
+            except SubmitRefused as exc:
+                raise NotReady(f"{self.node_name}: write set not ordered: {exc}") from None
+            except SubmitTimeout:
+                log.warning(
+                    "%s: %s: no seqno in %.0fs, waiting once more",
+                    self.node_name,
+                    ws.describe(),
+                    timeout,
+                )
+            with trio.move_on_after(timeout):
+                await waiter.done.wait()
+        finally:
+            self._waiters.pop(key, None)
+        if waiter.result is None:
+            raise OutcomeUnknown(f"{self.node_name}: no verdict for {ws.describe()}")
+        self.stats.replicated += 1
+        self.stats.replicated_bytes += len(payload)
+        if not waiter.result.verdict.passed:
+            self.stats.local_cert_failures += 1
+        return waiter.result
+
+    def commit(self, seqno: int) -> None:
+        """`seqno` committed on the backend (local commit or applier)."""
+        self.gate.commit(seqno)
+        self._report_queue()
+
+    async def wait_state(self, ready: bool) -> None:
+        while self.ready != ready:
+            await self._state_changed.wait()
+
+    # ---- the ordered stream --------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            for event in await self.group.next_events():
+                if isinstance(event, Deliver):
+                    self._deliver(event)
+                elif isinstance(event, ViewChange):
+                    self._view(event.view)
+                elif isinstance(event, Behind):
+                    self.core.behind()
+                    self._notify_state()
+            self._report_queue()
+
+    def _deliver(self, event: Deliver) -> None:
+        if event.seqno <= self.core.last_delivered:
+            log.warning("%s: seqno %d delivered again: ignored", self.node_name, event.seqno)
+            return
+        outcome = self.core.deliver(event.seqno, event.payload, self._waiters)
+        seqno, ws, verdict = outcome.seqno, outcome.ws, outcome.verdict
+        if outcome.action is Action.RESOLVE:
+            assert ws is not None and verdict is not None
+            waiter = self._waiters.pop((ws.origin, ws.trx_id))
+            waiter.result = Replicated(seqno, verdict)
+            if not verdict.passed:
+                self.gate.skip(seqno)
+                log.info(
+                    "%s: seqno %d local %s failed: %s",
+                    self.node_name,
+                    seqno,
+                    ws.describe(),
+                    verdict.describe(),
+                )
+            waiter.done.set()
+            return
+        if outcome.action is Action.SKIP:
+            self.gate.skip(seqno)
+            return
+        assert ws is not None and verdict is not None
+        self.stats.received += 1
+        self._apply(seqno, ws, verdict.depends_seqno)
+
+    def _view(self, view: View) -> None:
+        was = self.ready
+        self.core.view_changed(view)
+        log.info(
+            "%s: view %d %s, %d members (%s), state %s, last committed %d",
+            self.node_name,
+            view.conf_id,
+            "primary" if view.primary else "non-primary",
+            len(view.members),
+            ", ".join(m.id for m in view.members),
+            self.state.name,
+            self.gate.last_committed,
+        )
+        if was != self.ready:
+            self._notify_state()
+
+    def _notify_state(self) -> None:
+        self._state_changed.set()
+        self._state_changed = trio.Event()
+
+    def _report_queue(self) -> None:
+        """Delivered and not committed yet: what flow control limits."""
+        self.group.set_apply_queue(self.core.last_delivered - self.gate.last_committed)
