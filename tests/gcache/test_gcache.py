@@ -66,6 +66,34 @@ def test_hard_state_survives_reopen(tmp_path: Path) -> None:
     assert not (tmp_path / (STATE_FILE + ".tmp")).exists()
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_every_write_is_flushed_before_it_returns_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: bool
+) -> None:
+    flushed: set[str] = set()
+
+    def spy(name: str) -> None:
+        real = getattr(os, name)
+
+        def flush(fd: int) -> None:
+            flushed.add(name)
+            real(fd)
+
+        monkeypatch.setattr(os, name, flush)
+
+    spy("fsync")
+    spy("fdatasync")
+    with filled(tmp_path, 3, sync=sync) as g:
+        for action, flush in (
+            (lambda: g.append(payloads(1, after=g.entry(3))), "fdatasync"),
+            (lambda: g.save_hard_state(HardState(2, "a", None, 1)), "fsync"),
+            (lambda: g.truncate_from(3), "fsync"),
+        ):
+            flushed.clear()
+            action()
+            assert flushed == ({flush} if sync else set())
+
+
 def test_truncate_from_then_append(tmp_path: Path) -> None:
     with filled(tmp_path, 120, size=1 << 20) as g:
         g.save_hard_state(HardState(1, None, None, delivered=40))
