@@ -1,0 +1,130 @@
+"""Admission (pure) and the causal wait (trio, on a mock clock)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from proxy.admission import LOCK_WAIT_TIMEOUT, Verdict, admit, reads_no_table, wait_for_causality
+from proxy.statement_class import classify
+from wsrep.ordering import OrderingGate
+
+ALLOW, REFUSE, WAIT = Verdict.ALLOW, Verdict.REFUSE, Verdict.WAIT_FOR_CAUSALITY
+
+
+@pytest.mark.parametrize(
+    ("sql", "dirty", "verdict"),
+    [
+        ("SET autocommit = 0", False, ALLOW),
+        ("SET SESSION wsrep_sync_wait = 1", False, ALLOW),
+        ("SHOW STATUS LIKE 'wsrep%'", False, ALLOW),
+        ("SHOW TABLES", False, ALLOW),
+        ("SELECT @@wsrep_node_name", False, ALLOW),
+        ("SELECT 1 FROM DUAL", False, ALLOW),
+        ("USE test", False, ALLOW),
+        ("ROLLBACK", False, ALLOW),
+        ("/* hi */", False, ALLOW),
+        ("SELECT * FROM t", False, REFUSE),
+        ("SELECT (SELECT a FROM t)", False, REFUSE),
+        ("SELECT * FROM t", True, ALLOW),
+        ("SELECT * FROM t FOR UPDATE", True, REFUSE),
+        ("INSERT INTO t VALUES (1)", True, REFUSE),
+        ("UPDATE t SET a = 1", False, REFUSE),
+        ("CREATE TABLE t (a INT)", True, REFUSE),
+        ("BEGIN", False, REFUSE),
+        ("COMMIT", False, REFUSE),
+        ("CALL p()", True, REFUSE),
+        ("SET autocommit = 0; SELECT 1", False, ALLOW),
+        ("SELECT 1; DELETE FROM t", True, REFUSE),
+    ],
+)
+def test_not_ready(sql: str, dirty: bool, verdict: Verdict) -> None:
+    assert admit(classify(sql), sql, ready=False, dirty_reads=dirty) is verdict
+
+
+def test_prepared_statement_without_text() -> None:
+    assert admit(classify("SELECT 1"), None, ready=False) is REFUSE
+    assert admit(classify("SELECT 1"), None, ready=False, dirty_reads=True) is ALLOW
+
+
+@pytest.mark.parametrize(
+    ("sql", "sync_wait", "verdict"),
+    [
+        ("SELECT * FROM t", 0, ALLOW),
+        ("SELECT * FROM t", 1, WAIT),
+        ("BEGIN", 1, WAIT),
+        ("SELECT * FROM t", 2, ALLOW),
+        ("UPDATE t SET a = 1", 2, WAIT),
+        ("DELETE FROM t", 3, WAIT),
+        ("INSERT INTO t VALUES (1)", 3, ALLOW),
+        ("REPLACE INTO t VALUES (1)", 4, WAIT),
+        ("SHOW TABLES", 7, ALLOW),
+        ("SHOW TABLES", 8, WAIT),
+        ("SET autocommit = 1", 15, ALLOW),
+    ],
+)
+def test_ready_waits_by_sync_wait_bits(sql: str, sync_wait: int, verdict: Verdict) -> None:
+    assert admit(classify(sql), sql, ready=True, sync_wait=sync_wait) is verdict
+
+
+def test_reads_no_table() -> None:
+    assert reads_no_table("SELECT NOW(), @@x")
+    assert not reads_no_table("SELECT a FROM t")
+    assert reads_no_table("SELECT 'FROM t'")
+
+
+async def test_causal_wait_returns_once_the_node_caught_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = OrderingGate(10)
+    asked = []
+
+    async def cluster_seqno() -> int:
+        asked.append(trio.current_time())
+        await trio.sleep(0.01)  # a round trip through the group
+        return 13
+
+    async def applier() -> None:
+        for seqno in (11, 12, 13, 14):
+            await trio.sleep(1)
+            gate.commit(seqno)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(applier)
+        start = trio.current_time()
+        assert await wait_for_causality(cluster_seqno, gate, timeout=30) is None
+        assert gate.last_committed == 13
+        assert trio.current_time() - start == pytest.approx(3, abs=0.1)
+    assert len(asked) == 1
+
+
+async def test_causal_wait_times_out_with_galeras_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = OrderingGate(10)
+
+    async def cluster_seqno() -> int:
+        return 11  # never committed here
+
+    assert await wait_for_causality(cluster_seqno, gate, timeout=5) == LOCK_WAIT_TIMEOUT
+    assert LOCK_WAIT_TIMEOUT.code == 1205 and LOCK_WAIT_TIMEOUT.sqlstate == "HY000"
+
+
+async def test_causal_wait_bounds_an_unanswered_barrier(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def partitioned() -> int:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    assert await wait_for_causality(partitioned, OrderingGate(0), timeout=5) == LOCK_WAIT_TIMEOUT
+
+
+async def test_already_caught_up_does_not_wait(autojump_clock: trio.testing.MockClock) -> None:
+    async def cluster_seqno() -> int:
+        return 5
+
+    start = trio.current_time()
+    assert await wait_for_causality(cluster_seqno, OrderingGate(7), timeout=5) is None
+    assert trio.current_time() == start
