@@ -34,8 +34,8 @@ def node_status() -> StatusBox:
 @pytest.fixture
 async def wsrep_proxy(
     mariadb: MariaDBServer, nursery: trio.Nursery, node_status: StatusBox
-) -> tuple[WsrepInterceptor, int]:
-    """(interceptor, port) of an in-process proxy answering wsrep status itself."""
+) -> tuple[WsrepInterceptor, int, ProxyServer]:
+    """(interceptor, port, server) of an in-process proxy answering wsrep status itself."""
     holder: list[ProxyServer] = []
     interceptor = status_interceptor(
         node_status,
@@ -47,7 +47,7 @@ async def wsrep_proxy(
     )
     holder.append(server)
     port = await nursery.start(server.serve)
-    return interceptor, port
+    return interceptor, port, server
 
 
 @pytest.fixture

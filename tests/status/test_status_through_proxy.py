@@ -1,0 +1,195 @@
+"""The wsrep interceptor in a real proxy in front of a real MariaDB, with real clients."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pymysql
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from status_testlib import synced_status
+
+from proxy.managed_mariadb import MariaDBServer
+from proxy.server import ProxyServer
+from proxy.wsrep_status import WsrepInterceptor, like_regex, show_text
+from wsrep.node_state import NodeState
+
+pytestmark = pytest.mark.mariadb
+
+Proxy = tuple[WsrepInterceptor, int, ProxyServer]
+
+
+def _connect(port: int) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host="127.0.0.1", port=port, user="root", password="", autocommit=True,
+        connect_timeout=10, read_timeout=30,
+    )  # fmt: skip
+
+
+def _query(port: int, *sqls: str) -> list[tuple[tuple[object, ...], ...]]:
+    with _connect(port) as conn, conn.cursor() as cur:
+        out = []
+        for sql in sqls:
+            cur.execute(sql)
+            out.append(tuple(cur.fetchall()))
+        return out
+
+
+async def run(fn: Callable[..., object], *args: object) -> object:
+    return await trio.to_thread.run_sync(fn, *args)
+
+
+async def test_show_status_through_pymysql(wsrep_proxy: Proxy, mariadb: MariaDBServer) -> None:
+    _, port, _ = wsrep_proxy
+
+    def both() -> tuple[object, ...]:
+        with _connect(port) as conn, conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep%'")
+            ours = cur.fetchall(), cur.description
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep%'")  # Debian's server knows wsrep
+            return ours, cur.description
+
+    (rows, description), backend_description = await run(both)  # type: ignore[misc]
+    expected = {name: show_text(v) for name, v in synced_status().variables().items()}
+    assert dict(rows) == expected
+    assert [r[0] for r in rows] == sorted(expected)
+    assert description == backend_description  # names, types, lengths, flags
+
+
+async def test_other_status_comes_from_the_backend(wsrep_proxy: Proxy) -> None:
+    _, port, _ = wsrep_proxy
+    threads, uptime, questions = await run(  # type: ignore[misc]
+        _query,
+        port,
+        "SHOW STATUS LIKE 'Threads_conn%'",
+        "SHOW GLOBAL STATUS WHERE Variable_name = 'Uptime'",
+        "SHOW STATUS",
+    )
+    assert [r[0] for r in threads] == ["Threads_connected"]
+    assert int(threads[0][1]) >= 1
+    assert [r[0] for r in uptime] == ["Uptime"]
+    names = {r[0] for r in questions}
+    assert "Questions" in names and "Com_select" in names
+
+
+async def test_set_sync_wait_round_trip(wsrep_proxy: Proxy, mariadb: MariaDBServer) -> None:
+    interceptor, port, server = wsrep_proxy
+
+    def session() -> tuple[object, ...]:
+        with _connect(port) as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION wsrep_sync_wait = 3")
+            cur.execute("SELECT @@wsrep_sync_wait, @@session.wsrep_sync_wait AS s")
+            selected = cur.fetchall(), cur.description
+            cur.execute("SHOW VARIABLES LIKE 'wsrep_sync_wait'")
+            shown = cur.fetchall()
+            (proxy_session,) = server.sessions.values()
+            assert interceptor.sync_wait(proxy_session) == 3  # what the relay will read
+            with _connect(port) as other, other.cursor() as cur2:
+                cur2.execute("SHOW VARIABLES WHERE Variable_name = 'wsrep_sync_wait'")
+                other_shown = cur2.fetchall()
+            try:
+                cur.execute("SET wsrep_sync_wait = 99")
+                error: tuple[object, ...] = ()
+            except pymysql.err.MySQLError as exc:
+                error = exc.args
+            cur.execute("SELECT @@wsrep_sync_wait")
+            return selected, shown, other_shown, error, cur.fetchall()
+
+    def backend_description() -> object:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@wsrep_sync_wait, @@session.wsrep_sync_wait AS s")
+            return cur.description
+
+    (rows, description), shown, other_shown, error, after = await run(session)  # type: ignore[misc]
+    assert rows == ((3, 3),)
+    assert description == await run(backend_description)
+    assert shown == (("wsrep_sync_wait", "3"),)
+    assert other_shown == (("wsrep_sync_wait", "0"),)
+    assert error[0] == 1231 and "wsrep_sync_wait" in str(error[1])
+    assert after == ((3,),)
+
+
+async def test_mariadb_cli(wsrep_proxy: Proxy) -> None:
+    _, port, _ = wsrep_proxy
+
+    def cli(sql: str) -> list[list[str]]:
+        out = subprocess.run(
+            ["mariadb", "--no-defaults", "-h127.0.0.1", f"-P{port}", "-uroot", "--batch",
+             "--skip-ssl", "-e", sql],
+            capture_output=True, timeout=30, check=True,
+        )  # fmt: skip
+        return [line.split("\t") for line in out.stdout.decode().splitlines()]
+
+    status = await run(cli, "SHOW STATUS LIKE 'wsrep%'")
+    assert status[0] == ["Variable_name", "Value"]  # type: ignore[index]
+    assert dict(status[1:]) == {  # type: ignore[index]
+        name: show_text(v) for name, v in synced_status().variables().items()
+    }
+    assert await run(cli, "SELECT @@wsrep_node_name") == [["@@wsrep_node_name"], ["node1"]]
+    variables = dict(await run(cli, "SHOW VARIABLES LIKE 'wsrep\\_cluster%'"))  # type: ignore[arg-type]
+    assert variables["wsrep_cluster_name"] == "test_cluster"
+
+
+async def test_not_ready_node_through_the_proxy(
+    wsrep_proxy: Proxy, node_status: object, mariadb: MariaDBServer
+) -> None:
+    _, port, _ = wsrep_proxy
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS status_t")
+        cur.execute("CREATE TABLE IF NOT EXISTS status_t.t (a INT PRIMARY KEY)")
+        cur.execute("REPLACE INTO status_t.t VALUES (1)")
+    node_status.status = synced_status(  # type: ignore[attr-defined]
+        state=NodeState.OPEN, ready=False, cluster_status="non-Primary", cluster_size=1
+    )
+
+    def client() -> list[object]:
+        seen: list[object] = []
+        with _connect(port) as conn, conn.cursor() as cur:
+            for sql in (
+                "SELECT a FROM status_t.t",
+                "INSERT INTO status_t.t VALUES (2)",
+                "SELECT 1",
+                "SHOW STATUS LIKE 'wsrep_cluster_status'",
+                "SET wsrep_dirty_reads = ON",
+                "SELECT a FROM status_t.t",
+                "DELETE FROM status_t.t",
+            ):
+                try:
+                    cur.execute(sql)
+                    seen.append(tuple(cur.fetchall()))
+                except pymysql.err.MySQLError as exc:
+                    seen.append(exc.args)
+        return seen
+
+    refused = (1047, "WSREP has not yet prepared node for application use")
+    assert await run(client) == [
+        refused,
+        refused,
+        ((1,),),
+        (("wsrep_cluster_status", "non-Primary"),),
+        (),
+        ((1,),),
+        refused,
+    ]
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT a FROM status_t.t")
+        assert cur.fetchall() == ((1,),)  # nothing refused reached the backend
+        cur.execute("DROP DATABASE status_t")
+
+
+_NAME = st.text(alphabet="wsrep_aZ%\\.", min_size=1, max_size=10)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(pattern=_NAME, name=st.text(alphabet="wsrep_aZ.", max_size=10))
+def test_like_agrees_with_mariadb(mariadb: MariaDBServer, pattern: str, name: str) -> None:
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT CAST(%s AS CHAR) COLLATE utf8mb4_general_ci LIKE %s", (name, pattern))
+        ((real,),) = cur.fetchall()
+    assert bool(real) == (like_regex(pattern).fullmatch(name) is not None)
