@@ -397,22 +397,22 @@ class GCache:
         atomic_write(self.path / STATE_FILE, encode_state(state, base, base_view), self.sync)
 
     def _read(self, lo: int, hi: int) -> list[Entry]:
-        """Entries lo <= index < hi from the segment files (one read per segment)."""
-        bodies: list[bytes] = []
+        """Entries lo <= index < hi from the segment files (one read per segment, decoded
+        segment by segment so a long range costs little more memory than its entries)."""
+        out: list[Entry] = []
         k = bisect.bisect_right(self._firsts, lo) - 1
         i = lo
         while i < hi:
             seg = self._segments[k]
             end = min(hi, seg.last_index + 1)
             try:
-                bodies += seg.read_bodies(i, end)
+                out += decode_bodies(seg.read_bodies(i, end), i)
             except OSError as e:
                 raise GCacheError(f"gcache {self.path}: {e}") from e
+            except CodecError as e:  # a sound record this code cannot decode
+                raise GCacheError(f"gcache {self.path}: entries from index {i}: {e}") from e
             i, k = end, k + 1
-        try:
-            return decode_bodies(bodies, lo)
-        except CodecError as e:  # a sound record this code cannot decode
-            raise GCacheError(f"gcache {self.path}: entries from index {lo}: {e}") from e
+        return out
 
     def _remember(self, entries: list[Entry]) -> None:
         """Keep the newest entries decoded: the leader reads them right back to replicate."""

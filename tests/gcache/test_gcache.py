@@ -12,7 +12,7 @@ import crc32c
 import pytest
 
 from wsrep.gcache import STATE_FILE, GCache, GCacheError
-from wsrep.gcache_segment import HEADER, MAGIC, encode_header, segment_name
+from wsrep.gcache_segment import HEADER, MAGIC, encode_header, encode_record, segment_name
 from wsrep.group.log import HardState
 
 from .logs import build, payloads
@@ -294,6 +294,17 @@ def test_garbage_segment_is_cut_and_logged(
         caplog.text
     )
     assert not (tmp_path / segment_name(12)).exists()
+
+
+def test_a_sound_record_with_an_undecodable_body_is_a_clear_error(tmp_path: Path) -> None:
+    with filled(tmp_path, 3):
+        pass
+    with open(tmp_path / segment_name(1), "ab") as f:
+        f.write(encode_record(4, 3, 1, b"\x00garbage that is no entry"))
+    with small(tmp_path) as g:
+        assert g.last_index() == 4 and g.entry(3).index == 3
+        with pytest.raises(GCacheError, match="entries from index 4"):
+            g.entry(4)
 
 
 def test_a_failed_write_leaves_the_log_as_it_was(tmp_path: Path) -> None:
