@@ -157,16 +157,19 @@ class CertificationIndex:
     def _insert(self, seqno: int, keys: tuple[Key, ...]) -> None:
         written, referenced = self._written, self._referenced
         table_rows, locked = self._table_rows, self._locked
+        last_table = None  # a write set's keys share table objects: store each run once
         for key in keys:
             kind = key.kind
             if kind is _EXCLUSIVE:
                 written[key.ident] = seqno
-                table_rows[key.table] = seqno
             elif kind is _SHARED:
                 referenced[key.ident] = seqno
-                table_rows[key.table] = seqno
             else:
                 locked[key.table] = seqno
+                continue
+            if key.table is not last_table:
+                last_table = key.table
+                table_rows[last_table] = seqno
         self._log.append((seqno, keys))
 
     def purge(self, safe_seqno: int) -> None:
@@ -183,13 +186,16 @@ class CertificationIndex:
         log = self._log
         while log and log[0][0] <= safe_seqno:
             seqno, keys = log.popleft()
+            last_table = None
             for key in keys:
                 kind = key.kind
                 held = written if kind is _EXCLUSIVE else referenced if kind is _SHARED else locked
                 if held.get(key.ident) == seqno:
                     del held[key.ident]
-                if table_rows.get(key.table) == seqno:
-                    del table_rows[key.table]
+                if key.table is not last_table:
+                    last_table = key.table
+                    if table_rows.get(last_table) == seqno:
+                        del table_rows[last_table]
 
     @property
     def stats(self) -> CertificationStats:
