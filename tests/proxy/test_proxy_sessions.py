@@ -19,6 +19,7 @@ from proxy_testlib import connect
 
 from proxy.backend_client import DEFAULT_CAPABILITIES, BackendClient
 from proxy.managed_mariadb import MariaDBServer
+from proxy.protocol.auth import native_password
 from proxy.protocol.constants import Capability, Command, FieldType, ServerStatus
 from proxy.protocol.results import Column, ErrPacket, LocalReply, ResultSet
 from proxy.protocol.wire import frame
@@ -228,3 +229,25 @@ async def test_sql_mode_follows_the_backend(inproc_proxy: Start, schema: str) ->
         await client.query('SELECT "a\\"')
         assert not session.sql_mode_stale
         assert session.parse_mode == SqlMode.NO_BACKSLASH_ESCAPES
+
+
+async def test_change_user_resets_the_session(inproc_proxy: Start, mariadb: MariaDBServer) -> None:
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE OR REPLACE USER 'cu2'@'127.0.0.1' IDENTIFIED BY 'pw'")
+        cur.execute("GRANT SELECT ON mysql.* TO 'cu2'@'127.0.0.1'")
+    server, port = await inproc_proxy()  # type: ignore[misc]
+    async with await BackendClient.connect("127.0.0.1", port, "root") as client:
+        session = _only_session(server)
+        await client.query("BEGIN")
+        assert session.in_transaction and session.user == "root"
+        scramble = native_password(b"pw", client.greeting.auth_data)  # the backend's own
+        payload = b"\x11cu2\x00" + bytes((len(scramble),)) + scramble + b"mysql\x00"
+        await client.stream.send(frame(payload + b"\x2d\x00mysql_native_password\x00", 0))
+        reply = await client.stream.read_packet()
+        if reply.payload[0] == 0xFE:  # auth switch with a fresh scramble
+            fresh = reply.payload[reply.payload.index(b"\x00", 1) + 1 :].rstrip(b"\x00")
+            await client.stream.send(frame(native_password(b"pw", fresh), reply.seq + 1))
+            reply = await client.stream.read_packet()
+        assert reply.payload[0] == 0x00, reply.payload
+        assert (await client.query("SELECT CURRENT_USER()")).rows == [(b"cu2@127.0.0.1",)]
+        assert (session.user, session.schema, session.in_transaction) == ("cu2", "mysql", False)
