@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from proxy.auth_relay import relay_auth_exchange
 from proxy.backend_client import BackendError, run_query
@@ -57,6 +57,18 @@ CR_SERVER_LOST = 2013
 QueryInterceptor = Callable[[Session, str], LocalReply | None]
 
 
+class CommitHook(Protocol):
+    """Replication's hook points (`proxy.replication`): a session's backend connection
+    opened; a statement is about to be forwarded (True: the hook answered it)."""
+
+    async def session_opened(self, relay: Relay) -> None: ...
+
+    async def before_command(self, relay: Relay, packet: Packet) -> bool: ...
+
+
+_HOOKED = frozenset({_QUERY, _STMT_EXECUTE, int(Command.STMT_PREPARE)})
+
+
 class BackendLost(Exception):
     """The backend connection broke; the client has been told if it could be."""
 
@@ -68,17 +80,21 @@ class Relay:
         backend: PacketStream,
         session: Session,
         interceptor: QueryInterceptor | None = None,
+        commit_hook: CommitHook | None = None,
     ) -> None:
         self.client = client
         self.backend = backend
         self.session = session
         self.interceptor = interceptor
+        self.commit_hook = commit_hook
         self.deprecate_eof = bool(session.capabilities & Capability.DEPRECATE_EOF)
         self.tracker = ResponseTracker(self.deprecate_eof)
         self.tracker.status_flags = session.status_flags
 
     async def run(self) -> None:
         """Serves commands until the client quits or a connection closes."""
+        if self.commit_hook is not None:
+            await self.commit_hook.session_opened(self)
         while True:
             try:
                 packet = await self.client.read_packet()
@@ -107,6 +123,9 @@ class Relay:
             session.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
         elif command in _UNSUPPORTED:
             await self._refuse_command(command, packet)
+            return True
+        hook = self.commit_hook
+        if hook is not None and command in _HOOKED and await hook.before_command(self, packet):
             return True
         self.tracker.start(command, packet.last_seq + 1)
         await self._to_backend(packet)

@@ -21,7 +21,7 @@ from proxy.packet_stream import PacketStream, PeerClosed
 from proxy.protocol.packet_reader import PacketTooLarge
 from proxy.protocol.results import err_packet
 from proxy.protocol.wire import ProtocolError
-from proxy.relay import BackendLost, QueryInterceptor, Relay
+from proxy.relay import BackendLost, CommitHook, QueryInterceptor, Relay
 from proxy.session import Session
 from proxy.tls import server_context
 
@@ -45,6 +45,7 @@ class ProxyConfig:
     handshake_timeout: float = 10.0
     max_packet_size: int = 1 << 30  # largest client packet, like max_allowed_packet
     interceptor: QueryInterceptor | None = None
+    commit_hook: CommitHook | None = None  # replication (proxy.replication), if any
 
 
 class ProxyServer:
@@ -111,7 +112,9 @@ class ProxyServer:
                 session.backend_thread_id,
                 " over TLS" if session.tls else "",
             )
-            await Relay(client, backend, session, self.config.interceptor).run()
+            cfg = self.config
+            relay = Relay(client, backend, session, cfg.interceptor, cfg.commit_hook)
+            await relay.run()
             log.info("%s: closed after %d commands", session.describe(), session.commands)
         except PacketTooLarge as exc:
             log.warning("session %d: %s, closing", session.session_id, exc)

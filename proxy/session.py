@@ -36,6 +36,8 @@ class Session:
     sql_mode: SqlMode = SqlMode.DEFAULT
     sql_mode_stale: bool = True
     commands: int = 0
+    # Replication: the node's last committed seqno before this transaction's snapshot.
+    last_seen: int = 0
 
     @property
     def in_transaction(self) -> bool:

@@ -64,7 +64,6 @@ class ProviderStats:
     local_commits: int = 0
     local_cert_failures: int = 0
     received: int = 0
-    applied: int = 0
 
 
 class Provider:

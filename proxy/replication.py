@@ -1,0 +1,433 @@
+"""The proxy's side of replication: the sessions' commit path and the appliers.
+
+Commit path (`Replication`, the relay's `CommitHook`), per client session:
+
+- outside a transaction, every statement records `last_seen` = the gate's last committed
+  seqno, before the backend takes the transaction's snapshot (a lower bound is safe);
+- an autocommit write is wrapped: `START TRANSACTION`, the statement, then the commit
+  below; the client gets one OK (or the error) at the end, so nothing commits uncertified;
+- at COMMIT (or a statement that commits implicitly) the captured rows are drained on the
+  client's own backend connection and replicated; a read-only transaction just commits.
+  Passed: wait for the commit turn, position + COMMIT in one round trip, `commit(seqno)`,
+  then the client's own COMMIT is forwarded (a no-op now) and the client gets the
+  backend's answer. Failed: ROLLBACK, `ERROR 1213 (40001)`.
+- a certified transaction the backend cannot commit in time (its locks may block an
+  applier ahead of it) is rolled back and replayed from its write set on an applier
+  connection: it is never lost, and its client still gets success.
+
+Appliers (`Appliers`): N backend connections take passed remote write sets in seqno
+order, apply them as soon as their `depends_seqno` committed (in parallel on disjoint
+rows) and commit strictly in seqno order, each with the position in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from proxy.backend_client import BackendClient, BackendError, QueryResult, read_result, run_query
+from proxy.capture import (
+    CaptureError,
+    Catalog,
+    Position,
+    RowImageError,
+    apply_changes,
+    commit_at,
+    decode_changes,
+    discard,
+    drain,
+    prepare_applier_session,
+)
+from proxy.capture import mariadb_sql as sql
+from proxy.capture.position import UNDEFINED_UUID
+from proxy.packet_stream import PacketStream, PeerClosed
+from proxy.protocol.constants import Command, ServerStatus
+from proxy.protocol.packet_reader import Packet
+from proxy.protocol.results import OkPacket, ResultSet, encode_reply, err_packet
+from proxy.protocol.wire import ProtocolError
+from proxy.relay import Relay
+from proxy.session import Session
+from proxy.statement_class import StatementKind, classify_each
+from proxy.statement_types import StatementInfo
+from wsrep.provider import NotReady, OutcomeUnknown, Provider
+from wsrep.writeset import WriteSet
+
+log = logging.getLogger("wsrep.replication")
+
+ER_LOCK_DEADLOCK = (
+    1213,
+    "40001",
+    "Deadlock found when trying to get lock; try restarting transaction",
+)
+ER_NOT_READY = (1047, "08S01", "WSREP has not yet prepared node for application use")
+ER_NOT_SUPPORTED = 1235
+ER_ERROR_DURING_COMMIT = 1180
+
+_APPLIER_VARIABLE = re.compile(re.escape(sql.APPLIER_FLAG), re.IGNORECASE)
+_QUERY = int(Command.QUERY)
+_STMT_EXECUTE = int(Command.STMT_EXECUTE)
+_STMT_PREPARE = int(Command.STMT_PREPARE)
+_COMMITS = frozenset({StatementKind.TXN_COMMIT})
+# Statements that may write without being DML themselves: wrapped like writes.
+_MAY_WRITE = frozenset({StatementKind.CALL, StatementKind.EXECUTE})
+MAX_APPLY_ATTEMPTS = 200
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.sqlstate, self.message = code, sqlstate, message
+
+
+class _StreamSession:
+    """`SqlSession` over a client session's backend connection (between its commands)."""
+
+    def __init__(self, stream: PacketStream, deprecate_eof: bool) -> None:
+        self.stream = stream
+        self.deprecate_eof = deprecate_eof
+        self.status_flags = 0
+
+    async def query(self, text: str) -> QueryResult:
+        result = (await run_query(self.stream, text, self.deprecate_eof))[-1]
+        self.status_flags = result.status_flags
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyJob:
+    seqno: int
+    ws: WriteSet
+    depends_seqno: int
+    done: trio.Event | None = None  # set once committed (replays wait on it)
+
+
+class Appliers:
+    """Apply remote write sets on `count` backend connections; commit in seqno order."""
+
+    def __init__(self, connect: Callable[[], Awaitable[BackendClient]], count: int) -> None:
+        self._connect = connect
+        self.count = count
+        self._provider: Provider | None = None
+        self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
+
+    def attach(self, provider: Provider) -> None:
+        self._provider = provider
+
+    @property
+    def provider(self) -> Provider:
+        assert self._provider is not None, "attach() the provider first"
+        return self._provider
+
+    def enqueue(self, seqno: int, ws: WriteSet, depends_seqno: int) -> None:
+        """The provider's apply callback (called in seqno order, never blocks)."""
+        self._jobs_in.send_nowait(ApplyJob(seqno, ws, depends_seqno))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        clients = [await self._new_connection() for _ in range(self.count)]
+        try:
+            async with trio.open_nursery() as nursery:
+                for client in clients:
+                    nursery.start_soon(self._worker, client)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                for client in clients:
+                    await client.aclose()
+
+    async def replay(self, seqno: int, ws: WriteSet, depends_seqno: int) -> None:
+        """Apply a local certified write set whose own commit failed, on a connection of
+        its own (the appliers may be waiting for this very seqno); returns once committed."""
+        client = await self._new_connection()
+        try:
+            await self._apply(client, ApplyJob(seqno, ws, depends_seqno))
+        finally:
+            await client.aclose()
+
+    async def _new_connection(self) -> BackendClient:
+        client = await self._connect()
+        await prepare_applier_session(client)
+        return client
+
+    async def _worker(self, client: BackendClient) -> None:
+        async for job in self._jobs:
+            client = await self._apply(client, job)
+
+    async def _apply(self, client: BackendClient, job: ApplyJob) -> BackendClient:
+        """Apply and commit `job`, retrying on backend errors (a lock wait timeout behind a
+        local transaction, a lost connection); returns the connection to go on with."""
+        provider = self.provider
+        gate = provider.gate
+        try:
+            changes = decode_changes(job.ws.data)
+        except RowImageError as exc:
+            # Certified everywhere, so every node reads the same bytes: all fail alike.
+            log.error(
+                "%s: seqno %d: unreadable rows (%s): skipped", provider.node_name, job.seqno, exc
+            )
+            await gate.wait_commit_turn(job.seqno)
+            provider.commit(job.seqno)
+            return client
+        for attempt in range(1, MAX_APPLY_ATTEMPTS + 1):
+            try:
+                await gate.wait_apply_turn(job.depends_seqno)
+                await apply_changes(client, changes)
+                await gate.wait_commit_turn(job.seqno)
+                await commit_at(client, provider_position(provider, job.seqno))
+                break
+            except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
+                log.warning(
+                    "%s: applying seqno %d failed (attempt %d): %s; retrying",
+                    provider.node_name,
+                    job.seqno,
+                    attempt,
+                    exc,
+                )
+                client = await self._reconnect(client)
+                await trio.sleep(min(1.0, 0.05 * attempt))
+        else:  # like Galera: a node that cannot apply what the cluster committed must stop
+            raise RuntimeError(f"{provider.node_name}: cannot apply seqno {job.seqno}")
+        provider.commit(job.seqno)
+        log.debug("%s: applied seqno %d (%d rows)", provider.node_name, job.seqno, len(changes))
+        return client
+
+    async def _reconnect(self, client: BackendClient) -> BackendClient:
+        try:
+            await client.query(sql.ROLLBACK)
+            return client
+        except (BackendError, PeerClosed, ProtocolError, OSError):
+            await client.aclose()
+        return await self._new_connection()
+
+
+class Replication:
+    """The relay's commit hook for one node (shared by all sessions)."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        appliers: Appliers,
+        catalog: Catalog,
+        commit_turn_timeout: float = 5.0,
+    ) -> None:
+        self.provider = provider
+        self.appliers = appliers
+        self.catalog = catalog
+        self.commit_turn_timeout = commit_turn_timeout
+
+    async def session_opened(self, relay: Relay) -> None:
+        """Capture rows left by an earlier connection with the same id are not ours."""
+        await discard(_StreamSession(relay.backend, relay.deprecate_eof))
+
+    async def before_command(self, relay: Relay, packet: Packet) -> bool:
+        """True when the command was answered here (the relay must not forward it)."""
+        command = packet.payload[0]
+        session = relay.session
+        info = session.statement
+        try:
+            if command == _STMT_PREPARE:
+                self._check_text(session.sql)
+                return False
+            if info is None:
+                return False
+            if not session.in_transaction:
+                session.last_seen = self.provider.gate.last_committed
+            self._check_text(session.sql)
+            self._check_statement(session, info)
+            if session.in_transaction:
+                if info.kind in _COMMITS or info.implicit_commit or _sets_autocommit(info):
+                    return not await self._commit(relay, packet)
+                return False
+            if _may_write(info) and session.autocommit:
+                await self._autocommit_write(relay, packet)
+                return True
+        except _Refused as refused:
+            await self._reply_error(relay, packet, refused.code, refused.sqlstate, refused.message)
+            return True
+        return False
+
+    # ---- checks --------------------------------------------------------------------------
+
+    def _check_text(self, text: str | None) -> None:
+        if text is not None and _APPLIER_VARIABLE.search(text):
+            raise _Refused(1227, "42000", f"{sql.APPLIER_FLAG} is reserved for wsrep appliers")
+
+    def _check_statement(self, session: Session, info: StatementInfo) -> None:
+        if info.multi and session.sql is not None:
+            wrapped = not session.in_transaction and session.autocommit
+            statements = classify_each(session.sql, session.parse_mode)
+            if any(
+                _replicates(each) or each.implicit_commit or (wrapped and _may_write(each))
+                for each in statements
+            ):
+                raise _Refused(
+                    ER_NOT_SUPPORTED,
+                    "42000",
+                    "wsrep-proxy does not replicate multi-statement text with writes or "
+                    "COMMIT yet: send the statements one by one",
+                )
+        if info.is_write and not info.temporary and info.kind is not StatementKind.DML:
+            raise _Refused(
+                ER_NOT_SUPPORTED,
+                "42000",
+                "wsrep-proxy does not replicate DDL or account statements yet (total order "
+                "isolation is not built): run them on every node's backend",
+            )
+
+    # ---- commit path ---------------------------------------------------------------------
+
+    async def _commit(self, relay: Relay, packet: Packet) -> bool:
+        """Certify and commit the open transaction; False if the client got an error."""
+        backend = _StreamSession(relay.backend, relay.deprecate_eof)
+        try:
+            await self._certify_and_commit(relay, backend)
+        except _Refused as refused:
+            await self._rollback(relay, backend)
+            await self._reply_error(relay, packet, refused.code, refused.sqlstate, refused.message)
+            return False
+        self._set_flags(relay, backend.status_flags)
+        return True
+
+    async def _certify_and_commit(self, relay: Relay, backend: _StreamSession) -> None:
+        session = relay.session
+        provider = self.provider
+        try:
+            captured = await drain(backend, self.catalog)
+        except CaptureError as exc:
+            raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", f"wsrep capture: {exc}") from None
+        except BackendError as exc:
+            raise _Refused(exc.code, exc.sqlstate, exc.message) from None
+        if not captured.changes:  # read-only: nothing to replicate
+            await backend.query(sql.COMMIT)
+            return
+        ws = WriteSet(
+            provider.node_name,
+            provider.new_trx_id(),
+            session.last_seen,
+            tuple(captured.keys),
+            captured.payload(),
+        )
+        try:
+            replicated = await provider.replicate(ws)
+        except NotReady as exc:
+            log.info("session %d: %s", session.session_id, exc)
+            raise _Refused(*ER_NOT_READY) from None
+        except OutcomeUnknown as exc:
+            raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", str(exc)) from None
+        seqno, verdict = replicated.seqno, replicated.verdict
+        if not verdict.passed:
+            log.info(
+                "session %d: seqno %d failed certification (%s): 1213",
+                session.session_id,
+                seqno,
+                verdict.describe(),
+            )
+            raise _Refused(*ER_LOCK_DEADLOCK)
+        with trio.CancelScope(shield=True):  # certified: it commits here, whatever happens
+            await self._commit_in_order(relay, backend, seqno, ws, verdict.depends_seqno)
+
+    async def _commit_in_order(
+        self, relay: Relay, backend: _StreamSession, seqno: int, ws: WriteSet, depends: int
+    ) -> None:
+        gate = self.provider.gate
+        position = provider_position(self.provider, seqno)
+        with trio.move_on_after(self.commit_turn_timeout):
+            await gate.wait_commit_turn(seqno)
+        try:
+            if gate.last_committed != seqno - 1:
+                raise TimeoutError(f"no commit turn in {self.commit_turn_timeout}s")
+            await commit_at(backend, position)
+        except (BackendError, TimeoutError) as exc:
+            # Our locks may hold up an applier ahead of us: let go of them and replay.
+            log.warning(
+                "session %d: seqno %d certified but not committed (%s): replaying",
+                relay.session.session_id,
+                seqno,
+                exc,
+            )
+            await self._rollback(relay, backend)
+            await self.appliers.replay(seqno, ws, depends)
+            return
+        except (PeerClosed, ProtocolError):
+            await self.appliers.replay(seqno, ws, depends)
+            raise
+        self.provider.commit(seqno)
+        self.provider.stats.local_commits += 1
+
+    async def _autocommit_write(self, relay: Relay, packet: Packet) -> None:
+        """START TRANSACTION, the statement, certify + COMMIT; one answer to the client."""
+        backend = _StreamSession(relay.backend, relay.deprecate_eof)
+        try:
+            await backend.query(sql.BEGIN)
+            await relay.backend.send(packet.raw)
+            results = [await read_result(relay.backend, relay.deprecate_eof)]
+            while results[-1].status_flags & ServerStatus.MORE_RESULTS_EXISTS:
+                results.append(await read_result(relay.backend, relay.deprecate_eof))
+        except BackendError as exc:
+            await self._rollback(relay, backend)
+            raise _Refused(exc.code, exc.sqlstate, exc.message) from None
+        result = results[-1]
+        if len(results) > 1 or (result.columns and packet.payload[0] != _QUERY):
+            await self._rollback(relay, backend)
+            raise _Refused(
+                ER_NOT_SUPPORTED,
+                "42000",
+                "wsrep-proxy: a write returning several results, or rows to a prepared "
+                "statement, needs an explicit transaction",
+            )
+        if not await self._commit(relay, packet):
+            return
+        flags = backend.status_flags
+        if result.columns:
+            reply: ResultSet | OkPacket = ResultSet(result.columns, result.rows)
+        else:
+            reply = OkPacket(result.affected_rows, result.last_insert_id, flags, result.warnings)
+        await relay.client.send(
+            encode_reply(
+                reply,
+                seq=packet.last_seq + 1,
+                deprecate_eof=relay.deprecate_eof,
+                status_flags=flags,
+            )
+        )
+        relay.session.statement_done(flags, True)
+
+    async def _rollback(self, relay: Relay, backend: _StreamSession) -> None:
+        try:
+            await backend.query(sql.ROLLBACK)
+        except BackendError as exc:
+            log.warning("session %d: rollback failed: %s", relay.session.session_id, exc)
+        self._set_flags(relay, backend.status_flags)
+
+    async def _reply_error(
+        self, relay: Relay, packet: Packet, code: int, sqlstate: str, message: str
+    ) -> None:
+        await relay.client.send(err_packet(code, sqlstate, message, packet.last_seq + 1))
+        relay.session.statement_done(relay.session.status_flags, False)
+
+    def _set_flags(self, relay: Relay, flags: int) -> None:
+        if flags:
+            relay.session.status_flags = flags
+            relay.tracker.status_flags = flags
+
+
+def provider_position(provider: Provider, seqno: int) -> Position:
+    view = provider.view
+    return Position(str(view.cluster_uuid) if view else UNDEFINED_UUID, seqno)
+
+
+def _replicates(info: StatementInfo) -> bool:
+    """Statements that change replicated data or commit it."""
+    return (info.is_write and not info.temporary) or info.kind in _COMMITS
+
+
+def _may_write(info: StatementInfo) -> bool:
+    return info.is_write or info.kind in _MAY_WRITE
+
+
+def _sets_autocommit(info: StatementInfo) -> bool:
+    return info.kind is StatementKind.SET and "autocommit" in info.session_vars

@@ -1,0 +1,178 @@
+"""A node: managed (or external) MariaDB, capture, the provider, appliers and the proxy.
+
+`run_node(config, bootstrap)` is what `wsrepctl bootstrap|join` run. Start-up order: the
+backend; `init_sql` once on a fresh backend (joiners start from the same initial data:
+there is no state transfer yet); capture installed on every table; then the group, the
+provider, the appliers and last the proxy, so no client write can go uncaptured. The node
+writes `status.json` next to its config twice a second (what `wsrepctl status` and
+`cluster up --detach` read) and `node.pid` while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from proxy.backend_client import BackendClient
+from proxy.capture import Catalog, install, read_position
+from proxy.managed_mariadb import MariaDBServer
+from proxy.replication import Appliers, Replication
+from proxy.server import ProxyConfig, serve_proxy
+from wsrep.group.log import InMemoryLogStorage
+from wsrep.group_node import open_group_node
+from wsrep.provider import Provider
+from wsrepctl.cmd_group_member import read_secret
+from wsrepctl.node_config import NodeConfig
+
+log = logging.getLogger("wsrep.node")
+
+STATUS_INTERVAL = 0.5
+
+
+class NodeError(RuntimeError):
+    """The node cannot start (the message says why)."""
+
+
+def status_path(state_dir: Path) -> Path:
+    return state_dir / "status.json"
+
+
+def pid_path(state_dir: Path) -> Path:
+    return state_dir / "node.pid"
+
+
+def run_node(config: NodeConfig, bootstrap: bool) -> None:
+    """Run until SIGTERM/SIGINT; the managed backend is stopped on the way out (and dies
+    with this process if it is killed)."""
+    secret = read_secret(str(config.secret_file))
+    server = None
+    backend = config.backend
+    host, port = backend.host, backend.port
+    if backend.managed_dir is not None:
+        server = MariaDBServer(backend.managed_dir, name=config.name, port=backend.port)
+        server.start()
+        host, port = server.host, server.port
+    pid_path(config.state_dir).write_text(f"{os.getpid()}\n")
+    try:
+        trio.run(_serve, config, bootstrap, secret, host, port)
+    finally:
+        _write_status(config.state_dir, {"name": config.name, "state": "CLOSED", "ready": False})
+        if server is not None:
+            log.info("%s: stopping MariaDB (pid %s)", config.name, server.pid)
+            server.stop()
+        with contextlib.suppress(FileNotFoundError):
+            pid_path(config.state_dir).unlink()
+
+
+async def prepare_backend(admin: BackendClient, config: NodeConfig) -> Catalog:
+    """Initial data on a fresh backend, then capture on every table."""
+    fresh = not (
+        await admin.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'wsrep'")
+    ).rows
+    if fresh and config.init_sql is not None:
+        log.info("%s: loading initial data from %s", config.name, config.init_sql)
+        await admin.query_all(config.init_sql.read_text())
+    catalog = await install(admin)
+    position = await read_position(admin)
+    if position.seqno > 0:
+        raise NodeError(
+            f"{config.name}: the backend is at {position}; rejoining with data needs a state "
+            "transfer, which does not exist yet: start from a fresh data dir"
+        )
+    return catalog
+
+
+async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, port: int) -> None:
+    user, password = config.backend.user, config.backend.password
+    async with await BackendClient.connect(host, port, user, password) as admin:
+        catalog = await prepare_backend(admin, config)
+    connect = functools.partial(BackendClient.connect, host, port, user, password)
+    appliers = Appliers(connect, config.appliers)
+    group_config = config.group_config(bootstrap)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with (
+            open_group_node(
+                group_config, InMemoryLogStorage(), secret, submit_timeout=config.submit
+            ) as group,
+            trio.open_nursery() as nursery,
+        ):
+            provider = Provider(group, appliers.enqueue)
+            appliers.attach(provider)
+            await nursery.start(provider.run)
+            await nursery.start(appliers.run)
+            proxy = ProxyConfig(
+                listen_host=config.proxy[0],
+                listen_port=config.proxy[1],
+                backend_host=host,
+                backend_port=port,
+                commit_hook=Replication(provider, appliers, catalog, config.commit_turn),
+            )
+            await nursery.start(serve_proxy, proxy)
+            nursery.start_soon(_report_status, config, provider, f"{host}:{port}")
+            log.info(
+                "%s: node up (%s), proxy on %s:%d, backend %s:%d, group %s",
+                config.name,
+                "bootstrap" if bootstrap else "join",
+                *config.proxy,
+                host,
+                port,
+                config.group,
+            )
+            async for signum in signals:
+                log.info("%s: %s: leaving", config.name, signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def node_status(config: NodeConfig, provider: Provider, backend: str) -> dict[str, Any]:
+    """Galera's names where there is one (wsrep_local_state, wsrep_cluster_size, ...)."""
+    view = provider.view
+    stats = provider.stats
+    group = provider.group.stats
+    return {
+        "name": config.name,
+        "pid": os.getpid(),
+        "time": time.time(),
+        "proxy": f"{config.proxy[0]}:{config.proxy[1]}",
+        "backend": backend,
+        "state": provider.state.name,
+        "local_state": provider.state.local_state,
+        "local_state_comment": provider.state.comment,
+        "ready": provider.ready,
+        "cluster_state_uuid": str(view.cluster_uuid) if view else None,
+        "cluster_conf_id": view.conf_id if view else -1,
+        "cluster_size": len(view.members) if view else 0,
+        "cluster_status": "Primary" if view and view.primary else "non-Primary",
+        "members": [m.id for m in view.members] if view else [],
+        "last_committed": provider.gate.last_committed,
+        "replicated": stats.replicated,
+        "replicated_bytes": stats.replicated_bytes,
+        "received": stats.received,
+        "local_commits": stats.local_commits,
+        "local_cert_failures": stats.local_cert_failures,
+        "cert_index_size": provider.core.index.stats.index_size,
+        "flow_control_sent": group.flow_control_sent,
+        "flow_control_recv": group.flow_control_recv,
+    }
+
+
+async def _report_status(config: NodeConfig, provider: Provider, backend: str) -> None:
+    while True:
+        _write_status(config.state_dir, node_status(config, provider, backend))
+        await trio.sleep(STATUS_INTERVAL)
+
+
+def _write_status(state_dir: Path, doc: dict[str, Any]) -> None:
+    """Atomically (rename), so readers never see half a file."""
+    tmp = status_path(state_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, sort_keys=True) + "\n")
+    tmp.replace(status_path(state_dir))

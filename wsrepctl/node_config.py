@@ -1,0 +1,178 @@
+"""A node's TOML config (stdlib `tomllib`), checked up front with clear messages.
+
+[node]
+name = "node1"                       # unique in the cluster (Galera wsrep_node_name)
+proxy = "127.0.0.1:13306"            # where applications connect
+group = "127.0.0.1:14567"            # group transport listen address
+peers = ["127.0.0.1:14568"]          # members to join through (wsrep_cluster_address)
+weight = 1                           # pc.weight
+secret_file = "secret"               # shared cluster secret (relative to this file)
+appliers = 4                         # wsrep_slave_threads
+init_sql = "init.sql"                # optional: run once on a fresh backend
+
+[backend]                            # either a managed local MariaDB ...
+managed_dir = "db"
+# ... or an external server:  host = "127.0.0.1"  port = 3306  user = "root"  password = ""
+
+[timeouts]                           # seconds
+heartbeat = 1.0  suspect = 5.0  inactive = 15.0  election = 3.0
+submit = 30.0  commit_turn = 5.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wsrep.group.types import GroupConfig, MemberInfo
+from wsrep.transport.address import parse_address
+
+
+class NodeConfigError(ValueError):
+    """The config file is missing, unreadable or wrong (the message says where)."""
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    managed_dir: Path | None = None  # a managed mariadbd in this dir, else the external one
+    host: str = "127.0.0.1"
+    port: int = 0
+    user: str = "root"
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    name: str
+    proxy: tuple[str, int]
+    group: str
+    peers: tuple[str, ...]
+    weight: int
+    secret_file: Path
+    appliers: int
+    init_sql: Path | None
+    backend: BackendConfig
+    heartbeat: float = GroupConfig.heartbeat_interval
+    suspect: float = GroupConfig.suspect_timeout
+    inactive: float = GroupConfig.inactive_timeout
+    election: float = GroupConfig.election_timeout
+    submit: float = 30.0
+    commit_turn: float = 5.0
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the node keeps its pid, status and logs: next to its config."""
+        return self.path.parent
+
+    def group_config(self, bootstrap: bool) -> GroupConfig:
+        return GroupConfig(
+            member=MemberInfo(self.name, self.group, self.weight),
+            seeds=self.peers,
+            bootstrap=bootstrap,
+            heartbeat_interval=self.heartbeat,
+            suspect_timeout=self.suspect,
+            inactive_timeout=self.inactive,
+            election_timeout=self.election,
+        )
+
+
+_NODE_KEYS = {"name", "proxy", "group", "peers", "weight", "secret_file", "appliers", "init_sql"}
+_BACKEND_KEYS = {"managed_dir", "host", "port", "user", "password"}
+_TIMEOUT_KEYS = {"heartbeat", "suspect", "inactive", "election", "submit", "commit_turn"}
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise NodeConfigError(f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise NodeConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_node_config(doc, path.resolve())
+
+
+def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
+    base = path.parent
+    node = _table(doc, "node", _NODE_KEYS, path)
+    backend = _table(doc, "backend", _BACKEND_KEYS, path)
+    timeouts = _table(doc, "timeouts", _TIMEOUT_KEYS, path)
+    if unknown := set(doc) - {"node", "backend", "timeouts"}:
+        raise NodeConfigError(f"{path}: unknown section(s) {sorted(unknown)}")
+    name = _get(node, "name", str, path)
+    if not name or len(name.encode()) > 255:
+        raise NodeConfigError(f"{path}: [node] name must be 1..255 bytes")
+    proxy = _address(_get(node, "proxy", str, path), "proxy", path)
+    group = _get(node, "group", str, path)
+    _address(group, "group", path)
+    peers = tuple(_get(node, "peers", list, path, []))
+    for peer in peers:
+        if not isinstance(peer, str):
+            raise NodeConfigError(f"{path}: [node] peers must be strings, got {peer!r}")
+        _address(peer, "peers", path)
+    weight = _get(node, "weight", int, path, 1)
+    appliers = _get(node, "appliers", int, path, 4)
+    if weight < 0 or not 1 <= appliers <= 64:
+        raise NodeConfigError(f"{path}: weight must be >= 0 and appliers 1..64")
+    init_sql = _get(node, "init_sql", str, path, "")
+    managed = _get(backend, "managed_dir", str, path, "")
+    backend_config = BackendConfig(
+        managed_dir=base / managed if managed else None,
+        host=_get(backend, "host", str, path, "127.0.0.1"),
+        port=_get(backend, "port", int, path, 0),
+        user=_get(backend, "user", str, path, "root"),
+        password=_get(backend, "password", str, path, ""),
+    )
+    if not managed and not backend_config.port:
+        raise NodeConfigError(f"{path}: [backend] needs managed_dir, or host and port")
+    times = {key: _get(timeouts, key, (int, float), path, None) for key in _TIMEOUT_KEYS}
+    for key, value in times.items():
+        if value is not None and not 0 < value <= 3600:
+            raise NodeConfigError(f"{path}: [timeouts] {key} must be in (0, 3600]")
+    return NodeConfig(
+        path=path,
+        name=name,
+        proxy=proxy,
+        group=group,
+        peers=peers,
+        weight=weight,
+        secret_file=base / _get(node, "secret_file", str, path),
+        appliers=appliers,
+        init_sql=base / init_sql if init_sql else None,
+        backend=backend_config,
+        **{key: float(value) for key, value in times.items() if value is not None},
+    )
+
+
+def _table(doc: dict[str, Any], name: str, keys: set[str], path: Path) -> dict[str, Any]:
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise NodeConfigError(f"{path}: [{name}] must be a table")
+    if unknown := set(table) - keys:
+        raise NodeConfigError(f"{path}: [{name}] unknown key(s) {sorted(unknown)}")
+    return table
+
+
+_MISSING = object()
+
+
+def _get(table: dict[str, Any], key: str, kind: Any, path: Path, default: Any = _MISSING) -> Any:
+    if key not in table:
+        if default is _MISSING:
+            raise NodeConfigError(f"{path}: missing required key {key!r}")
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise NodeConfigError(f"{path}: {key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _address(text: str, key: str, path: Path) -> tuple[str, int]:
+    try:
+        host, port = parse_address(text)
+    except ValueError as exc:
+        raise NodeConfigError(f"{path}: {key}: {exc}") from None
+    return host, port
