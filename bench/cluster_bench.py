@@ -44,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the `bench` package impor
 
 from bench.galera_cluster import GaleraCluster, missing_prerequisites
 from bench.proxy_bench import SB_TABLE_SIZE, SB_TABLES, SysbenchError, sysbench_argv
-from proxy.managed_mariadb import MariaDBServer, free_port
+from proxy.managed_mariadb import MariaDBServer, die_with_parent, free_port
 
 WORKLOADS = ("oltp_write_only", "oltp_read_write")
 TARGETS = ("ours", "galera", "direct")
@@ -175,6 +175,7 @@ def run_on_nodes(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=die_with_parent,  # an interrupted bench leaves no load running
         )
         for node in nodes
     ]
@@ -417,15 +418,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             print(f"bench: {name} on {targets[name]}, preparing sysbench tables", flush=True)
             prepare_tables(targets[name])
+        failed: dict[str, str] = {}
         for workload in args.workloads:
             for name, nodes in targets.items():
+                if name in failed:
+                    continue
                 threads = args.direct_threads if name == "direct" else args.threads
                 print(
                     f"bench: {workload} on {name}: {len(nodes)} x {threads} clients "
                     f"for {args.time}s",
                     flush=True,
                 )
-                cell = run_cell(name, workload, nodes, threads, args.time)
+                try:
+                    cell = run_cell(name, workload, nodes, threads, args.time)
+                except (SysbenchError, pymysql.err.MySQLError) as exc:
+                    # A cluster that fails under load (say, it lost its primary component)
+                    # is a result too: report it and measure the others.
+                    failed[name] = f"{workload}: {first_fatal(str(exc))}"
+                    print(f"bench: {workload} on {name} FAILED: {failed[name]}", flush=True)
+                    continue
                 cells.append(cell)
                 print(
                     f"bench: {workload} on {name}: tps={cell.tps:.1f} p95={cell.p95_ms:.2f}ms "
@@ -433,7 +444,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
     print("\n" + format_table(cells), flush=True)
-    return 0
+    for name, why in failed.items():
+        print(f"{name} failed on {why}", flush=True)
+    return 1 if failed else 0
+
+
+def first_fatal(message: str) -> str:
+    """The line of a sysbench failure that says why (its first FATAL line), else the end."""
+    fatal = [line for line in message.splitlines() if line.startswith("FATAL:")]
+    return fatal[0] if fatal else message[-500:]
 
 
 if __name__ == "__main__":

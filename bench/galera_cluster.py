@@ -85,6 +85,12 @@ def wsrep_options(
             f"gmcast.listen_addr=tcp://127.0.0.1:{ports.group}",
             f"ist.recv_addr=127.0.0.1:{ports.ist}",
             "gcache.size=256M",
+            # The machine is a shared, overloaded 2-core VM where a process can stall for
+            # seconds: Galera's defaults (suspect 5 s, inactive 15 s) then split the cluster
+            # mid-bench. A bench measures throughput, not failure detection.
+            "evs.suspect_timeout=PT30S",
+            "evs.inactive_timeout=PT60S",
+            "evs.install_timeout=PT30S",
         )
     )
     opts: dict[str, str | None] = {

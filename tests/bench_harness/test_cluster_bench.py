@@ -164,3 +164,14 @@ def test_free_port_run_gives_consecutive_free_ports() -> None:
 @pytest.mark.mariadb
 def test_a_server_without_galera_counters_reports_none(mariadb: MariaDBServer) -> None:
     assert cluster_bench.wsrep_counters([(mariadb.host, mariadb.port)]) is None
+
+
+def test_a_failed_run_is_reported_by_its_fatal_line() -> None:
+    output = (
+        "Threads started!\n"
+        "FATAL: mysql_stmt_execute() returned error 1180 (... Not connected to Primary"
+        " Component) for query 'COMMIT'\n"
+        "FATAL: `thread_run' function failed\n"
+    )
+    assert cluster_bench.first_fatal(output).startswith("FATAL: mysql_stmt_execute() ")
+    assert cluster_bench.first_fatal("x" * 600 + "the end") == "x" * 493 + "the end"
