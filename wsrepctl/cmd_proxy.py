@@ -50,10 +50,13 @@ def run(args: argparse.Namespace) -> int:
         handshake_timeout=args.handshake_timeout,
         max_packet_size=args.max_packet_size,
     )
+    failed: list[BaseException] = []
     try:
         trio.run(_main, config)
-    except OSError as exc:
-        log.error("proxy failed to start: %s", exc)
+    except* OSError as group:  # unusable certificate, address in use...
+        failed += group.exceptions
+    if failed:
+        log.error("proxy failed to start: %s", failed[0])
         return 1
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -251,3 +252,24 @@ async def test_change_user_resets_the_session(inproc_proxy: Start, mariadb: Mari
         assert reply.payload[0] == 0x00, reply.payload
         assert (await client.query("SELECT CURRENT_USER()")).rows == [(b"cu2@127.0.0.1",)]
         assert (session.user, session.schema, session.in_transaction) == ("cu2", "mysql", False)
+
+
+def test_wsrepctl_proxy_start_failures_are_clear(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "wsrepctl", "proxy", "--backend", "127.0.0.1:1"]
+    bad_cert = subprocess.run(
+        [*base, "--listen", "127.0.0.1:0", "--tls-cert", str(tmp_path / "none.crt"),
+         "--tls-key", str(tmp_path / "none.key")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert bad_cert.returncode == 1
+    assert f"cannot load TLS certificate {tmp_path / 'none.crt'}" in bad_cert.stderr
+    assert "Traceback" not in bad_cert.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = subprocess.run(
+            [*base, "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=30
+        )
+    assert in_use.returncode == 1 and "proxy failed to start" in in_use.stderr
+    assert "Traceback" not in in_use.stderr
