@@ -46,10 +46,10 @@ from proxy.capture import (
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.position import UNDEFINED_UUID
 from proxy.packet_stream import PacketStream, PeerClosed
-from proxy.protocol.constants import Command, ServerStatus
+from proxy.protocol.constants import ERR_HEADER, Capability, Command, ServerStatus
 from proxy.protocol.packet_reader import Packet
 from proxy.protocol.results import OkPacket, ResultSet, encode_reply, err_packet
-from proxy.protocol.wire import ProtocolError
+from proxy.protocol.wire import ProtocolError, frame
 from proxy.relay import Relay
 from proxy.session import Session
 from proxy.statement_class import StatementKind, classify_each
@@ -72,6 +72,8 @@ _APPLIER_VARIABLE = re.compile(re.escape(sql.APPLIER_FLAG), re.IGNORECASE)
 _QUERY = int(Command.QUERY)
 _STMT_EXECUTE = int(Command.STMT_EXECUTE)
 _STMT_PREPARE = int(Command.STMT_PREPARE)
+# COM_SET_OPTION MYSQL_OPTION_MULTI_STATEMENTS_ON
+_MULTI_STATEMENTS_ON = bytes((Command.SET_OPTION,)) + (0).to_bytes(2, "little")
 _COMMITS = frozenset({StatementKind.TXN_COMMIT})
 # Statements that may write without being DML themselves: wrapped like writes.
 _MAY_WRITE = frozenset({StatementKind.CALL, StatementKind.EXECUTE})
@@ -220,7 +222,15 @@ class Replication:
         self.commit_turn_timeout = commit_turn_timeout
 
     async def session_opened(self, relay: Relay) -> None:
-        """Capture rows left by an earlier connection with the same id are not ours."""
+        """The drain sends several statements at once: allow that on the backend
+        connection (text from a client that did not ask for it is still refused, in
+        `_check_statement`). Capture rows left by an earlier connection with the same id
+        are not ours."""
+        if not relay.session.capabilities & Capability.MULTI_STATEMENTS:
+            await relay.backend.send(frame(_MULTI_STATEMENTS_ON, 0))
+            reply = (await relay.backend.read_packet()).payload
+            if reply[:1] == bytes((ERR_HEADER,)):
+                raise ProtocolError(f"backend refused multi-statements: {reply[9:]!r}")
         await discard(_StreamSession(relay.backend, relay.deprecate_eof))
 
     async def before_command(self, relay: Relay, packet: Packet) -> bool:
@@ -257,6 +267,13 @@ class Replication:
             raise _Refused(1227, "42000", f"{sql.APPLIER_FLAG} is reserved for wsrep appliers")
 
     def _check_statement(self, session: Session, info: StatementInfo) -> None:
+        if info.multi and not session.capabilities & Capability.MULTI_STATEMENTS:
+            raise _Refused(
+                1064,
+                "42000",
+                "You have an error in your SQL syntax: several statements in "
+                "one query, and the client did not enable multi-statements",
+            )
         if info.multi and session.sql is not None:
             wrapped = not session.in_transaction and session.autocommit
             statements = classify_each(session.sql, session.parse_mode)
