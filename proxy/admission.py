@@ -17,10 +17,12 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import trio
 
 from proxy.protocol.results import ErrPacket
+from proxy.session import Session
 from proxy.sql_text import SqlMode, TokenCursor
 from proxy.statement_class import StatementInfo, StatementKind, classify_each, split_statements
 from wsrep.ordering import OrderingGate
@@ -29,6 +31,7 @@ log = logging.getLogger("wsrep.admission")
 
 K = StatementKind
 
+NOT_READY = ErrPacket(1047, "08S01", "WSREP has not yet prepared node for application use")
 LOCK_WAIT_TIMEOUT = ErrPacket(
     1205, "HY000", "Lock wait timeout exceeded; try restarting transaction"
 )
@@ -103,3 +106,50 @@ async def wait_for_causality(
         gate.last_committed,
     )
     return LOCK_WAIT_TIMEOUT
+
+
+class SessionSettings(Protocol):
+    """Where a session's wsrep settings live (`proxy.wsrep_status.WsrepInterceptor`)."""
+
+    def sync_wait(self, session: Session) -> int: ...
+
+    def dirty_reads(self, session: Session) -> bool: ...
+
+
+class NodeAdmission:
+    """What the relay awaits before it forwards a statement (COM_QUERY, COM_STMT_EXECUTE):
+    None to go on, or the error to answer instead. `ready()` is the provider's
+    `wsrep_ready`; `cluster_seqno()` its causal barrier; `gate` the node's commit order."""
+
+    def __init__(
+        self,
+        ready: Callable[[], bool],
+        settings: SessionSettings,
+        cluster_seqno: Callable[[], Awaitable[int]],
+        gate: OrderingGate,
+        causal_timeout: float = 30.0,  # Galera's repl.causal_read_timeout
+    ) -> None:
+        self.ready = ready
+        self.settings = settings
+        self.cluster_seqno = cluster_seqno
+        self.gate = gate
+        self.causal_timeout = causal_timeout
+
+    async def check(self, session: Session) -> ErrPacket | None:
+        info = session.statement
+        if info is None:
+            return None
+        verdict = admit(
+            info,
+            session.sql,
+            session.parse_mode,
+            ready=self.ready(),
+            dirty_reads=self.settings.dirty_reads(session),
+            sync_wait=self.settings.sync_wait(session),
+        )
+        if verdict is Verdict.REFUSE:
+            log.info("session %d: refused, node not ready", session.session_id)
+            return NOT_READY
+        if verdict is Verdict.WAIT_FOR_CAUSALITY:
+            return await wait_for_causality(self.cluster_seqno, self.gate, self.causal_timeout)
+        return None

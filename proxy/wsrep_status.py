@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from proxy.admission import Verdict, admit
+from proxy.admission import NOT_READY, Verdict, admit
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, FieldType
 from proxy.protocol.results import Column, ErrPacket, LocalReply, OkPacket, ResultSet
 from proxy.session import Session
@@ -41,10 +41,6 @@ ER_WRONG_VALUE_FOR_VAR = 1231
 ER_WRONG_TYPE_FOR_VAR = 1232
 ER_INCORRECT_GLOBAL_LOCAL_VAR = 1238
 ER_NOT_SUPPORTED_YET = 1235
-ER_UNKNOWN_COM_ERROR = 1047
-NOT_READY = ErrPacket(
-    ER_UNKNOWN_COM_ERROR, "08S01", "WSREP has not yet prepared node for application use"
-)
 
 
 def _show_columns(table: str) -> tuple[Column, Column]:
@@ -298,6 +294,15 @@ def _is_wsrep(name: str) -> bool:
     return name.startswith("wsrep")
 
 
+def _system_variable(tok: Token) -> tuple[str, str]:
+    """(scope, lower-case name) of an `@@[global.|session.|local.]name` token."""
+    prefix, dot, rest = tok.text[2:].partition(".")
+    scope = _SCOPE_WORDS.get(prefix.upper()) if dot else None
+    if scope is None:
+        return "session", tok.text[2:].lower()
+    return scope, rest.lower()
+
+
 @dataclass(frozen=True, slots=True)
 class _Assignment:
     scope: str
@@ -316,16 +321,12 @@ def _parse_set(cur: TokenCursor) -> list[_Assignment]:
         if tok is None:
             raise _Unsupported("expected a variable")
         if tok.kind is Tok.VAR and tok.text.startswith("@@"):
-            prefix, dot, rest = tok.text[2:].partition(".")
-            name_scope = _SCOPE_WORDS.get(prefix.upper()) if dot else None
-            name = (rest if name_scope else tok.text[2:]).lower()
-            var_scope = name_scope or "session"
+            var_scope, name = _system_variable(tok)
         elif tok.kind in (Tok.WORD, Tok.QIDENT):
-            name, var_scope = unquote_ident(tok).lower(), scope
+            var_scope, name = scope, unquote_ident(tok).lower()
         else:
             raise _Unsupported("not a system variable")
-        if cur.accept_text(":"):
-            pass
+        cur.accept_text(":")  # `:=` assigns too
         if not cur.accept_text("="):
             raise _Unsupported("expected =")
         negative = cur.accept_text("-")
@@ -343,6 +344,7 @@ def _parse_set(cur: TokenCursor) -> list[_Assignment]:
     return out
 
 
+_SMALL_NUMBER = re.compile(r"[0-9]{1,4}")  # only ASCII digits, and no 10,000-digit int()
 _BOOL_WORDS = {"ON": True, "TRUE": True, "1": True, "OFF": False, "FALSE": False, "0": False}
 
 
@@ -364,7 +366,7 @@ def _setting_value(a: _Assignment, default: VarValue, mode: SqlMode) -> VarValue
         return ErrPacket(
             ER_WRONG_TYPE_FOR_VAR, "42000", f"Incorrect argument type to variable '{a.name}'"
         )
-    if a.negative or not text.isdigit() or int(text) > SYNC_WAIT_MAX:
+    if a.negative or not _SMALL_NUMBER.fullmatch(text) or int(text) > SYNC_WAIT_MAX:
         return wrong
     return int(text)
 
@@ -383,16 +385,14 @@ def _parse_select_vars(cur: TokenCursor) -> list[_SelectItem] | None:
         tok = cur.next()
         if tok is None or tok.kind is not Tok.VAR or not tok.text.startswith("@@"):
             return None
-        prefix, dot, rest = tok.text[2:].partition(".")
-        scope = _SCOPE_WORDS.get(prefix.upper()) if dot else None
-        name = (rest if scope else tok.text[2:]).lower()
+        scope, name = _system_variable(tok)
         label = tok.text
         if cur.accept("AS") or cur.is_ident():
             alias = cur.next()
             if alias is None:
                 return None
             label = unquote_string(alias) if alias.kind is Tok.STRING else unquote_ident(alias)
-        items.append(_SelectItem(label, scope or "session", name))
+        items.append(_SelectItem(label, scope, name))
         if not cur.accept_text(","):
             break
     cur.accept_text(";")
@@ -408,7 +408,9 @@ class WsrepInterceptor:
 
     `snapshot()` is the provider's current `NodeStatus`; `variables(session)` the node's
     global `wsrep_%` variables (`NodeVariables.variables()`). `live_sessions()` (optional)
-    lists the ids of open sessions, so settings of closed ones are dropped.
+    lists the ids of open sessions, so settings of closed ones are dropped. `ready()`
+    (default: the snapshot's) is asked on every query, so a provider should give a cheap
+    one rather than build a snapshot per query.
     """
 
     def __init__(
@@ -416,10 +418,12 @@ class WsrepInterceptor:
         snapshot: Callable[[], NodeStatus],
         variables: Callable[[Session], Mapping[str, VarValue]],
         live_sessions: Callable[[], Collection[int]] | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.variables = variables
         self.live_sessions = live_sessions
+        self.ready = ready or (lambda: snapshot().ready)
         self._settings: dict[int, dict[str, VarValue]] = {}  # session id -> SET values
 
     # What the relay asks before running a statement.
@@ -455,8 +459,7 @@ class WsrepInterceptor:
             reply = self._select(session, sql)
         if reply is not None:
             return reply
-        status = self.snapshot()
-        if status.ready:
+        if self.ready():
             return None
         verdict = admit(
             info, sql, session.parse_mode, ready=False, dirty_reads=self.dirty_reads(session)
@@ -550,6 +553,7 @@ def status_interceptor(
     snapshot: Callable[[], NodeStatus],
     variables: Callable[[Session], Mapping[str, VarValue]],
     live_sessions: Callable[[], Collection[int]] | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> WsrepInterceptor:
     """The node's interceptor; plug it into `ProxyConfig.interceptor`."""
-    return WsrepInterceptor(snapshot, variables, live_sessions)
+    return WsrepInterceptor(snapshot, variables, live_sessions, ready)

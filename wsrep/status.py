@@ -82,8 +82,8 @@ class NodeStatus:
         return self.state is NodeState.SYNCED
 
     def variables(self) -> dict[str, VarValue]:
-        """The `wsrep_%` status variables, Galera's names, sorted as MariaDB sorts them."""
-        values: dict[str, VarValue] = {
+        """The `wsrep_%` status variables, with Galera's names."""
+        return {
             "wsrep_applier_thread_count": self.applier_thread_count,
             "wsrep_cert_deps_distance": self.cert_deps_distance,
             "wsrep_cert_index_size": self.cert_index_size,
@@ -123,7 +123,6 @@ class NodeStatus:
             "wsrep_replicated": self.replicated,
             "wsrep_replicated_bytes": self.replicated_bytes,
         }
-        return values
 
 
 # Session-scope variables a client may SET through the proxy, with their kind.

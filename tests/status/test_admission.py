@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from status_testlib import session_with
 
-from proxy.admission import LOCK_WAIT_TIMEOUT, Verdict, admit, reads_no_table, wait_for_causality
+from proxy.admission import (
+    LOCK_WAIT_TIMEOUT,
+    NOT_READY,
+    NodeAdmission,
+    Verdict,
+    admit,
+    reads_no_table,
+    wait_for_causality,
+)
+from proxy.session import Session
 from proxy.statement_class import classify
 from wsrep.ordering import OrderingGate
 
@@ -128,3 +138,46 @@ async def test_already_caught_up_does_not_wait(autojump_clock: trio.testing.Mock
     start = trio.current_time()
     assert await wait_for_causality(cluster_seqno, OrderingGate(7), timeout=5) is None
     assert trio.current_time() == start
+
+
+class _Settings:
+    def __init__(self, sync_wait: int = 0, dirty_reads: bool = False) -> None:
+        self._sync_wait = sync_wait
+        self._dirty = dirty_reads
+
+    def sync_wait(self, session: Session) -> int:
+        return self._sync_wait
+
+    def dirty_reads(self, session: Session) -> bool:
+        return self._dirty
+
+
+async def test_node_admission_refuses_waits_and_allows(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ready = [False]
+    gate = OrderingGate(0)
+
+    async def cluster_seqno() -> int:
+        return 2
+
+    check = NodeAdmission(lambda: ready[0], _Settings(sync_wait=1), cluster_seqno, gate, 10).check
+    assert await check(session_with("SELECT * FROM t")) == NOT_READY
+    assert await check(session_with("SELECT @@version")) is None
+    ready[0] = True
+    assert await check(session_with("UPDATE t SET a = 1")) is None  # bit 2 not set
+    assert await check(session_with("SELECT * FROM t")) == LOCK_WAIT_TIMEOUT
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_commit_later, gate, (1, 2))
+        assert await check(session_with("SELECT * FROM t")) is None
+    executed = Session(9, "127.0.0.1:1")
+    executed.prepared[1] = classify("SELECT * FROM t")
+    executed.begin_execute(1)
+    ready[0] = False
+    assert await check(executed) == NOT_READY  # a prepared read is a table read
+
+
+async def _commit_later(gate: OrderingGate, seqnos: tuple[int, ...]) -> None:
+    for seqno in seqnos:
+        await trio.sleep(1)
+        gate.commit(seqno)

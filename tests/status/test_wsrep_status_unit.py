@@ -7,10 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from status_testlib import NODE_VARIABLES, session_with, synced_status
 
+from proxy.admission import NOT_READY
 from proxy.protocol.constants import FieldType
 from proxy.protocol.results import ErrPacket, OkPacket, ResultSet
 from proxy.session import Session
-from proxy.wsrep_status import NOT_READY, WsrepInterceptor, like_regex, show_text
+from proxy.wsrep_status import WsrepInterceptor, like_regex, show_text
 from wsrep.node_state import NodeState
 from wsrep.status import NodeStatus, NodeVariables
 
@@ -305,3 +306,18 @@ def test_like_escapes_regex_characters() -> None:
     assert not like_regex("wsrep.x").fullmatch("wsrepYx")
     assert not like_regex("wsrep*").fullmatch("wsrepp")
     assert like_regex("wsrep(x)?").fullmatch("WSREP(X)?")
+
+
+def test_a_cheap_ready_getter_spares_the_snapshot() -> None:
+    def no_snapshot() -> NodeStatus:
+        raise AssertionError("snapshot built on the hot path")
+
+    icpt = WsrepInterceptor(no_snapshot, lambda s: NODE_VARIABLES.variables(), ready=lambda: True)
+    for sql in ("SELECT * FROM t", "INSERT INTO t VALUES (1)", "SET wsrep_sync_wait = 1"):
+        assert not isinstance(ask(icpt, sql), ErrPacket)
+
+
+@pytest.mark.parametrize("value", ["¹", "٣", "1" * 5000, "0x1", "1e1"])
+def test_odd_numbers_are_wrong_values(value: str) -> None:
+    reply = ask(make(), f"SET wsrep_sync_wait = {value}")
+    assert isinstance(reply, ErrPacket) and reply.code in (1231, 1235), reply
