@@ -250,6 +250,8 @@ class ResponseTracker:
             if first != OK_HEADER:
                 self._fail()
                 return
+            if length < 12:
+                raise ProtocolError(f"COM_STMT_PREPARE OK of {length} bytes")
             self.stmt_id = int.from_bytes(buf[pos + 5 : pos + 9], "little")
             self._pending_columns = buf[pos + 9] | buf[pos + 10] << 8
             params = buf[pos + 11] | buf[pos + 12] << 8

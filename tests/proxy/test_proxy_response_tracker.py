@@ -170,3 +170,47 @@ def test_stray_packet_is_not_taken_for_the_answer() -> None:
     tracker.start(Command.STMT_FETCH, first_seq=1)
     with pytest.raises(ProtocolError):
         tracker.feed(frame(b"\x00\x00\x01", 4))
+
+
+# Payloads starting with the bytes the tracker looks at, short ones included.
+_payloads = st.one_of(
+    st.binary(max_size=40),
+    st.builds(
+        lambda first, rest: bytes((first,)) + rest,
+        st.sampled_from([0x00, 0x01, 0x02, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF]),
+        st.binary(max_size=14),
+    ),
+)
+
+
+# One command of each response shape the tracker knows.
+_SHAPES = [
+    Command.QUERY,
+    Command.STMT_PREPARE,
+    Command.STMT_EXECUTE,
+    Command.STMT_FETCH,
+    Command.FIELD_LIST,
+    Command.PING,
+]
+
+
+@pytest.mark.parametrize("command", _SHAPES)
+@settings(max_examples=250)
+@given(
+    deprecate=st.booleans(),
+    packets=st.lists(st.tuples(_payloads, st.integers(0, 255)), max_size=12),
+    cuts=st.lists(st.integers(0, 600), max_size=8),
+)
+def test_garbage_responses_raise_only_protocol_errors(
+    command: int, deprecate: bool, packets: list[tuple[bytes, int]], cuts: list[int]
+) -> None:
+    """Whatever a broken backend sends, the tracker ends, waits or says ProtocolError."""
+    tracker = ResponseTracker(deprecate)
+    tracker.start(command)
+    wire = b"".join(frame(payload, seq) for payload, seq in packets)
+    try:
+        for chunk in cut(wire, cuts):
+            if tracker.feed(chunk) >= 0:
+                break
+    except ProtocolError:
+        pass
