@@ -275,3 +275,26 @@ def test_text_row_round_trip(row: list[bytes | None]) -> None:
 def test_column_definition_round_trip() -> None:
     col = Column("Variable_name", FieldType.VAR_STRING, length=256, table="t", schema="s", flags=1)
     assert Column.parse(col.encode()) == col
+
+
+@given(st.binary(max_size=120), st.integers(1, 4))
+def test_parsers_reject_garbage_with_protocol_errors_only(junk: bytes, columns: int) -> None:
+    with_caps = (Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION).to_bytes(4, "little")
+    lenenc_caps = (
+        Capability.PROTOCOL_41
+        | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | Capability.CONNECT_WITH_DB
+        | Capability.PLUGIN_AUTH
+    ).to_bytes(4, "little")
+    parsers = [
+        lambda: HandshakeResponse.parse(junk),
+        lambda: HandshakeResponse.parse(with_caps + b"\x00" * 28 + junk),
+        lambda: HandshakeResponse.parse(lenenc_caps + b"\x00" * 28 + junk),
+        lambda: OkPacket.parse(b"\x00" + junk),
+        lambda: ErrPacket.parse(b"\xff" + junk),
+        lambda: Column.parse(junk),
+        lambda: parse_text_row(junk, columns),
+    ]
+    for parse in parsers:
+        with contextlib.suppress(ProtocolError):
+            parse()
