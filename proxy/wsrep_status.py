@@ -407,7 +407,7 @@ class WsrepInterceptor:
     answered locally; statements the node may not run now refused with 1047.
 
     `snapshot()` is the provider's current `NodeStatus`; `variables(session)` the node's
-    global `wsrep_%` variables (`NodeVariables.variables()`). `live_sessions()` (optional)
+    global `wsrep_%` variables (`NodeVariables.system_variables()`). `live_sessions()` (optional)
     lists the ids of open sessions, so settings of closed ones are dropped. `ready()`
     (default: the snapshot's) is asked on every query, so a provider should give a cheap
     one rather than build a snapshot per query.
@@ -474,7 +474,7 @@ class WsrepInterceptor:
         if query is None:
             return None
         if query.what == "STATUS":
-            values: Mapping[str, VarValue] = self.snapshot().variables()
+            values: Mapping[str, VarValue] = self.snapshot().status_variables()
         elif query.scope == "global":
             values = self.variables(session)
         else:

@@ -81,7 +81,7 @@ class NodeStatus:
     def synced(self) -> bool:
         return self.state is NodeState.SYNCED
 
-    def variables(self) -> dict[str, VarValue]:
+    def status_variables(self) -> dict[str, VarValue]:
         """The `wsrep_%` status variables, with Galera's names."""
         return {
             "wsrep_applier_thread_count": self.applier_thread_count,
@@ -165,7 +165,7 @@ class NodeVariables:
         if not 0 <= self.sync_wait <= SYNC_WAIT_MAX:
             raise ValueError(f"wsrep_sync_wait must be in 0..{SYNC_WAIT_MAX}")
 
-    def variables(self) -> dict[str, VarValue]:
+    def system_variables(self) -> dict[str, VarValue]:
         """Galera's names and values; `wsrep_provider_options` in its `k = v; ...` form."""
         options = "; ".join(f"{k} = {v}" for k, v in sorted(self.provider_options.items()))
         return {

@@ -39,7 +39,7 @@ async def wsrep_proxy(
     holder: list[ProxyServer] = []
     interceptor = status_interceptor(
         node_status,
-        lambda session: NODE_VARIABLES.variables(),
+        lambda session: NODE_VARIABLES.system_variables(),
         live_sessions=lambda: holder[0].sessions.keys(),
     )
     server = ProxyServer(

@@ -54,7 +54,7 @@ async def test_show_status_through_pymysql(wsrep_proxy: Proxy, mariadb: MariaDBS
             return ours, cur.description
 
     (rows, description), backend_description = await run(both)  # type: ignore[misc]
-    expected = {name: show_text(v) for name, v in synced_status().variables().items()}
+    expected = {name: show_text(v) for name, v in synced_status().status_variables().items()}
     assert dict(rows) == expected
     assert [r[0] for r in rows] == sorted(expected)
     assert description == backend_description  # names, types, lengths, flags
@@ -127,7 +127,7 @@ async def test_mariadb_cli(wsrep_proxy: Proxy) -> None:
     status = await run(cli, "SHOW STATUS LIKE 'wsrep%'")
     assert status[0] == ["Variable_name", "Value"]  # type: ignore[index]
     assert dict(status[1:]) == {  # type: ignore[index]
-        name: show_text(v) for name, v in synced_status().variables().items()
+        name: show_text(v) for name, v in synced_status().status_variables().items()
     }
     assert await run(cli, "SELECT @@wsrep_node_name") == [["@@wsrep_node_name"], ["node1"]]
     variables = dict(await run(cli, "SHOW VARIABLES LIKE 'wsrep\\_cluster%'"))  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from wsrep.status import NodeStatus, NodeVariables
 
 def make(status: NodeStatus | None = None) -> WsrepInterceptor:
     snap = status or synced_status()
-    return WsrepInterceptor(lambda: snap, lambda s: NODE_VARIABLES.variables())
+    return WsrepInterceptor(lambda: snap, lambda s: NODE_VARIABLES.system_variables())
 
 
 def ask(icpt: WsrepInterceptor, sql: str, session: Session | None = None) -> object:
@@ -241,7 +241,7 @@ def test_not_ready_node_refuses_application_statements() -> None:
 def test_settings_of_closed_sessions_are_dropped() -> None:
     live: set[int] = set()
     icpt = WsrepInterceptor(
-        synced_status, lambda s: NODE_VARIABLES.variables(), live_sessions=lambda: live
+        synced_status, lambda s: NODE_VARIABLES.system_variables(), live_sessions=lambda: live
     )
     for sid in range(1, 1001):
         live.add(sid)
@@ -312,7 +312,9 @@ def test_a_cheap_ready_getter_spares_the_snapshot() -> None:
     def no_snapshot() -> NodeStatus:
         raise AssertionError("snapshot built on the hot path")
 
-    icpt = WsrepInterceptor(no_snapshot, lambda s: NODE_VARIABLES.variables(), ready=lambda: True)
+    icpt = WsrepInterceptor(
+        no_snapshot, lambda s: NODE_VARIABLES.system_variables(), ready=lambda: True
+    )
     for sql in ("SELECT * FROM t", "INSERT INTO t VALUES (1)", "SET wsrep_sync_wait = 1"):
         assert not isinstance(ask(icpt, sql), ErrPacket)
 
