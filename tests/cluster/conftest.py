@@ -1,0 +1,115 @@
+"""A real 3-node cluster per test module: `wsrepctl cluster up --detach` in a tmp dir,
+stopped by pid through `wsrepctl cluster down`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+NODES = 3
+INIT_SQL = """
+CREATE DATABASE app;
+CREATE TABLE app.t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(64));
+CREATE TABLE app.counters (id INT PRIMARY KEY, n BIGINT NOT NULL);
+INSERT INTO app.t VALUES (1, 0, 'one'), (2, 0, 'two');
+INSERT INTO app.counters VALUES (1, 0);
+"""
+
+
+@dataclass
+class Cluster:
+    dir: Path
+    base_port: int
+
+    def proxy(self, i: int, **kw: Any) -> pymysql.connections.Connection:
+        """A client connection through node i's proxy (0-based)."""
+        return pymysql.connect(
+            host="127.0.0.1", port=self.base_port + i, user="root", autocommit=True, **kw
+        )
+
+    def status(self, i: int) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((self.dir / f"node{i + 1}" / "status.json").read_text())
+        return doc
+
+    def backend(self, i: int) -> pymysql.connections.Connection:
+        """Node i's MariaDB directly, bypassing the proxy (for checks only)."""
+        host, port = self.status(i)["backend"].rsplit(":", 1)
+        return pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
+
+    def wait_same_position(self, timeout: float = 30.0) -> int:
+        """Until every node committed the same seqno; returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seqnos = {self.status(i)["last_committed"] for i in range(NODES)}
+            if len(seqnos) == 1:
+                return seqnos.pop()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nodes at different seqnos after {timeout}s: {seqnos}")
+            time.sleep(0.05)
+
+    def checksums(self, *tables: str) -> list[tuple[Any, ...]]:
+        """CHECKSUM TABLE on every backend, once all are at the same seqno."""
+        self.wait_same_position()
+        result = []
+        for i in range(NODES):
+            with self.backend(i) as conn, conn.cursor() as cur:
+                cur.execute(f"CHECKSUM TABLE {', '.join(tables)}")
+                result.append(tuple(cur.fetchall()))
+        return result
+
+
+def _free_base_port() -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + NODES < 65536 and all(_free(base + i) for i in range(NODES)):
+            return base
+    raise RuntimeError("no free port range")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wsrepctl(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wsrepctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    state = tmp_path_factory.mktemp("cluster")
+    init = state / "init-source.sql"
+    init.write_text(INIT_SQL)
+    base = _free_base_port()
+    up = _wsrepctl(
+        "cluster", "up", "--nodes", str(NODES), "--dir", str(state / "c"),
+        "--base-port", str(base), "--init-sql", str(init), "--detach", timeout=240,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, f"cluster up failed:\n{up.stdout}\n{up.stderr}"
+        yield Cluster(state / "c", base)
+    finally:
+        down = _wsrepctl("cluster", "down", "--dir", str(state / "c"), timeout=120)
+        assert down.returncode == 0, down.stderr

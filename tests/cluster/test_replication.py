@@ -1,0 +1,126 @@
+"""End to end on a real 3-node cluster: writes anywhere are everywhere, conflicts give 1213
+to exactly one side, read-only transactions don't replicate, nodes stay identical."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pymysql
+import pytest
+
+from tests.cluster.conftest import NODES, Cluster
+
+ROUNDS = int(os.environ.get("WSREP_CLUSTER_ROUNDS", "30"))
+
+
+def _rows(cluster: Cluster, i: int, sql: str) -> tuple[tuple[object, ...], ...]:
+    with cluster.backend(i) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return tuple(cur.fetchall())
+
+
+def test_a_write_on_each_node_is_visible_on_all(cluster: Cluster) -> None:
+    for i in range(NODES):
+        with cluster.proxy(i) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO app.t VALUES (%s, %s, %s)", (100 + i, i, f"from node{i + 1}"))
+    cluster.wait_same_position()
+    for i in range(NODES):
+        rows = _rows(cluster, i, "SELECT id, v, note FROM app.t WHERE id >= 100 ORDER BY id")
+        assert rows == tuple((100 + n, n, f"from node{n + 1}") for n in range(NODES))
+    assert len(set(cluster.checksums("app.t", "app.counters"))) == 1
+
+
+def test_explicit_transactions_and_rollbacks(cluster: Cluster) -> None:
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        conn.begin()
+        cur.execute("INSERT INTO app.t VALUES (200, 1, 'a'), (201, 2, 'b')")
+        cur.execute("UPDATE app.t SET note = 'changed' WHERE id = 200")
+        cur.execute("DELETE FROM app.t WHERE id = 201")
+        conn.commit()
+        conn.begin()
+        cur.execute("INSERT INTO app.t VALUES (202, 3, 'rolled back')")
+        conn.rollback()
+        cur.execute("SET autocommit = 0")
+        cur.execute("UPDATE app.t SET v = 42 WHERE id = 200")
+        cur.execute("COMMIT")
+    cluster.wait_same_position()
+    for i in range(NODES):
+        rows = _rows(cluster, i, "SELECT id, v, note FROM app.t WHERE id >= 200 ORDER BY id")
+        assert rows == ((200, 42, "changed"),)
+    assert len(set(cluster.checksums("app.t"))) == 1
+
+
+def test_read_only_transactions_do_not_replicate(cluster: Cluster) -> None:
+    seqno = cluster.wait_same_position()
+    before = cluster.status(0)["replicated"]
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        conn.begin()
+        cur.execute("SELECT * FROM app.t")
+        conn.commit()
+        cur.execute("SELECT COUNT(*) FROM app.t")
+        cur.execute("UPDATE app.t SET v = v WHERE id = -1")  # writes nothing
+    time.sleep(0.6)  # two status reports
+    assert cluster.status(0)["replicated"] == before
+    assert cluster.wait_same_position() == seqno
+
+
+def _commit_at_once(conns: dict[str, pymysql.connections.Connection]) -> dict[str, object]:
+    """COMMIT on every connection at the same moment; "ok" or the error code of each."""
+    outcomes: dict[str, object] = {}
+    barrier = threading.Barrier(len(conns), timeout=30)
+
+    def commit(name: str, conn: pymysql.connections.Connection) -> None:
+        barrier.wait()
+        try:
+            conn.commit()
+            outcomes[name] = "ok"
+        except pymysql.err.OperationalError as exc:
+            outcomes[name] = exc.args[0]
+
+    threads = [threading.Thread(target=commit, args=item) for item in conns.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
+def test_concurrent_updates_of_one_row_on_two_nodes(cluster: Cluster) -> None:
+    """Every round exactly one commits, the other gets 1213; all nodes agree."""
+    a, b = cluster.proxy(0), cluster.proxy(1)
+    try:
+        for round_ in range(ROUNDS):
+            for name, conn in (("a", a), ("b", b)):
+                conn.begin()
+                conn.cursor().execute(
+                    "UPDATE app.t SET v = %s, note = %s WHERE id = 1", (round_, name)
+                )
+            outcomes = _commit_at_once({"a": a, "b": b})
+            assert sorted(map(str, outcomes.values())) == ["1213", "ok"], outcomes
+            winner = next(name for name, outcome in outcomes.items() if outcome == "ok")
+            cluster.wait_same_position()
+            for i in range(NODES):
+                assert _rows(cluster, i, "SELECT v, note FROM app.t WHERE id = 1") == (
+                    (round_, winner),
+                )
+    finally:
+        a.close()
+        b.close()
+    assert len(set(cluster.checksums("app.t"))) == 1
+
+
+def test_refusals_are_clear_and_harmless(cluster: Cluster) -> None:
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.MySQLError, match="reserved for wsrep appliers"):
+            cur.execute("SET @wsrep_applier = 1")
+        with pytest.raises(pymysql.err.MySQLError, match="does not replicate DDL"):
+            cur.execute("CREATE TABLE app.nope (id INT PRIMARY KEY)")
+        with pytest.raises(pymysql.err.MySQLError) as dup:
+            cur.execute("INSERT INTO app.t VALUES (1, 0, 'duplicate key')")
+        assert dup.value.args[0] == 1062
+        cur.execute("SELECT @@in_transaction")  # the failed autocommit write left nothing open
+        assert cur.fetchone() == (0,)
+        cur.execute("INSERT INTO app.t VALUES (300, 0, 'still works')")
+    assert len(set(cluster.checksums("app.t"))) == 1
