@@ -84,10 +84,10 @@ class CertificationStats:
 
 class CertificationIndex:
     def __init__(self, initial_seqno: int = 0) -> None:
-        """`initial_seqno`: the position the stream starts after (a joiner's state seqno).
+        """`initial_seqno`: the position the stream starts after.
 
         Nothing before it is known, so it is also the first purge point: a write set that
-        claims to have seen less is stale.
+        claims to have seen less is stale. For a joiner see `preload`.
         """
         self._written: dict[bytes, int] = {}
         self._referenced: dict[bytes, int] = {}
@@ -127,6 +127,21 @@ class CertificationIndex:
         else:
             self._failed += 1
         return verdict
+
+    def preload(self, ws: CertificationRequest) -> None:
+        """Index a write set the cluster already passed, without certifying it again.
+
+        For a joiner (Galera's certification index preload from IST): start with
+        `CertificationIndex(initial_seqno=C)`, C being the cluster's purge point at the
+        joiner's position P, preload every write set that passed in (C, P], then certify
+        from P+1 on: the index then holds exactly what every other node's holds, so the
+        verdicts are the same. Re-certifying that history instead could differ, since the
+        other nodes judged it against their purge point at the time.
+        """
+        if ws.seqno <= self._last_seqno:
+            raise ValueError(f"seqno {ws.seqno} is not after {self._last_seqno}: out of order")
+        self._last_seqno = ws.seqno
+        self._insert(ws.seqno, ws.keys)
 
     def _check(self, keys: tuple[Key, ...], last_seen: int) -> Verdict:
         written, referenced = self._written, self._referenced

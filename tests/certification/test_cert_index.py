@@ -213,3 +213,12 @@ def test_memory_stays_bounded_under_a_steady_load() -> None:
         assert index.stats.log_length <= window
         assert index.stats.index_size <= window * keys_per_ws
     assert index.stats.index_size == window * keys_per_ws
+
+
+def test_preload_indexes_a_passed_write_set_without_judging_it() -> None:
+    index = CertificationIndex(initial_seqno=10)  # the cluster's purge point at the join
+    index.preload(ws(11, 3, row(1)))  # judged by the cluster already: not STALE here
+    assert index.certify(ws(12, 10, row(1))) == Verdict(Outcome.CONFLICT, row(1), 11)
+    assert (index.stats.certified, index.stats.index_size) == (1, 1)
+    with pytest.raises(ValueError, match="out of order"):
+        index.preload(ws(12, 10, row(2)))

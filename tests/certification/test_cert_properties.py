@@ -98,11 +98,16 @@ class Reference:
 
 
 def run(
-    stream: list[WriteSet | Purge], index: CertificationIndex, *, purge: bool = True
+    stream: list[WriteSet | Purge],
+    index: CertificationIndex,
+    *,
+    purge: bool = True,
+    start: int = 0,
 ) -> list[tuple[CertificationRequest, Verdict, int]]:
-    """Feed the stream; return each write set, its verdict and the purge point it met."""
+    """Feed the stream (seqnos after `start`); return each write set, its verdict and the
+    purge point it met."""
     out = []
-    seqno = 0
+    seqno = start
     for event in stream:
         if isinstance(event, Purge):
             if purge:
@@ -181,3 +186,25 @@ def test_purge_keeps_exactly_the_keys_of_write_sets_above_the_safe_point(
     )
     index.purge(index.last_seqno)
     assert (index.stats.index_size, index.stats.log_length) == (0, 0)
+
+
+@no_deadline
+@given(streams(), st.integers(0, 60))
+def test_a_joiner_preloaded_from_the_purge_point_decides_like_the_others(
+    stream: list[WriteSet | Purge], split: int
+) -> None:
+    """A node that joins at position P gets the purge point C and the write sets that passed
+    in (C, P] (state transfer), preloads them and certifies the rest of the stream."""
+    split = min(split, len(stream))
+    node = CertificationIndex()
+    history = run(stream[:split], node)
+    joiner = CertificationIndex(initial_seqno=node.purged_to)
+    for ws, verdict, _ in history:
+        if verdict.passed and ws.seqno > node.purged_to:
+            joiner.preload(ws)
+    offset = node.last_seqno  # the rest of the stream continues after P on both nodes
+    rest = stream[split:]
+    assert [v for _, v, _ in run(rest, joiner, start=offset)] == [
+        v for _, v, _ in run(rest, node, start=offset)
+    ]
+    assert node.stats.index_size == joiner.stats.index_size
