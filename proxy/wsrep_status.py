@@ -65,8 +65,8 @@ def show_text(value: VarValue) -> str:
     """A value as SHOW STATUS/VARIABLES prints it."""
     if isinstance(value, bool):
         return "ON" if value else "OFF"
-    if isinstance(value, float):
-        return f"{value:.6f}"
+    if isinstance(value, float):  # six decimals, trailing zeros dropped: 0.5, 0, 23.88889
+        return f"{value:.6f}".rstrip("0").rstrip(".")
     return str(value)
 
 
@@ -479,7 +479,9 @@ class WsrepInterceptor:
             values = self.variables(session)
         else:
             values = self.session_variables(session)
-        rows = [(name, show_text(value)) for name, value in sorted(values.items())]
+        # Status in the provider's order, like Galera; variables sorted, like MariaDB.
+        items = values.items() if query.what == "STATUS" else sorted(values.items())
+        rows = [(name, show_text(value)) for name, value in items]
         return ResultSet(_SHOW_COLUMNS[query.what, query.scope], [r for r in rows if query.keep(r)])
 
     def _set(self, session: Session, sql: str, multi: bool) -> LocalReply:

@@ -55,9 +55,12 @@ class NodeStatus:
     flow_control_paused_ns: int = 0
     flow_control_sent: int = 0
     flow_control_recv: int = 0
+    flow_control_active: bool = False  # this node asks the group to pause now
+    flow_control_requested: bool = False  # the group is paused now
     cert_index_size: int = 0
     cert_deps_distance: float = 0.0
     open_transactions: int = 0
+    causal_reads: int = 0  # causal waits done (a counter, unlike the variable)
     applier_thread_count: int = 0
     desync_count: int = 0
     protocol_version: int = 1
@@ -82,46 +85,51 @@ class NodeStatus:
         return self.state is NodeState.SYNCED
 
     def status_variables(self) -> dict[str, VarValue]:
-        """The `wsrep_%` status variables, with Galera's names."""
+        """The `wsrep_%` status variables with Galera's names, in the order a MariaDB
+        Galera node lists them (the provider's first, then the server's)."""
         return {
-            "wsrep_applier_thread_count": self.applier_thread_count,
+            "wsrep_local_state_uuid": self.local_state_uuid or self.cluster_state_uuid,
+            "wsrep_protocol_version": self.protocol_version,
+            "wsrep_last_committed": self.last_committed,
+            "wsrep_replicated": self.replicated,
+            "wsrep_replicated_bytes": self.replicated_bytes,
+            "wsrep_received": self.received,
+            "wsrep_received_bytes": self.received_bytes,
+            "wsrep_local_commits": self.local_commits,
+            "wsrep_local_cert_failures": self.local_cert_failures,
+            "wsrep_local_replays": self.local_replays,
+            "wsrep_local_send_queue": self.local_send_queue,
+            "wsrep_local_recv_queue": self.local_recv_queue,
+            "wsrep_local_cached_downto": self.local_cached_downto,
+            "wsrep_flow_control_paused_ns": self.flow_control_paused_ns,
+            "wsrep_flow_control_paused": self.flow_control_paused,
+            "wsrep_flow_control_sent": self.flow_control_sent,
+            "wsrep_flow_control_recv": self.flow_control_recv,
+            # Galera prints these two as words, not ON/OFF.
+            "wsrep_flow_control_active": "true" if self.flow_control_active else "false",
+            "wsrep_flow_control_requested": "true" if self.flow_control_requested else "false",
             "wsrep_cert_deps_distance": self.cert_deps_distance,
+            "wsrep_local_state": self.local_state,
+            "wsrep_local_state_comment": self.local_state_comment,
             "wsrep_cert_index_size": self.cert_index_size,
+            "wsrep_causal_reads": self.causal_reads,
+            "wsrep_open_transactions": self.open_transactions,
+            "wsrep_incoming_addresses": ",".join(self.incoming_addresses),
+            "wsrep_cluster_weight": self.cluster_weight,
+            "wsrep_desync_count": self.desync_count,
+            "wsrep_gcomm_uuid": self.gcomm_uuid,
+            "wsrep_applier_thread_count": self.applier_thread_count,
             "wsrep_cluster_conf_id": self.cluster_conf_id & _UNSIGNED,
             "wsrep_cluster_size": self.cluster_size,
             "wsrep_cluster_state_uuid": self.cluster_state_uuid,
             "wsrep_cluster_status": self.cluster_status,
-            "wsrep_cluster_weight": self.cluster_weight,
             "wsrep_connected": self.connected,
-            "wsrep_desync_count": self.desync_count,
-            "wsrep_flow_control_paused": self.flow_control_paused,
-            "wsrep_flow_control_paused_ns": self.flow_control_paused_ns,
-            "wsrep_flow_control_recv": self.flow_control_recv,
-            "wsrep_flow_control_sent": self.flow_control_sent,
-            "wsrep_gcomm_uuid": self.gcomm_uuid,
-            "wsrep_incoming_addresses": ",".join(self.incoming_addresses),
-            "wsrep_last_committed": self.last_committed,
             "wsrep_local_bf_aborts": self.local_bf_aborts,
-            "wsrep_local_cached_downto": self.local_cached_downto,
-            "wsrep_local_cert_failures": self.local_cert_failures,
-            "wsrep_local_commits": self.local_commits,
             "wsrep_local_index": self.local_index & _UNSIGNED,
-            "wsrep_local_recv_queue": self.local_recv_queue,
-            "wsrep_local_replays": self.local_replays,
-            "wsrep_local_send_queue": self.local_send_queue,
-            "wsrep_local_state": self.local_state,
-            "wsrep_local_state_comment": self.local_state_comment,
-            "wsrep_local_state_uuid": self.local_state_uuid or self.cluster_state_uuid,
-            "wsrep_open_transactions": self.open_transactions,
-            "wsrep_protocol_version": self.protocol_version,
             "wsrep_provider_name": self.provider_name,
             "wsrep_provider_vendor": self.provider_vendor,
             "wsrep_provider_version": self.provider_version,
             "wsrep_ready": self.ready,
-            "wsrep_received": self.received,
-            "wsrep_received_bytes": self.received_bytes,
-            "wsrep_replicated": self.replicated,
-            "wsrep_replicated_bytes": self.replicated_bytes,
         }
 
 
@@ -167,7 +175,7 @@ class NodeVariables:
 
     def system_variables(self) -> dict[str, VarValue]:
         """Galera's names and values; `wsrep_provider_options` in its `k = v; ...` form."""
-        options = "; ".join(f"{k} = {v}" for k, v in sorted(self.provider_options.items()))
+        options = "".join(f"{k} = {v}; " for k, v in sorted(self.provider_options.items()))
         return {
             "wsrep_auto_increment_control": self.auto_increment_control,
             "wsrep_causal_reads": bool(self.sync_wait & 1),

@@ -56,7 +56,7 @@ def test_status_names_and_formats() -> None:
         "wsrep_local_bf_aborts": "1",
         "wsrep_local_recv_queue": "0",
         "wsrep_local_send_queue": "0",
-        "wsrep_flow_control_paused": "0.125000",
+        "wsrep_flow_control_paused": "0.125",
         "wsrep_flow_control_sent": "0",
         "wsrep_flow_control_recv": "0",
         "wsrep_cert_index_size": "42",
@@ -65,7 +65,87 @@ def test_status_names_and_formats() -> None:
         "wsrep_local_state_uuid": "6b1f5ad2-ca4c-11f0-9a5c-0e6f2f0e7a11",
     }
     assert {k: got[k] for k in expected} == expected
-    assert list(got) == sorted(got)
+    galera = [name for name in GALERA_STATUS_ORDER if name in got]
+    assert list(got) == galera  # every name is Galera's, in Galera's order
+
+
+# SHOW STATUS LIKE 'wsrep%' of a Synced MariaDB 10.11 node with Debian's galera-4 (4.23).
+GALERA_STATUS_ORDER = [
+    "wsrep_local_state_uuid",
+    "wsrep_protocol_version",
+    "wsrep_protocol_application",
+    "wsrep_protocol_replicator",
+    "wsrep_protocol_gcs",
+    "wsrep_last_committed",
+    "wsrep_replicated",
+    "wsrep_replicated_bytes",
+    "wsrep_repl_keys",
+    "wsrep_repl_keys_bytes",
+    "wsrep_repl_data_bytes",
+    "wsrep_repl_other_bytes",
+    "wsrep_received",
+    "wsrep_received_bytes",
+    "wsrep_local_commits",
+    "wsrep_local_cert_failures",
+    "wsrep_local_replays",
+    "wsrep_local_send_queue",
+    "wsrep_local_send_queue_max",
+    "wsrep_local_send_queue_min",
+    "wsrep_local_send_queue_avg",
+    "wsrep_local_recv_queue",
+    "wsrep_local_recv_queue_max",
+    "wsrep_local_recv_queue_min",
+    "wsrep_local_recv_queue_avg",
+    "wsrep_local_cached_downto",
+    "wsrep_flow_control_paused_ns",
+    "wsrep_flow_control_paused",
+    "wsrep_flow_control_sent",
+    "wsrep_flow_control_recv",
+    "wsrep_flow_control_active",
+    "wsrep_flow_control_requested",
+    "wsrep_cert_deps_distance",
+    "wsrep_apply_oooe",
+    "wsrep_apply_oool",
+    "wsrep_apply_window",
+    "wsrep_apply_waits",
+    "wsrep_commit_oooe",
+    "wsrep_commit_oool",
+    "wsrep_commit_window",
+    "wsrep_local_state",
+    "wsrep_local_state_comment",
+    "wsrep_cert_index_size",
+    "wsrep_causal_reads",
+    "wsrep_cert_interval",
+    "wsrep_open_transactions",
+    "wsrep_open_connections",
+    "wsrep_incoming_addresses",
+    "wsrep_cluster_weight",
+    "wsrep_desync_count",
+    "wsrep_evs_delayed",
+    "wsrep_evs_evict_list",
+    "wsrep_evs_repl_latency",
+    "wsrep_evs_state",
+    "wsrep_gcomm_uuid",
+    "wsrep_gmcast_segment",
+    "wsrep_checkpoint_position",
+    "wsrep_se_checkpoint",
+    "wsrep_applier_thread_count",
+    "wsrep_cluster_capabilities",
+    "wsrep_cluster_conf_id",
+    "wsrep_cluster_size",
+    "wsrep_cluster_state_uuid",
+    "wsrep_cluster_status",
+    "wsrep_connected",
+    "wsrep_local_bf_aborts",
+    "wsrep_local_index",
+    "wsrep_provider_capabilities",
+    "wsrep_provider_name",
+    "wsrep_provider_vendor",
+    "wsrep_provider_version",
+    "wsrep_ready",
+    "wsrep_rollbacker_thread_count",
+    "wsrep_thread_count",
+]
 
 
 def test_disconnected_node_reports_like_galera() -> None:
@@ -95,7 +175,8 @@ def test_bad_cluster_status_is_rejected() -> None:
         ("SHOW STATUS WHERE variable_name IN ('wsrep_ready', 'wsrep_connected')",
          {"wsrep_ready", "wsrep_connected"}),
         ("SHOW STATUS WHERE Variable_name LIKE 'wsrep_flow%' AND Value <> '0'",
-         {"wsrep_flow_control_paused"}),
+         {"wsrep_flow_control_paused", "wsrep_flow_control_active",
+          "wsrep_flow_control_requested"}),
         ("SHOW STATUS WHERE (`Variable_name` = 'wsrep_ready' OR Variable_name = "
          "'wsrep_cluster_size') AND NOT Value = 'OFF'", {"wsrep_ready", "wsrep_cluster_size"}),
         ("SHOW STATUS WHERE Variable_name LIKE 'wsrep%' && Value = 'synced'",
@@ -139,7 +220,7 @@ def test_show_variables_session_and_global() -> None:
     assert got["wsrep_causal_reads"] == "ON"
     assert got["wsrep_cluster_name"] == "test_cluster"
     assert got["wsrep_on"] == "ON"
-    assert got["wsrep_provider_options"] == "evs.inactive_timeout = PT15S; gcache.size = 128M"
+    assert got["wsrep_provider_options"] == "evs.inactive_timeout = PT15S; gcache.size = 128M; "
     assert got["wsrep_max_ws_size"] == "2147483647"
     assert got["wsrep_auto_increment_control"] == "ON"
     assert rows(ask(icpt, "SHOW GLOBAL VARIABLES LIKE 'wsrep_sync_wait'", session)) == {
@@ -252,8 +333,10 @@ def test_settings_of_closed_sessions_are_dropped() -> None:
 
 
 def test_values_render_like_show() -> None:
-    assert [show_text(v) for v in (True, False, 0.0, 1.5, 7, "x")] == [
-        "ON", "OFF", "0.000000", "1.500000", "7", "x"
+    # Galera's doubles: six decimals at most, trailing zeros dropped (seen: 0, 0.5).
+    values = (True, False, 0.0, 0.5, 23.888889, 0.1843531, 7, "x")
+    assert [show_text(v) for v in values] == [
+        "ON", "OFF", "0", "0.5", "23.888889", "0.184353", "7", "x"
     ]  # fmt: skip
 
 
