@@ -37,6 +37,7 @@ _BINARY_CHARSET = 63
 _NOT_FIXED_DEC = 39
 
 ER_UNKNOWN_SYSTEM_VARIABLE = 1193
+ER_GLOBAL_VARIABLE = 1229
 ER_WRONG_VALUE_FOR_VAR = 1231
 ER_WRONG_TYPE_FOR_VAR = 1232
 ER_INCORRECT_GLOBAL_LOCAL_VAR = 1238
@@ -501,12 +502,17 @@ class WsrepInterceptor:
             if a.name not in defaults:
                 message = f"Unknown system variable '{a.name}'"
                 return ErrPacket(ER_UNKNOWN_SYSTEM_VARIABLE, "HY000", message)
-            if a.scope == "global" or a.name not in SESSION_SETTABLE:
+            if a.scope == "global":
                 message = (
                     f"Variable '{a.name}' is a read only variable"
                     " (set it in the node's configuration)"
                 )
                 return ErrPacket(ER_INCORRECT_GLOBAL_LOCAL_VAR, "HY000", message)
+            if a.name not in SESSION_SETTABLE:
+                message = (
+                    f"Variable '{a.name}' is a GLOBAL variable and should be set with SET GLOBAL"
+                )
+                return ErrPacket(ER_GLOBAL_VARIABLE, "HY000", message)
             value = _setting_value(a, defaults[a.name], session.parse_mode)
             if isinstance(value, ErrPacket):
                 return value
