@@ -159,7 +159,7 @@ def test_a_lower_safe_point_changes_nothing() -> None:
     assert index.certify(ws(3, 1, row(5))).outcome is Outcome.STALE
 
 
-def test_a_joiner_index_starts_at_its_state_position() -> None:
+def test_an_index_starts_at_its_initial_position() -> None:
     index = CertificationIndex(initial_seqno=100)
     assert index.certify(ws(101, 99, row(1))).outcome is Outcome.STALE
     assert index.certify(ws(102, 100, row(1))) == passed()
