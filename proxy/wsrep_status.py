@@ -48,10 +48,12 @@ def _show_columns(table: str) -> tuple[Column, Column]:
     """`Variable_name` VARCHAR(64), `Value` VARCHAR(4096) of information_schema, as
     MariaDB describes them in its SHOW STATUS/VARIABLES result."""
     flags = _NOT_NULL | _NO_DEFAULT_VALUE
-    common = {"charset": UTF8MB4_GENERAL_CI, "table": table, "schema": "information_schema"}
+    schema = "information_schema"
     return (
-        Column("Variable_name", FieldType.VAR_STRING, length=256, flags=flags, **common),  # type: ignore[arg-type]
-        Column("Value", FieldType.VAR_STRING, length=16384, flags=flags, **common),  # type: ignore[arg-type]
+        Column(
+            "Variable_name", FieldType.VAR_STRING, UTF8MB4_GENERAL_CI, 256, table, schema, flags
+        ),
+        Column("Value", FieldType.VAR_STRING, UTF8MB4_GENERAL_CI, 16384, table, schema, flags),
     )
 
 
