@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 
 import trio
 
@@ -75,17 +76,26 @@ async def relay_handshake(
 
 
 async def relay_auth_exchange(
-    client: PacketStream, backend: PacketStream, session: Session, shift: int
+    client: PacketStream,
+    backend: PacketStream,
+    session: Session,
+    shift: int,
+    on_ok: Callable[[], None] | None = None,
 ) -> bool:
     """Relays auth-switch / auth-more-data round trips until the backend says OK (True)
-    or ERR (False). Also serves COM_CHANGE_USER, with `shift` 0."""
+    or ERR (False). Also serves COM_CHANGE_USER, with `shift` 0; `on_ok` updates the
+    session before the client can see the OK."""
     for _ in range(_MAX_AUTH_ROUNDS):
         packet = await backend.read_packet()
-        await client.send(frame(packet.payload, packet.seq + shift) if shift else packet.raw)
+        relayed = frame(packet.payload, packet.seq + shift) if shift else packet.raw
         first = packet.payload[:1]
         if first == bytes((OK_HEADER,)):
             session.status_flags = OkPacket.parse(packet.payload).status_flags
+            if on_ok is not None:
+                on_ok()
+            await client.send(relayed)
             return True
+        await client.send(relayed)
         if first == bytes((ERR_HEADER,)):
             log.info("session %d: backend refused %r", session.session_id, session.user)
             return False

@@ -241,14 +241,17 @@ class Relay:
             session.reset()
 
     async def _change_user(self, payload: bytes) -> bool:
+        user, _ = read_nul_str(payload, 1)
+        schema = _change_user_schema(payload)
+
+        def changed() -> None:
+            self.session.reset(user.decode("utf-8", "replace"), schema)
+            self.tracker.status_flags = self.session.status_flags
+
         try:
-            ok = await relay_auth_exchange(self.client, self.backend, self.session, 0)
+            await relay_auth_exchange(self.client, self.backend, self.session, 0, changed)
         except PeerClosed:
             await self._backend_failed("lost the backend connection", 0)
-        if ok:
-            user, _ = read_nul_str(payload, 1)
-            self.session.reset(user.decode("utf-8", "replace"), _change_user_schema(payload))
-            self.tracker.status_flags = self.session.status_flags
         return True
 
     async def _backend_failed(self, why: str, last_seq: int) -> NoReturn:

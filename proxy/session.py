@@ -82,14 +82,15 @@ class Session:
                 self.sql_mode_stale = True
 
     def reset(self, user: str | None = None, schema: str | None = None) -> None:
-        """After COM_RESET_CONNECTION (same user, same schema) or COM_CHANGE_USER."""
+        """After COM_RESET_CONNECTION (same user, same schema) or COM_CHANGE_USER; the
+        status flags come from the backend's OK as always."""
         if user is not None:
             self.user = user
             self.schema = schema
-        self.status_flags = int(ServerStatus.AUTOCOMMIT)
         self.statement = None
         self.sql = None
         self.prepared.clear()
+        self.sql_mode_stale = True  # back to the server's default
 
     def describe(self) -> str:
         trx = "in-trx" if self.in_transaction else "idle"

@@ -250,8 +250,9 @@ async def test_change_user_resets_the_session(inproc_proxy: Start, mariadb: Mari
             await client.stream.send(frame(native_password(b"pw", fresh), reply.seq + 1))
             reply = await client.stream.read_packet()
         assert reply.payload[0] == 0x00, reply.payload
-        assert (await client.query("SELECT CURRENT_USER()")).rows == [(b"cu2@127.0.0.1",)]
+        # Updated before the OK was sent, not after.
         assert (session.user, session.schema, session.in_transaction) == ("cu2", "mysql", False)
+        assert (await client.query("SELECT CURRENT_USER()")).rows == [(b"cu2@127.0.0.1",)]
 
 
 def test_wsrepctl_proxy_start_failures_are_clear(tmp_path: Path) -> None:
