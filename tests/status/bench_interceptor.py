@@ -1,0 +1,40 @@
+"""What the wsrep interceptor costs per COM_QUERY.
+
+.venv/bin/python tests/status/bench_interceptor.py
+"""
+
+from __future__ import annotations
+
+import sys
+import timeit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+from status_testlib import NODE_VARIABLES, session_with, synced_status
+
+from proxy.wsrep_status import WsrepInterceptor
+
+STATEMENTS = (
+    "SELECT c FROM sbtest1 WHERE id=5",
+    "UPDATE sbtest1 SET k=k+1 WHERE id=5",
+    "SHOW STATUS LIKE 'wsrep%'",
+    "SELECT @@wsrep_sync_wait",
+    "SET wsrep_sync_wait = 1",
+    "SHOW STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_cluster_size')",
+)
+
+
+def main(calls: int = 20000) -> None:
+    snapshot = synced_status()
+    variables = NODE_VARIABLES.system_variables()
+    icpt = WsrepInterceptor(lambda: snapshot, lambda s: variables, ready=lambda: True)
+    for sql in STATEMENTS:
+        session = session_with(sql)
+        seconds = timeit.timeit(lambda: icpt(session, sql), number=calls)  # noqa: B023
+        print(f"{seconds / calls * 1e6:8.2f} us  {sql}")
+
+
+if __name__ == "__main__":
+    main()
