@@ -21,7 +21,6 @@ As a library: `with GaleraCluster(base_dir) as cluster: cluster.nodes[0].connect
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import shutil
@@ -208,11 +207,15 @@ class GaleraCluster:
 
     def stop(self) -> None:
         """Stop every node by pid, last joiner first, so no node waits for a lost quorum."""
+        stopped = True
         for node in reversed(self.nodes):
             try:
                 node.stop()
             except (OSError, MariaDBError):  # keep stopping the others
                 log.exception("%s: stop failed", node.name)
+                stopped = False
+        if stopped:  # else keep the state, so that `down` can try again
+            (self.base_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _write_state(self) -> None:
         state = [{"name": n.name, "dir": str(n.base_dir), "port": n.port} for n in self.nodes]
@@ -243,31 +246,48 @@ def _left(deadline: float) -> float:
     return left
 
 
+def _up(base_dir: Path, nodes: int, appliers: int) -> int:
+    if (base_dir / STATE_FILE).exists():
+        print(f"galera: a cluster is already up in {base_dir}: `down` it first", file=sys.stderr)
+        return 1
+    cluster = GaleraCluster(base_dir, size=nodes, appliers=appliers, detach=True)
+    try:
+        cluster.start()
+    except (GaleraError, MariaDBError) as exc:
+        print(f"galera: {exc}", file=sys.stderr)
+        return 1
+    for node in cluster.nodes:
+        print(f"{node.name} {node.host}:{node.port}")
+    return 0
+
+
+def _down(base_dir: Path) -> int:
+    try:
+        cluster = GaleraCluster.from_state(base_dir)
+    except FileNotFoundError:
+        print(f"galera: no cluster state in {base_dir}", file=sys.stderr)
+        return 1
+    cluster.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--dir", type=Path, required=True, help="base dir of the nodes")
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--appliers", type=int, default=4, help="wsrep_slave_threads")
+    parser.add_argument("--nodes", type=int, choices=range(1, 10), default=3, metavar="1..9")
+    parser.add_argument(
+        "--appliers",
+        type=int,
+        choices=range(1, 65),
+        default=4,
+        metavar="1..64",
+        help="wsrep_slave_threads",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.action == "up":
-        cluster = GaleraCluster(
-            args.dir.resolve(), size=args.nodes, appliers=args.appliers, detach=True
-        )
-        try:
-            cluster.start()
-        except (GaleraError, MariaDBError) as exc:
-            print(f"galera: {exc}", file=sys.stderr)
-            return 1
-        for node in cluster.nodes:
-            print(f"{node.name} {node.host}:{node.port}")
-        return 0
-    with contextlib.suppress(FileNotFoundError):
-        GaleraCluster.from_state(args.dir.resolve()).stop()
-        return 0
-    print(f"galera: no cluster state in {args.dir}", file=sys.stderr)
-    return 1
+    base_dir = args.dir.resolve()
+    return _up(base_dir, args.nodes, args.appliers) if args.action == "up" else _down(base_dir)
 
 
 if __name__ == "__main__":

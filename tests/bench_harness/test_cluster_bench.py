@@ -156,6 +156,19 @@ def test_main_skips_ours_while_wsrepctl_cluster_does_not_exist(
     assert "bench: oltp_write_only on" not in out  # nothing else ran
 
 
+def test_ours_that_fails_to_come_up_is_skipped_with_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pretend `wsrepctl cluster` exists: the real wsrepctl then refuses the sub-command (or,
+    # once it exists, refuses --nodes 0), and the bench says so instead of crashing.
+    monkeypatch.setattr(cluster_bench, "ours_available", lambda: True)
+    with (
+        pytest.raises(cluster_bench.TargetUnavailable, match="exited 2"),
+        cluster_bench.ours_cluster(tmp_path, nodes=0, base_port=cluster_bench.free_port_run(1)),
+    ):
+        pytest.fail("a cluster that did not come up must not be measured")
+
+
 def test_free_port_run_gives_consecutive_free_ports() -> None:
     first = cluster_bench.free_port_run(3)
     assert 1024 < first < 65533

@@ -96,6 +96,7 @@ def test_script_up_then_down(tmp_path: Path) -> None:
         )
     assert down.returncode == 0, down.stderr
     assert not any(_alive(pid) for pid in pids if pid is not None)
+    assert not (tmp_path / galera_cluster.STATE_FILE).exists()
 
 
 def test_down_without_a_cluster_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,3 +109,19 @@ def test_missing_provider_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(GaleraError, match="galera-4"):
         GaleraCluster(tmp_path).start()
     assert not list(tmp_path.glob("galera*/data"))  # nothing was started
+
+
+def test_up_refuses_a_dir_with_a_running_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / galera_cluster.STATE_FILE).write_text("[]")
+    assert galera_cluster.main(["up", "--dir", str(tmp_path)]) == 1
+    assert "already up" in capsys.readouterr().err
+    assert not list(tmp_path.glob("galera*/"))  # no node dir: nothing was started
+
+
+@pytest.mark.parametrize("argv", [["--nodes", "0"], ["--nodes", "x"], ["--appliers", "0"]])
+def test_bad_script_arguments_are_refused(tmp_path: Path, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        galera_cluster.main(["up", "--dir", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
