@@ -22,6 +22,7 @@ rows) and commit strictly in seqno order, each with the position in the same tra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -35,6 +36,7 @@ from proxy.capture import (
     CaptureError,
     Catalog,
     Position,
+    RowChange,
     RowImageError,
     apply_changes,
     commit_at,
@@ -50,7 +52,7 @@ from proxy.protocol.constants import ERR_HEADER, Capability, Command, ServerStat
 from proxy.protocol.packet_reader import Packet
 from proxy.protocol.results import OkPacket, ResultSet, encode_reply, err_packet
 from proxy.protocol.wire import ProtocolError, frame
-from proxy.relay import Relay
+from proxy.relay import BackendLost, Relay
 from proxy.session import Session
 from proxy.statement_class import StatementKind, classify_each
 from proxy.statement_types import StatementInfo
@@ -74,16 +76,33 @@ _STMT_EXECUTE = int(Command.STMT_EXECUTE)
 _STMT_PREPARE = int(Command.STMT_PREPARE)
 # COM_SET_OPTION MYSQL_OPTION_MULTI_STATEMENTS_ON
 _MULTI_STATEMENTS_ON = bytes((Command.SET_OPTION,)) + (0).to_bytes(2, "little")
+_IDLE = int(ServerStatus.AUTOCOMMIT)
 _COMMITS = frozenset({StatementKind.TXN_COMMIT})
 # Statements that may write without being DML themselves: wrapped like writes.
 _MAY_WRITE = frozenset({StatementKind.CALL, StatementKind.EXECUTE})
 MAX_APPLY_ATTEMPTS = 200
+BF_ABORT_AFTER = 0.2  # seconds an applier waits on a lock before aborting its holder
+
+
+def sql_blockers(thread_id: int) -> str:
+    """Backend threads holding locks the given thread waits for."""
+    return (
+        "SELECT b.trx_mysql_thread_id FROM information_schema.INNODB_LOCK_WAITS w "
+        "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id "
+        "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id "
+        f"WHERE r.trx_mysql_thread_id = {int(thread_id)}"
+    )
 
 
 class _Refused(Exception):
     def __init__(self, code: int, sqlstate: str, message: str) -> None:
         super().__init__(message)
         self.code, self.sqlstate, self.message = code, sqlstate, message
+
+
+class _BackendGoneAfterCommit(Exception):
+    """The session's backend connection broke after certification; the write set was
+    replayed on an applier connection, so the transaction committed."""
 
 
 class _StreamSession:
@@ -115,6 +134,9 @@ class Appliers:
         self._connect = connect
         self.count = count
         self._provider: Provider | None = None
+        self._threads: set[int] = set()  # backend thread ids of applier connections
+        # Backend threads of local sessions killed for an applier: their clients get 1213.
+        self.bf_victims: set[int] = set()
         self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
 
     def attach(self, provider: Provider) -> None:
@@ -139,21 +161,61 @@ class Appliers:
         finally:
             with trio.CancelScope(shield=True):
                 for client in clients:
-                    await client.aclose()
+                    await self._close(client)
 
     async def replay(self, seqno: int, ws: WriteSet, depends_seqno: int) -> None:
         """Apply a local certified write set whose own commit failed, on a connection of
         its own (the appliers may be waiting for this very seqno); returns once committed."""
         client = await self._new_connection()
         try:
-            await self._apply(client, ApplyJob(seqno, ws, depends_seqno))
+            client = await self._apply(client, ApplyJob(seqno, ws, depends_seqno))
         finally:
-            await client.aclose()
+            await self._close(client)
 
     async def _new_connection(self) -> BackendClient:
         client = await self._connect()
         await prepare_applier_session(client)
+        self._threads.add(client.thread_id)
         return client
+
+    async def _close(self, client: BackendClient) -> None:
+        self._threads.discard(client.thread_id)
+        await client.aclose()
+
+    async def _apply_with_bf_abort(
+        self, client: BackendClient, job: ApplyJob, changes: list[RowChange]
+    ) -> None:
+        """Apply `changes`; if that waits for a lock, the holder is a local transaction
+        that is not committing ahead of us (write sets ahead commit first, and disjoint
+        keys apply in parallel): abort it, as Galera's brute-force abort does."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._bf_abort_blockers, client.thread_id, job.seqno)
+            await apply_changes(client, changes)
+            nursery.cancel_scope.cancel()
+
+    async def _bf_abort_blockers(self, thread_id: int, seqno: int) -> None:
+        await trio.sleep(BF_ABORT_AFTER)
+        admin = await self._connect()
+        try:
+            while True:
+                rows = (await admin.query(sql_blockers(thread_id))).rows
+                for (raw,) in rows:
+                    victim = int(raw or 0)
+                    if victim and victim not in self._threads:
+                        log.info(
+                            "%s: seqno %d waits for local backend thread %d: aborting it",
+                            self.provider.node_name,
+                            seqno,
+                            victim,
+                        )
+                        self.bf_victims.add(victim)
+                        with contextlib.suppress(BackendError):
+                            await admin.query(f"KILL CONNECTION {victim}")
+                        self.provider.stats.local_bf_aborts += 1
+                await trio.sleep(BF_ABORT_AFTER)
+        finally:
+            with trio.CancelScope(shield=True):
+                await admin.aclose()
 
     async def _worker(self, client: BackendClient) -> None:
         async for job in self._jobs:
@@ -177,7 +239,7 @@ class Appliers:
         for attempt in range(1, MAX_APPLY_ATTEMPTS + 1):
             try:
                 await gate.wait_apply_turn(job.depends_seqno)
-                await apply_changes(client, changes)
+                await self._apply_with_bf_abort(client, job, changes)
                 await gate.wait_commit_turn(job.seqno)
                 await commit_at(client, provider_position(provider, job.seqno))
                 break
@@ -202,7 +264,7 @@ class Appliers:
             await client.query(sql.ROLLBACK)
             return client
         except (BackendError, PeerClosed, ProtocolError, OSError):
-            await client.aclose()
+            await self._close(client)
         return await self._new_connection()
 
 
@@ -238,6 +300,10 @@ class Replication:
         command = packet.payload[0]
         session = relay.session
         info = session.statement
+        if session.backend_thread_id in self.appliers.bf_victims:
+            self.appliers.bf_victims.discard(session.backend_thread_id)
+            await self._reply_error(relay, packet, *ER_LOCK_DEADLOCK)
+            raise BackendLost()  # the abort closed the backend connection: end the session
         try:
             if command == _STMT_PREPARE:
                 self._check_text(session.sql)
@@ -258,6 +324,9 @@ class Replication:
         except _Refused as refused:
             await self._reply_error(relay, packet, refused.code, refused.sqlstate, refused.message)
             return True
+        except _BackendGoneAfterCommit:
+            await self._reply_ok(relay, packet, OkPacket(0, 0, _IDLE, 0))
+            raise BackendLost() from None
         return False
 
     # ---- checks --------------------------------------------------------------------------
@@ -371,7 +440,7 @@ class Replication:
             return
         except (PeerClosed, ProtocolError):
             await self.appliers.replay(seqno, ws, depends)
-            raise
+            raise _BackendGoneAfterCommit() from None
         self.provider.commit(seqno)
         self.provider.stats.local_commits += 1
 
@@ -396,13 +465,24 @@ class Replication:
                 "wsrep-proxy: a write returning several results, or rows to a prepared "
                 "statement, needs an explicit transaction",
             )
-        if not await self._commit(relay, packet):
-            return
-        flags = backend.status_flags
-        if result.columns:
-            reply: ResultSet | OkPacket = ResultSet(result.columns, result.rows)
-        else:
-            reply = OkPacket(result.affected_rows, result.last_insert_id, flags, result.warnings)
+        try:
+            if not await self._commit(relay, packet):
+                return
+        except _BackendGoneAfterCommit:
+            await self._reply_ok(relay, packet, _result_reply(result, _IDLE))
+            raise BackendLost() from None
+        await self._reply_ok(relay, packet, _result_reply(result, backend.status_flags))
+
+    async def _rollback(self, relay: Relay, backend: _StreamSession) -> None:
+        """(A backend connection that broke has rolled back by itself.)"""
+        try:
+            await backend.query(sql.ROLLBACK)
+        except (BackendError, PeerClosed, ProtocolError) as exc:
+            log.warning("session %d: rollback failed: %s", relay.session.session_id, exc)
+        self._set_flags(relay, backend.status_flags)
+
+    async def _reply_ok(self, relay: Relay, packet: Packet, reply: ResultSet | OkPacket) -> None:
+        flags = reply.status_flags if isinstance(reply, OkPacket) else relay.session.status_flags
         await relay.client.send(
             encode_reply(
                 reply,
@@ -412,13 +492,6 @@ class Replication:
             )
         )
         relay.session.statement_done(flags, True)
-
-    async def _rollback(self, relay: Relay, backend: _StreamSession) -> None:
-        try:
-            await backend.query(sql.ROLLBACK)
-        except BackendError as exc:
-            log.warning("session %d: rollback failed: %s", relay.session.session_id, exc)
-        self._set_flags(relay, backend.status_flags)
 
     async def _reply_error(
         self, relay: Relay, packet: Packet, code: int, sqlstate: str, message: str
@@ -430,6 +503,12 @@ class Replication:
         if flags:
             relay.session.status_flags = flags
             relay.tracker.status_flags = flags
+
+
+def _result_reply(result: QueryResult, flags: int) -> ResultSet | OkPacket:
+    if result.columns:
+        return ResultSet(result.columns, result.rows)
+    return OkPacket(result.affected_rows, result.last_insert_id, flags, result.warnings)
 
 
 def provider_position(provider: Provider, seqno: int) -> Position:

@@ -63,6 +63,7 @@ class ProviderStats:
     replicated_bytes: int = 0
     local_commits: int = 0
     local_cert_failures: int = 0
+    local_bf_aborts: int = 0  # local transactions aborted for an applier
     received: int = 0
 
 

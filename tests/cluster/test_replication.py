@@ -12,6 +12,9 @@ import pytest
 
 from tests.cluster.conftest import NODES, Cluster
 
+# 1213: certification failed or aborted for an applier (its connection then closes);
+# 2013: the aborted session's next command; 1205: a lock wait behind an applier timed out.
+RETRYABLE = (1213, 2013, 1205)
 ROUNDS = int(os.environ.get("WSREP_CLUSTER_ROUNDS", "30"))
 
 
@@ -124,3 +127,53 @@ def test_refusals_are_clear_and_harmless(cluster: Cluster) -> None:
         assert cur.fetchone() == (0,)
         cur.execute("INSERT INTO app.t VALUES (300, 0, 'still works')")
     assert len(set(cluster.checksums("app.t"))) == 1
+
+
+def test_no_lost_update_from_read_modify_write_on_every_node(cluster: Cluster) -> None:
+    """Two clients per node increment one counter by reading it and writing back the
+    value + 1; certification (and aborts for appliers) turn every would-be lost update
+    into an error, so the final value is exactly the number of acknowledged commits."""
+    per_client = 8
+    acknowledged = [0] * (2 * NODES)
+    unexpected: list[BaseException] = []
+    start = _rows(cluster, 0, "SELECT n FROM app.counters WHERE id = 1")[0][0]
+
+    def increment(conn: pymysql.connections.Connection) -> None:
+        with conn.cursor() as cur:
+            conn.begin()
+            cur.execute("SELECT n FROM app.counters WHERE id = 1")
+            (n,) = cur.fetchone()
+            cur.execute("UPDATE app.counters SET n = %s WHERE id = 1", (n + 1,))
+            conn.commit()
+
+    def client(slot: int) -> None:
+        conn = cluster.proxy(slot % NODES)
+        try:
+            for _ in range(per_client * 20):  # bounded: retries included
+                if acknowledged[slot] == per_client:
+                    return
+                try:
+                    increment(conn)
+                    acknowledged[slot] += 1
+                except pymysql.err.OperationalError as exc:
+                    if exc.args[0] not in RETRYABLE:
+                        raise
+                    conn.close()  # an aborted session's connection is closed
+                    conn = cluster.proxy(slot % NODES)
+        except BaseException as exc:  # reported by the test below
+            unexpected.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(slot,)) for slot in range(2 * NODES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not unexpected, unexpected
+    cluster.wait_same_position()
+    total = sum(acknowledged)
+    assert total > 0
+    for i in range(NODES):
+        assert _rows(cluster, i, "SELECT n FROM app.counters WHERE id = 1") == ((start + total,),)
+    assert len(set(cluster.checksums("app.counters"))) == 1
