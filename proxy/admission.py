@@ -1,10 +1,15 @@
 """May this node run a client's statement now, and must it wait for causality first?
 
-Galera refuses application queries on a node that is not ready (outside the primary
-component, or still joining) with `ERROR 1047 (08S01) WSREP has not yet prepared node for
-application use`, except SET, SHOW, USE and SELECTs that read no table (`SELECT @@x`,
-`SELECT 1`); with `wsrep_dirty_reads` a plain SELECT is allowed too. We also let ROLLBACK
-through: it changes nothing replicated and lets a client clean up.
+A node that is not ready (outside the primary component, or still joining) refuses with
+`ERROR 1047 (08S01) WSREP has not yet prepared node for application use`, by MariaDB's
+rule (sql_parse.cc), checked statement by statement against a real non-primary 10.11 +
+galera-4 node: allowed are SET, USE, SHOW (DESCRIBE/EXPLAIN of a table is a SHOW) and a
+SELECT that reads no table (`SELECT 1`, `SELECT @@x`, `FROM DUAL`); everything else,
+ROLLBACK and `DO 1` included, is refused. With `wsrep_dirty_reads` every statement that
+changes no data is allowed too (SELECT, FOR UPDATE too; BEGIN/COMMIT/ROLLBACK;
+EXPLAIN). Where our text classifier cannot tell, we refuse: CALL, EXECUTE, LOCK and
+unclassified statements (a procedure could write unreplicated rows), and reads of
+information_schema tables (Galera allows those).
 
 On a ready node, a statement whose `wsrep_sync_wait` bit the session has set waits until
 this node has committed everything the cluster had ordered when the statement arrived
@@ -43,24 +48,57 @@ class Verdict(enum.Enum):
     WAIT_FOR_CAUSALITY = "wait"  # ready, but wsrep_sync_wait asks to catch up first
 
 
-# Always allowed on a node that is not ready.
-_NOT_READY_KINDS = frozenset({K.SET, K.SHOW, K.USE, K.EMPTY, K.TXN_ROLLBACK})
+# Allowed on a node that is not ready; reads of no table too.
+_NOT_READY_KINDS = frozenset({K.SET, K.SHOW, K.USE, K.EMPTY})
+# Allowed as well with wsrep_dirty_reads: statements that change no data.
+_DIRTY_KINDS = frozenset(
+    {
+        K.READ,
+        K.LOCKING_READ,
+        K.EXPLAIN,
+        K.TXN_BEGIN,
+        K.TXN_COMMIT,
+        K.TXN_ROLLBACK,
+        K.SAVEPOINT,
+        K.PREPARE,
+        K.DEALLOCATE,
+    }
+)
+# What may follow EXPLAIN/DESCRIBE when it explains a statement rather than shows a table.
+_EXPLAINED = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES", "TABLE", "FORMAT",
+     "EXTENDED", "PARTITIONS", "FOR", "ANALYZE"}
+)  # fmt: skip
 
 
 def reads_no_table(sql: str, mode: SqlMode = SqlMode.DEFAULT) -> bool:
-    """Whether a SELECT reads no table (`SELECT 1`, `SELECT @@x`, `... FROM DUAL`)."""
+    """Whether `sql` is a SELECT that reads no table (`SELECT 1`, `SELECT @@x`,
+    `... FROM DUAL`); DO, VALUES and the like are not SELECTs to Galera's rule."""
     cur = TokenCursor(sql, 0, mode)
+    while cur.accept_text("("):
+        pass
+    if not cur.accept("SELECT"):
+        return False
     return not any(tok.upper == "FROM" and cur.word() != "DUAL" for tok in cur.rest())
+
+
+def shows_a_table(sql: str, mode: SqlMode = SqlMode.DEFAULT) -> bool:
+    """`DESCRIBE t` / `EXPLAIN t [col]`: MariaDB's SHOW COLUMNS, not an explained query."""
+    cur = TokenCursor(sql, 0, mode)
+    cur.next()
+    return cur.is_ident() and cur.word() not in _EXPLAINED
 
 
 def _allowed_when_not_ready(
     info: StatementInfo, sql: str | None, mode: SqlMode, dirty: bool
 ) -> bool:
-    if info.kind in _NOT_READY_KINDS:
+    if info.kind in _NOT_READY_KINDS or (dirty and info.kind in _DIRTY_KINDS):
         return True
+    if sql is None:  # an executed prepared statement: no text to look into
+        return False
     if info.kind is K.READ:
-        return dirty or (sql is not None and reads_no_table(sql, mode))
-    return False
+        return reads_no_table(sql, mode)
+    return info.kind is K.EXPLAIN and shows_a_table(sql, mode)
 
 
 def admit(
