@@ -66,8 +66,17 @@ class NodePorts:
     sst: int
 
     @classmethod
-    def allocate(cls) -> NodePorts:
-        return cls(free_port(), free_port(), free_port(), free_port())
+    def allocate(cls, count: int) -> list[NodePorts]:
+        """Ports for `count` nodes, all different (the kernel may hand out a port twice)."""
+        ports: dict[int, None] = {}  # ordered set
+        for _ in range(100 * count):
+            ports[free_port()] = None
+            if len(ports) == 4 * count:
+                break
+        else:
+            raise GaleraError(f"could not find {4 * count} free ports")
+        it = iter(ports)
+        return [cls(*(next(it) for _ in range(4))) for _ in range(count)]
 
 
 def wsrep_options(
@@ -145,7 +154,7 @@ class GaleraCluster:
         if missing:
             raise GaleraError("cannot run a Galera cluster, missing: " + ", ".join(missing))
         deadline = time.monotonic() + timeout
-        ports = [NodePorts.allocate() for _ in range(self.size)]
+        ports = NodePorts.allocate(self.size)
         peers = [p.group for p in ports]
         self.nodes = [
             GaleraNode(

@@ -125,3 +125,10 @@ def test_bad_script_arguments_are_refused(tmp_path: Path, argv: list[str]) -> No
     with pytest.raises(SystemExit) as exit_info:
         galera_cluster.main(["up", "--dir", str(tmp_path), *argv])
     assert exit_info.value.code == 2
+
+
+def test_every_node_gets_its_own_ports() -> None:
+    nodes = galera_cluster.NodePorts.allocate(3)
+    ports = [p for n in nodes for p in (n.sql, n.group, n.ist, n.sst)]
+    assert len(nodes) == 3
+    assert len(set(ports)) == 12
