@@ -410,10 +410,10 @@ class WsrepInterceptor:
     answered locally; statements the node may not run now refused with 1047.
 
     `snapshot()` is the provider's current `NodeStatus`; `variables(session)` the node's
-    global `wsrep_%` variables (`NodeVariables.system_variables()`). `live_sessions()` (optional)
-    lists the ids of open sessions, so settings of closed ones are dropped. `ready()`
-    (default: the snapshot's) is asked on every query, so a provider should give a cheap
-    one rather than build a snapshot per query.
+    global `wsrep_%` variables (`NodeVariables.system_variables()`, best computed once).
+    `live_sessions()` (optional) lists the ids of open sessions, so settings of closed ones
+    are dropped. `ready()` (default: the snapshot's) is asked on every query, so a
+    provider should give a cheap one rather than build a snapshot per query.
     """
 
     def __init__(
@@ -438,10 +438,17 @@ class WsrepInterceptor:
         return values
 
     def sync_wait(self, session: Session) -> int:
-        return int(self.session_variables(session).get("wsrep_sync_wait", 0))
+        return int(self._setting(session, "wsrep_sync_wait", 0))
 
     def dirty_reads(self, session: Session) -> bool:
-        return bool(self.session_variables(session).get("wsrep_dirty_reads", False))
+        return bool(self._setting(session, "wsrep_dirty_reads", False))
+
+    def _setting(self, session: Session, name: str, default: VarValue) -> VarValue:
+        """The session's value, else the node's: per statement, so no dict is built."""
+        own = self._settings.get(session.session_id)
+        if own is not None and name in own:
+            return own[name]
+        return self.variables(session).get(name, default)
 
     def forget(self, session_id: int) -> None:
         """The session ended (or was reset): its settings go back to the defaults."""

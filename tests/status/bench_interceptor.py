@@ -6,15 +6,20 @@
 from __future__ import annotations
 
 import sys
+import time
 import timeit
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
+import trio
 from status_testlib import NODE_VARIABLES, session_with, synced_status
 
+from proxy.admission import NodeAdmission
+from proxy.session import Session
 from proxy.wsrep_status import WsrepInterceptor
+from wsrep.ordering import OrderingGate
 
 STATEMENTS = (
     "SELECT c FROM sbtest1 WHERE id=5",
@@ -34,6 +39,21 @@ def main(calls: int = 20000) -> None:
         session = session_with(sql)
         seconds = timeit.timeit(lambda: icpt(session, sql), number=calls)  # noqa: B023
         print(f"{seconds / calls * 1e6:8.2f} us  {sql}")
+    session = session_with("SELECT c FROM sbtest1 WHERE id=5", session_id=2)  # no SET
+    admission = NodeAdmission(lambda: True, icpt, _never, OrderingGate(0))
+    seconds = trio.run(_time_checks, admission, session, calls)
+    print(f"{seconds / calls * 1e6:8.2f} us  NodeAdmission.check (no causal wait)")
+
+
+async def _time_checks(admission: NodeAdmission, session: Session, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        await admission.check(session)
+    return time.perf_counter() - start
+
+
+async def _never() -> int:
+    raise AssertionError("no causal wait expected")
 
 
 if __name__ == "__main__":
