@@ -26,6 +26,7 @@ import argparse
 import bisect
 import contextlib
 import importlib.util
+import os
 import re
 import socket
 import subprocess
@@ -127,6 +128,17 @@ class WsrepCounters:
 
 
 @dataclass(frozen=True)
+class ServerCpu:
+    """CPU time (user + system) of a target's processes."""
+
+    seconds: float
+    processes: int
+
+    def __sub__(self, earlier: ServerCpu) -> ServerCpu:
+        return ServerCpu(self.seconds - earlier.seconds, self.processes)
+
+
+@dataclass(frozen=True)
 class Cell:
     target: str
     workload: str
@@ -134,6 +146,14 @@ class Cell:
     seconds: int
     runs: list[NodeRun]
     conflicts: WsrepCounters | None  # None: not a cluster, or it does not count them
+    cpu: ServerCpu | None = None  # the target's processes during the run
+
+    @property
+    def cpu_ms_per_trx(self) -> float | None:
+        committed = sum(r.transactions for r in self.runs)
+        if self.cpu is None or not committed:
+            return None
+        return 1000 * self.cpu.seconds / committed
 
     @property
     def tps(self) -> float:
@@ -209,14 +229,41 @@ def wsrep_counters(nodes: Sequence[Address]) -> WsrepCounters | None:
     return WsrepCounters(*(total[name] for name in names))
 
 
+def server_cpu(home: Path) -> ServerCpu:
+    """CPU used so far by the processes whose command line names `home`, a target's own
+    dir: its servers and node processes, not the sysbench clients."""
+    marker = str(home).encode()
+    ticks = procs = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: stat fields 14 and 15
+        procs += 1
+    return ServerCpu(ticks / os.sysconf("SC_CLK_TCK"), procs)
+
+
 def run_cell(
-    target: str, workload: str, nodes: Sequence[Address], threads: int, seconds: int
+    target: str,
+    workload: str,
+    nodes: Sequence[Address],
+    threads: int,
+    seconds: int,
+    home: Path | None = None,
 ) -> Cell:
+    """One workload on one target; with `home`, also the CPU its processes used."""
     before = None if target == "direct" else wsrep_counters(nodes)
+    cpu_before = None if home is None else server_cpu(home)
     runs = run_on_nodes(workload, nodes, threads, seconds)
+    cpu = None if home is None or cpu_before is None else server_cpu(home) - cpu_before
     after = None if before is None else wsrep_counters(nodes)
     conflicts = None if before is None or after is None else after - before
-    return Cell(target, workload, threads, seconds, runs, conflicts)
+    return Cell(target, workload, threads, seconds, runs, conflicts, cpu)
 
 
 # ---- targets --------------------------------------------------------------------------
@@ -273,14 +320,13 @@ def free_port_run(count: int, attempts: int = 50) -> int:
 
 
 @contextlib.contextmanager
-def ours_cluster(work: Path, nodes: int, base_port: int) -> Iterator[list[Address]]:
+def ours_cluster(home: Path, nodes: int, base_port: int) -> Iterator[list[Address]]:
     if not ours_available():
         raise TargetUnavailable(
             "`wsrepctl cluster` does not exist yet (no wsrepctl/cmd_cluster.py)"
         )
-    state_dir = work / "ours"
     wsrepctl = [sys.executable, "-m", "wsrepctl", "cluster"]
-    up = [*wsrepctl, "up", "--nodes", str(nodes), "--dir", str(state_dir)]
+    up = [*wsrepctl, "up", "--nodes", str(nodes), "--dir", str(home)]
     up += ["--base-port", str(base_port), "--detach"]
     try:
         res = subprocess.run(up, capture_output=True, text=True, timeout=300)
@@ -291,22 +337,22 @@ def ours_cluster(work: Path, nodes: int, base_port: int) -> Iterator[list[Addres
         print(res.stdout.strip(), flush=True)
         yield [("127.0.0.1", base_port + i) for i in range(nodes)]
     finally:
-        down = [*wsrepctl, "down", "--dir", str(state_dir)]
+        down = [*wsrepctl, "down", "--dir", str(home)]
         subprocess.run(down, capture_output=True, timeout=120)
 
 
 @contextlib.contextmanager
-def galera_cluster(work: Path, nodes: int) -> Iterator[list[Address]]:
+def galera_cluster(home: Path, nodes: int) -> Iterator[list[Address]]:
     missing = missing_prerequisites()
     if missing:
         raise TargetUnavailable("missing " + ", ".join(missing))
-    with GaleraCluster(work / "galera", size=nodes) as cluster:
+    with GaleraCluster(home, size=nodes) as cluster:
         yield cluster.addresses()
 
 
 @contextlib.contextmanager
-def direct_server(work: Path) -> Iterator[list[Address]]:
-    db = MariaDBServer(work / "direct", name="direct")
+def direct_server(home: Path) -> Iterator[list[Address]]:
+    db = MariaDBServer(home, name="direct")
     try:
         db.start()
         yield [(db.host, db.port)]
@@ -327,7 +373,8 @@ def _ratio(cells: dict[tuple[str, str], Cell], workload: str, den: str) -> str:
 def format_table(cells: Sequence[Cell]) -> str:
     head = (
         f"{'target':<7} {'workload':<16} {'clients':>9} {'tps':>8} {'p95 ms':>8} "
-        f"{'err/s':>7} {'err %':>6} {'cert fails':>10} {'cert %':>6} {'bf aborts':>9}"
+        f"{'err/s':>7} {'err %':>6} {'cert fails':>10} {'cert %':>6} {'bf aborts':>9} "
+        f"{'cpu ms/trx':>10}"
     )
     lines = [head, "-" * len(head)]
     for c in cells:
@@ -336,10 +383,11 @@ def format_table(cells: Sequence[Cell]) -> str:
         if c.conflicts is not None:
             certs, bf_aborts = str(c.conflicts.cert_failures), str(c.conflicts.bf_aborts)
             cert_pct = f"{c.cert_failure_pct:.2f}"
+        cpu = "-" if c.cpu_ms_per_trx is None else f"{c.cpu_ms_per_trx:.2f}"
         lines.append(
             f"{c.target:<7} {c.workload:<16} {clients:>9} {c.tps:>8.1f} {c.p95_ms:>8.2f} "
             f"{c.errors / c.seconds:>7.2f} {100 * c.errors / max(c.attempts, 1):>6.2f} "
-            f"{certs:>10} {cert_pct:>6} {bf_aborts:>9}"
+            f"{certs:>10} {cert_pct:>6} {bf_aborts:>9} {cpu:>10}"
         )
     by_key = {(c.target, c.workload): c for c in cells}
     lines.append("")
@@ -401,12 +449,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp, contextlib.ExitStack() as up:
         work = Path(tmp)
+        # Each target lives in its own dir, which names its processes (see server_cpu).
         starters = {
             "ours": lambda: ours_cluster(
-                work, args.nodes, args.base_port or free_port_run(args.nodes)
+                work / "ours", args.nodes, args.base_port or free_port_run(args.nodes)
             ),
-            "galera": lambda: galera_cluster(work, args.nodes),
-            "direct": lambda: direct_server(work),
+            "galera": lambda: galera_cluster(work / "galera", args.nodes),
+            "direct": lambda: direct_server(work / "direct"),
         }
         targets: dict[str, list[Address]] = {}
         for name in args.targets:
@@ -430,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
                 try:
-                    cell = run_cell(name, workload, nodes, threads, args.time)
+                    cell = run_cell(name, workload, nodes, threads, args.time, home=work / name)
                 except (SysbenchError, pymysql.err.MySQLError) as exc:
                     # A cluster that fails under load (say, it lost its primary component)
                     # is a result too: report it and measure the others.
@@ -440,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cells.append(cell)
                 print(
                     f"bench: {workload} on {name}: tps={cell.tps:.1f} p95={cell.p95_ms:.2f}ms "
-                    f"errors={cell.errors} conflicts={cell.conflicts}",
+                    f"errors={cell.errors} conflicts={cell.conflicts} server_cpu={cell.cpu}",
                     flush=True,
                 )
     print("\n" + format_table(cells), flush=True)

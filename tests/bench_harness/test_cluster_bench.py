@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench import cluster_bench
-from bench.cluster_bench import Cell, NodeRun, WsrepCounters
+from bench.cluster_bench import Cell, NodeRun, ServerCpu, WsrepCounters
 from bench.proxy_bench import SysbenchError
 from proxy.managed_mariadb import MariaDBServer
 
@@ -121,16 +121,28 @@ def test_percentile_of_merged_histograms_is_that_of_all_events(
     assert sum(1 for e in events if e < got) < len(events) * pct / 100  # and it is the least
 
 
-def _cell(target: str, workload: str, tps: float, conflicts: WsrepCounters | None) -> Cell:
+def _cell(
+    target: str,
+    workload: str,
+    tps: float,
+    conflicts: WsrepCounters | None,
+    cpu: ServerCpu | None = None,
+) -> Cell:
     run = NodeRun(
         transactions=int(tps * 10), tps=tps, ignored_errors=10, reconnects=0, histogram={5.0: 1}
     )
-    return Cell(target, workload, threads=8, seconds=10, runs=[run], conflicts=conflicts)
+    return Cell(target, workload, threads=8, seconds=10, runs=[run], conflicts=conflicts, cpu=cpu)
 
 
 def test_table_has_ratios_and_conflict_rates() -> None:
     cells = [
-        _cell("ours", "oltp_write_only", 300.0, WsrepCounters(cert_failures=31, bf_aborts=2)),
+        _cell(
+            "ours",
+            "oltp_write_only",
+            300.0,
+            WsrepCounters(cert_failures=31, bf_aborts=2),
+            ServerCpu(seconds=4.5, processes=6),
+        ),
         _cell("galera", "oltp_write_only", 600.0, WsrepCounters(cert_failures=0, bf_aborts=0)),
         _cell("direct", "oltp_write_only", 1200.0, None),
         _cell("galera", "oltp_read_write", 100.0, WsrepCounters(cert_failures=5, bf_aborts=1)),
@@ -138,10 +150,10 @@ def test_table_has_ratios_and_conflict_rates() -> None:
     table = cluster_bench.format_table(cells)
     ours = next(line for line in table.splitlines() if line.startswith("ours"))
     assert ours.split() == [
-        "ours", "oltp_write_only", "1x8", "300.0", "5.00", "1.00", "0.33", "31", "1.03", "2"
+        "ours", "oltp_write_only", "1x8", "300.0", "5.00", "1.00", "0.33", "31", "1.03", "2", "1.50"
     ]  # fmt: skip
     direct = next(line for line in table.splitlines() if line.startswith("direct"))
-    assert direct.split()[-3:] == ["-", "-", "-"]
+    assert direct.split()[-4:] == ["-", "-", "-", "-"]
     assert "oltp_write_only: ours/galera 0.50, ours/direct 0.25" in table
     assert "oltp_read_write: ours/galera -, ours/direct -" in table
 
@@ -167,6 +179,10 @@ def test_ours_that_fails_to_come_up_is_skipped_with_its_error(
         cluster_bench.ours_cluster(tmp_path, nodes=0, base_port=cluster_bench.free_port_run(1)),
     ):
         pytest.fail("a cluster that did not come up must not be measured")
+
+
+def test_server_cpu_of_a_dir_no_process_names_is_zero(tmp_path: Path) -> None:
+    assert cluster_bench.server_cpu(tmp_path / "nobody-runs-here") == ServerCpu(0.0, 0)
 
 
 def test_free_port_run_gives_consecutive_free_ports() -> None:

@@ -66,11 +66,16 @@ def test_a_row_written_on_a_joiner_is_on_every_node(cluster: GaleraCluster) -> N
 def test_bench_cell_runs_on_every_node_and_counts_conflicts(cluster: GaleraCluster) -> None:
     nodes = cluster.addresses()
     cluster_bench.prepare_tables(nodes)
-    cell = cluster_bench.run_cell("galera", "oltp_write_only", nodes, threads=2, seconds=1)
+    cell = cluster_bench.run_cell(
+        "galera", "oltp_write_only", nodes, threads=2, seconds=1, home=cluster.base_dir
+    )
     assert len(cell.runs) == 3
     assert all(run.transactions > 0 for run in cell.runs)
     assert cell.tps > 0 and cell.p95_ms > 0
     assert cell.conflicts is not None and cell.conflicts.cert_failures >= 0
+    # the three mariadbd of this cluster, and the CPU they used to commit
+    assert cell.cpu is not None and cell.cpu.processes == 3
+    assert cell.cpu_ms_per_trx is not None and cell.cpu_ms_per_trx > 0
 
 
 @needs_galera
