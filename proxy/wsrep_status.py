@@ -179,7 +179,7 @@ class _WhereParser:
         return True
 
     def _not(self) -> _Filter:
-        if self.cur.accept("NOT") or self.cur.accept_text("!"):
+        if self.cur.accept("NOT"):  # (`!` binds tighter than `=` in MariaDB: not ours)
             inner = self._not()
             return _Filter(lambda row: not inner.keep(row), False)
         if self.cur.accept_text("("):
