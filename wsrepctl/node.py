@@ -159,6 +159,7 @@ def node_status(config: NodeConfig, provider: Provider, backend: str) -> dict[st
         "received": stats.received,
         "local_commits": stats.local_commits,
         "local_cert_failures": stats.local_cert_failures,
+        "local_bf_aborts": stats.local_bf_aborts,
         "cert_index_size": provider.core.index.stats.index_size,
         "flow_control_sent": group.flow_control_sent,
         "flow_control_recv": group.flow_control_recv,

@@ -46,16 +46,31 @@ class Cluster:
         host, port = self.status(i)["backend"].rsplit(":", 1)
         return pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
 
+    def positions(self) -> list[int]:
+        """Every backend's committed seqno (`wsrep.position`, committed with the data)."""
+        result = []
+        for i in range(NODES):
+            with self.backend(i) as conn, conn.cursor() as cur:
+                cur.execute("SELECT seqno FROM wsrep.position")
+                result.append(int(cur.fetchone()[0]))
+        return result
+
     def wait_same_position(self, timeout: float = 30.0) -> int:
-        """Until every node committed the same seqno; returns it."""
+        """Until every backend committed the same seqno; returns it. (Writes acknowledged
+        before the call are committed at their origin, so this waits for the others.)"""
         deadline = time.monotonic() + timeout
         while True:
-            seqnos = {self.status(i)["last_committed"] for i in range(NODES)}
+            seqnos = set(self.positions())
             if len(seqnos) == 1:
                 return seqnos.pop()
             if time.monotonic() > deadline:
                 raise AssertionError(f"nodes at different seqnos after {timeout}s: {seqnos}")
             time.sleep(0.05)
+
+    def fresh_status(self, i: int) -> dict[str, Any]:
+        """Node i's status as written after this call (nodes report twice a second)."""
+        time.sleep(0.6)
+        return self.status(i)
 
     def checksums(self, *tables: str) -> list[tuple[Any, ...]]:
         """CHECKSUM TABLE on every backend, once all are at the same seqno."""
