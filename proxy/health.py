@@ -171,6 +171,17 @@ async def serve_health(
         await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
 
 
+def _answer_safely(
+    head: RequestHead, snapshot: Callable[[], NodeStatus], available_when_donor: bool
+) -> bytes:
+    """A provider bug must not take the endpoint down: an unknown state is "not synced"."""
+    try:
+        return answer(head, snapshot(), available_when_donor)
+    except Exception:
+        log.exception("health: cannot read the node's status, answering 503")
+        return response(503, NOT_SYNCED_BODY, head_only=head.method == "HEAD")
+
+
 async def _serve_one(
     stream: trio.SocketStream, snapshot: Callable[[], NodeStatus], config: HealthConfig
 ) -> None:
@@ -184,7 +195,7 @@ async def _serve_one(
                 if not data:
                     reader.eof()
                 head = reader.feed(data)
-            reply = answer(head, snapshot(), config.available_when_donor)
+            reply = _answer_safely(head, snapshot, config.available_when_donor)
         if scope.cancelled_caught:
             log.info("health: no complete request within %.1fs, closing", config.read_timeout)
     except BadRequest as exc:

@@ -200,3 +200,11 @@ def test_hypothesis_garbage_never_kills_the_server(data: bytes) -> None:
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+async def test_a_failing_snapshot_is_not_synced(health_port: Start, node_status: object) -> None:
+    port = await health_port()  # type: ignore[misc]
+    node_status.status = None  # type: ignore[attr-defined]  # a provider bug
+    assert (await _exchange(port, b"GET / HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 503")
+    node_status.status = synced_status()  # type: ignore[attr-defined]
+    assert (await _exchange(port, b"GET / HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200")
