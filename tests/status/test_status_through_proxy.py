@@ -17,6 +17,7 @@ from proxy.server import ProxyServer
 from proxy.sql_text import TokenCursor
 from proxy.wsrep_status import WsrepInterceptor, _WhereParser, like_regex, show_text
 from wsrep.node_state import NodeState
+from wsrep.status import NodeVariables
 
 pytestmark = pytest.mark.mariadb
 
@@ -260,3 +261,21 @@ def test_where_filters_agree_with_mariadb(mariadb: MariaDBServer, condition: str
         cur.execute(f"SELECT Variable_name FROM s WHERE {condition}")
         real = {r[0] for r in cur.fetchall()}
     assert {r[0] for r in rows if ours.keep(r)} == real, condition
+
+
+def test_every_variable_we_model_is_mariadbs(mariadb: MariaDBServer) -> None:
+    """Debian's MariaDB is built with wsrep: our names must be among its own, and values
+    that need no provider (defaults) must print the same way."""
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW GLOBAL VARIABLES LIKE 'wsrep%'")
+        real = dict(cur.fetchall())
+    ours = {n: show_text(v) for n, v in NodeVariables("n").system_variables().items()}
+    assert set(ours) <= set(real), set(ours) - set(real)
+    same_default = (
+        "wsrep_auto_increment_control", "wsrep_causal_reads", "wsrep_certify_nonpk",
+        "wsrep_dirty_reads", "wsrep_max_ws_rows", "wsrep_max_ws_size", "wsrep_osu_method",
+        "wsrep_retry_autocommit", "wsrep_slave_threads", "wsrep_sync_wait", "wsrep_desync",
+        "wsrep_log_conflicts", "wsrep_node_incoming_address", "wsrep_reject_queries",
+        "wsrep_start_position", "wsrep_sst_method", "wsrep_cluster_name",
+    )  # fmt: skip
+    assert {n: ours[n] for n in same_default} == {n: real[n] for n in same_default}
