@@ -130,6 +130,10 @@ class MariaDBServer:
         return self.base_dir / "mysqld.sock"
 
     @property
+    def tmp_dir(self) -> Path:
+        return self.base_dir / "tmp"
+
+    @property
     def error_log(self) -> Path:
         return self.base_dir / "error.log"
 
@@ -159,6 +163,8 @@ class MariaDBServer:
                 "port": str(self.port),
                 "pid-file": str(self.pid_file),
                 "log-error": str(self.error_log),
+                # Its own tmpdir: internal temporary tables never meet another server's.
+                "tmpdir": str(self.tmp_dir),
                 "user": "root",
             }
         )
@@ -170,6 +176,7 @@ class MariaDBServer:
     def prepare(self) -> None:
         """Create the data dir from the template unless it exists already."""
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(exist_ok=True)
         if not self.datadir.exists():
             shutil.copytree(_build_template(), self.datadir)
         if not self.port:
