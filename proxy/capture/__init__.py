@@ -1,4 +1,4 @@
-"""Row-based write-set capture and apply on MariaDB (see docs/notes/capture.md).
+"""Row-based write-set capture and apply on MariaDB (see docs/design/capture.md).
 
 Origin: `install()` once, then per transaction `drain()` at commit (same connection, same
 transaction) and `record_position()` before COMMIT. Other nodes: `prepare_applier_session()`

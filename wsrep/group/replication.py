@@ -16,7 +16,7 @@ from wsrep.group.log import Configuration, Entry, EntryKind
 from wsrep.group.types import GroupConfig, MemberId
 
 # batches a follower may have in flight before the leader waits for its acks: with 4, the
-# batch size bounded the throughput of the real-process bench (docs/notes/group-transport.md)
+# batch size bounded the throughput of the real-process bench (docs/design/group-transport.md)
 _WINDOW_BATCHES = 16
 # a rough per-entry overhead when sizing a message
 _ENTRY_OVERHEAD = 64
