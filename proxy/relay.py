@@ -8,6 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import NoReturn, Protocol
 
+import trio
+
 from proxy.auth_relay import relay_auth_exchange
 from proxy.backend_client import BackendError, run_query
 from proxy.packet_stream import PacketStream, PeerClosed
@@ -90,6 +92,11 @@ class Relay:
         self.deprecate_eof = bool(session.capabilities & Capability.DEPRECATE_EOF)
         self.tracker = ResponseTracker(self.deprecate_eof)
         self.tracker.status_flags = session.status_flags
+        # Replication may work on the backend connection between commands (rolling back a
+        # transaction that blocks an applier): it holds `hold` meanwhile; `busy` says a
+        # command is in flight.
+        self.busy = False
+        self.hold: trio.Event | None = None
 
     async def run(self) -> None:
         """Serves commands until the client quits or a connection closes."""
@@ -100,8 +107,12 @@ class Relay:
                 packet = await self.client.read_packet()
             except PeerClosed:
                 return
+            if self.hold is not None:
+                await self.hold.wait()
+            self.busy = True
             if not await self._command(packet):
                 return
+            self.busy = False
 
     async def _command(self, packet: Packet) -> bool:
         """Serves one command; False when the session is over."""

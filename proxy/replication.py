@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -84,6 +85,12 @@ MAX_APPLY_ATTEMPTS = 200
 BF_ABORT_AFTER = 0.2  # seconds an applier waits on a lock before aborting its holder
 
 
+async def kill_connection(thread_id: int, admin: BackendClient) -> None:
+    """Abort a backend connection's transaction the only way MariaDB offers from outside."""
+    with contextlib.suppress(BackendError):  # gone already
+        await admin.query(f"KILL CONNECTION {int(thread_id)}")
+
+
 def sql_blockers(thread_id: int) -> str:
     """Backend threads holding locks the given thread waits for."""
     return (
@@ -135,8 +142,9 @@ class Appliers:
         self.count = count
         self._provider: Provider | None = None
         self._threads: set[int] = set()  # backend thread ids of applier connections
-        # Backend threads of local sessions killed for an applier: their clients get 1213.
-        self.bf_victims: set[int] = set()
+        # How to abort a local transaction holding a lock an applier waits for (the
+        # proxy's sessions roll back in place, see `Replication.abort_local`).
+        self.abort_local: Callable[[int, BackendClient], Awaitable[None]] = kill_connection
         self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
 
     def attach(self, provider: Provider) -> None:
@@ -208,10 +216,7 @@ class Appliers:
                             seqno,
                             victim,
                         )
-                        self.bf_victims.add(victim)
-                        with contextlib.suppress(BackendError):
-                            await admin.query(f"KILL CONNECTION {victim}")
-                        self.provider.stats.local_bf_aborts += 1
+                        await self.abort_local(victim, admin)
                 await trio.sleep(BF_ABORT_AFTER)
         finally:
             with trio.CancelScope(shield=True):
@@ -282,6 +287,10 @@ class Replication:
         self.appliers = appliers
         self.catalog = catalog
         self.commit_turn_timeout = commit_turn_timeout
+        appliers.abort_local = self.abort_local
+        self._relays: weakref.WeakValueDictionary[int, Relay] = weakref.WeakValueDictionary()
+        self._committing: set[int] = set()  # backend threads in the commit path
+        self._aborted: set[int] = set()  # rolled back for an applier: next statement gets 1213
 
     async def session_opened(self, relay: Relay) -> None:
         """The drain sends several statements at once: allow that on the backend
@@ -294,16 +303,42 @@ class Replication:
             if reply[:1] == bytes((ERR_HEADER,)):
                 raise ProtocolError(f"backend refused multi-statements: {reply[9:]!r}")
         await discard(_StreamSession(relay.backend, relay.deprecate_eof))
+        self._relays[relay.session.backend_thread_id] = relay
+
+    async def abort_local(self, thread_id: int, admin: BackendClient) -> None:
+        """Brute-force abort for an applier: roll back a proxy session's transaction on
+        its own backend connection while it is between commands (its client gets 1213
+        next); interrupt a statement in flight first; leave a session in its commit path
+        alone (certification or the commit-turn timeout resolves it)."""
+        relay = self._relays.get(thread_id)
+        if relay is None:  # not a session of this proxy: a direct backend connection
+            await kill_connection(thread_id, admin)
+            return
+        if thread_id in self._committing:
+            return
+        if relay.busy or relay.hold is not None:
+            with contextlib.suppress(BackendError):
+                await admin.query(f"KILL QUERY {int(thread_id)}")
+            return
+        relay.hold = hold = trio.Event()
+        try:
+            await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
+            self._aborted.add(thread_id)
+            self.provider.stats.local_bf_aborts += 1
+        finally:
+            relay.hold = None
+            hold.set()
 
     async def before_command(self, relay: Relay, packet: Packet) -> bool:
         """True when the command was answered here (the relay must not forward it)."""
         command = packet.payload[0]
         session = relay.session
         info = session.statement
-        if session.backend_thread_id in self.appliers.bf_victims:
-            self.appliers.bf_victims.discard(session.backend_thread_id)
-            await self._reply_error(relay, packet, *ER_LOCK_DEADLOCK)
-            raise BackendLost()  # the abort closed the backend connection: end the session
+        if session.backend_thread_id in self._aborted:
+            self._aborted.discard(session.backend_thread_id)
+            if info is None or info.kind is not StatementKind.TXN_ROLLBACK:
+                await self._reply_error(relay, packet, *ER_LOCK_DEADLOCK)
+                return True
         try:
             if command == _STMT_PREPARE:
                 self._check_text(session.sql)
@@ -369,12 +404,16 @@ class Replication:
     async def _commit(self, relay: Relay, packet: Packet) -> bool:
         """Certify and commit the open transaction; False if the client got an error."""
         backend = _StreamSession(relay.backend, relay.deprecate_eof)
+        thread_id = relay.session.backend_thread_id
+        self._committing.add(thread_id)
         try:
             await self._certify_and_commit(relay, backend)
         except _Refused as refused:
             await self._rollback(relay, backend)
             await self._reply_error(relay, packet, refused.code, refused.sqlstate, refused.message)
             return False
+        finally:
+            self._committing.discard(thread_id)
         self._set_flags(relay, backend.status_flags)
         return True
 
