@@ -280,12 +280,30 @@ def prepare_tables(nodes: Sequence[Address], timeout: float = 180.0) -> None:
     res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
         raise SysbenchError(f"sysbench prepare on {host}:{port} failed:\n{res.stdout[-3000:]}")
+    wait_for_tables(nodes, timeout)
+
+
+def wait_for_tables(nodes: Sequence[Address], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     for node in nodes:
         while _rows(node, f"sbtest.sbtest{SB_TABLES}") != SB_TABLE_SIZE:
             if time.monotonic() > deadline:
                 raise SysbenchError(f"sysbench tables did not reach {node} in {timeout}s")
             time.sleep(0.2)
+
+
+def sysbench_dump(home: Path) -> Path:
+    """The sysbench tables as SQL (`home/sbtest.sql`), made on a scratch MariaDB: our
+    cluster loads it on every backend at start (`--init-sql`), as it cannot replicate the
+    CREATE TABLEs (no total order isolation yet)."""
+    dump = home / "sbtest.sql"
+    with direct_server(home / "scratch") as (node,):
+        prepare_tables([node])
+        argv = ["mariadb-dump", "--no-defaults", f"--host={node[0]}", f"--port={node[1]}"]
+        argv += ["--user=root", "--skip-comments", "--single-transaction", "--databases"]
+        with dump.open("wb") as out:
+            subprocess.run([*argv, "sbtest"], stdout=out, check=True, timeout=120)
+    return dump
 
 
 def _rows(node: Address, table: str) -> int | None:
@@ -320,7 +338,11 @@ def free_port_run(count: int, attempts: int = 50) -> int:
 
 
 @contextlib.contextmanager
-def ours_cluster(home: Path, nodes: int, base_port: int) -> Iterator[list[Address]]:
+def ours_cluster(
+    home: Path, nodes: int, base_port: int, with_tables: bool = True
+) -> Iterator[list[Address]]:
+    """`wsrepctl cluster up` in `home`; `with_tables`: every backend starts with the sysbench
+    tables, loaded from a dump (`--init-sql`)."""
     if not ours_available():
         raise TargetUnavailable(
             "`wsrepctl cluster` does not exist yet (no wsrepctl/cmd_cluster.py)"
@@ -328,6 +350,8 @@ def ours_cluster(home: Path, nodes: int, base_port: int) -> Iterator[list[Addres
     wsrepctl = [sys.executable, "-m", "wsrepctl", "cluster"]
     up = [*wsrepctl, "up", "--nodes", str(nodes), "--dir", str(home)]
     up += ["--base-port", str(base_port), "--detach"]
+    if with_tables:
+        up += ["--init-sql", str(sysbench_dump(home.parent / "sysbench-seed"))]
     try:
         res = subprocess.run(up, capture_output=True, text=True, timeout=300)
         if res.returncode != 0:
@@ -466,7 +490,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"bench: target {name} skipped: {exc}", flush=True)
                 continue
             print(f"bench: {name} on {targets[name]}, preparing sysbench tables", flush=True)
-            prepare_tables(targets[name])
+            try:
+                # ours has the tables from the start (--init-sql); the others get them now
+                (wait_for_tables if name == "ours" else prepare_tables)(targets[name])
+            except (SysbenchError, pymysql.err.MySQLError) as exc:
+                print(f"bench: target {name} skipped: preparing its tables failed: {exc}")
+                del targets[name]
         failed: dict[str, str] = {}
         for workload in args.workloads:
             for name, nodes in targets.items():

@@ -176,7 +176,9 @@ def test_ours_that_fails_to_come_up_is_skipped_with_its_error(
     monkeypatch.setattr(cluster_bench, "ours_available", lambda: True)
     with (
         pytest.raises(cluster_bench.TargetUnavailable, match="exited 2"),
-        cluster_bench.ours_cluster(tmp_path, nodes=0, base_port=cluster_bench.free_port_run(1)),
+        cluster_bench.ours_cluster(
+            tmp_path, nodes=0, base_port=cluster_bench.free_port_run(1), with_tables=False
+        ),
     ):
         pytest.fail("a cluster that did not come up must not be measured")
 
