@@ -202,7 +202,13 @@ def run_on_nodes(
     outputs = []
     try:
         for proc in procs:
-            out, _ = proc.communicate(timeout=seconds + 120)
+            try:
+                out, _ = proc.communicate(timeout=seconds + 120)
+            except subprocess.TimeoutExpired:
+                raise SysbenchError(
+                    f"FATAL: sysbench {workload} still running {seconds + 120}s after its "
+                    f"{seconds}s (a connection that never answered?)"
+                ) from None
             if proc.returncode != 0:
                 raise SysbenchError(f"sysbench {workload} exited {proc.returncode}:\n{out[-3000:]}")
             outputs.append(out)
