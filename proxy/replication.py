@@ -85,7 +85,7 @@ MAX_APPLY_ATTEMPTS = 200
 BF_ABORT_AFTER = 0.2  # seconds an applier waits on a lock before aborting its holder
 
 
-async def kill_connection(thread_id: int, admin: BackendClient) -> None:
+async def kill_connection(thread_id: int, admin: BackendClient, seqno: int = 0) -> None:
     """Abort a backend connection's transaction the only way MariaDB offers from outside."""
     with contextlib.suppress(BackendError):  # gone already
         await admin.query(f"KILL CONNECTION {int(thread_id)}")
@@ -126,6 +126,23 @@ class _StreamSession:
         return result
 
 
+@dataclass(slots=True)
+class _CommitState:
+    """Where a session's commit is, for brute-force aborts on behalf of appliers."""
+
+    seqno: int = 0  # 0 until ordered
+    replicating: bool = False  # waiting for the verdict: the backend connection is idle
+    aborting: trio.Event | None = None  # set when a rollback for an applier is done
+    rolled_back: bool = False  # so a passed verdict must be replayed, not committed
+    turn: trio.CancelScope | None = None  # while waiting for the commit turn
+
+
+@dataclass(slots=True)
+class _Attempt:
+    seqno: int
+    turn: trio.CancelScope | None = None  # set while waiting for the commit turn
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyJob:
     seqno: int
@@ -142,9 +159,10 @@ class Appliers:
         self.count = count
         self._provider: Provider | None = None
         self._threads: set[int] = set()  # backend thread ids of applier connections
+        self._attempts: dict[int, _Attempt] = {}  # by applier thread: what it applies now
         # How to abort a local transaction holding a lock an applier waits for (the
         # proxy's sessions roll back in place, see `Replication.abort_local`).
-        self.abort_local: Callable[[int, BackendClient], Awaitable[None]] = kill_connection
+        self.abort_local: Callable[[int, BackendClient, int], Awaitable[None]] = kill_connection
         self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
 
     def attach(self, provider: Provider) -> None:
@@ -196,31 +214,58 @@ class Appliers:
         """Apply `changes`; if that waits for a lock, the holder is a local transaction
         that is not committing ahead of us (write sets ahead commit first, and disjoint
         keys apply in parallel): abort it, as Galera's brute-force abort does."""
+        failure: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._bf_abort_blockers, client.thread_id, job.seqno)
-            await apply_changes(client, changes)
+            try:
+                await apply_changes(client, changes)
+            except Exception as exc:  # re-raised below, not wrapped in an exception group
+                failure = exc
             nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
     async def _bf_abort_blockers(self, thread_id: int, seqno: int) -> None:
         await trio.sleep(BF_ABORT_AFTER)
-        admin = await self._connect()
+        try:
+            admin = await self._connect()
+        except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
+            log.warning("%s: cannot look for lock holders: %s", self.provider.node_name, exc)
+            return
         try:
             while True:
                 rows = (await admin.query(sql_blockers(thread_id))).rows
                 for (raw,) in rows:
                     victim = int(raw or 0)
-                    if victim and victim not in self._threads:
+                    if victim in self._threads:
+                        await self._abort_applier(victim, seqno, admin)
+                    elif victim:
                         log.info(
                             "%s: seqno %d waits for local backend thread %d: aborting it",
                             self.provider.node_name,
                             seqno,
                             victim,
                         )
-                        await self.abort_local(victim, admin)
+                        await self.abort_local(victim, admin, seqno)
                 await trio.sleep(BF_ABORT_AFTER)
+        except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
+            log.warning("%s: looking for lock holders failed: %s", self.provider.node_name, exc)
         finally:
             with trio.CancelScope(shield=True):
                 await admin.aclose()
+
+    async def _abort_applier(self, thread_id: int, seqno: int, admin: BackendClient) -> None:
+        """An applier of a later write set holds a lock `seqno` needs (InnoDB locks more
+        than the certification keys: gaps, secondary indexes): it lets go and re-applies
+        after `seqno`, like Galera's abort of a lower-priority applier."""
+        state = self._attempts.get(thread_id)
+        if state is None or state.seqno <= seqno:
+            return  # an earlier write set: it commits first, just wait
+        if state.turn is not None:
+            state.turn.cancel()
+        else:
+            with contextlib.suppress(BackendError):
+                await admin.query(f"KILL QUERY {int(thread_id)}")
 
     async def _worker(self, client: BackendClient) -> None:
         async for job in self._jobs:
@@ -241,11 +286,26 @@ class Appliers:
             await gate.wait_commit_turn(job.seqno)
             provider.commit(job.seqno)
             return client
+        serial = False
         for attempt in range(1, MAX_APPLY_ATTEMPTS + 1):
+            thread_id = client.thread_id
+            state = self._attempts[thread_id] = _Attempt(job.seqno)
             try:
-                await gate.wait_apply_turn(job.depends_seqno)
+                # After an abort, wait for every write set ahead: no lock fight twice.
+                await gate.wait_apply_turn(job.seqno - 1 if serial else job.depends_seqno)
                 await self._apply_with_bf_abort(client, job, changes)
-                await gate.wait_commit_turn(job.seqno)
+                with trio.CancelScope() as state.turn:
+                    await gate.wait_commit_turn(job.seqno)
+                if state.turn.cancel_called and gate.last_committed != job.seqno - 1:
+                    log.info(
+                        "%s: seqno %d holds locks an earlier write set needs: re-applying",
+                        provider.node_name,
+                        job.seqno,
+                    )
+                    await client.query(sql.ROLLBACK)
+                    serial = True
+                    continue
+                state.turn = None
                 await commit_at(client, provider_position(provider, job.seqno))
                 break
             except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
@@ -257,7 +317,10 @@ class Appliers:
                     exc,
                 )
                 client = await self._reconnect(client)
+                serial = True
                 await trio.sleep(min(1.0, 0.05 * attempt))
+            finally:
+                self._attempts.pop(thread_id, None)
         else:  # like Galera: a node that cannot apply what the cluster committed must stop
             raise RuntimeError(f"{provider.node_name}: cannot apply seqno {job.seqno}")
         provider.commit(job.seqno)
@@ -289,7 +352,7 @@ class Replication:
         self.commit_turn_timeout = commit_turn_timeout
         appliers.abort_local = self.abort_local
         self._relays: weakref.WeakValueDictionary[int, Relay] = weakref.WeakValueDictionary()
-        self._committing: set[int] = set()  # backend threads in the commit path
+        self._committing: dict[int, _CommitState] = {}  # by backend thread
         self._aborted: set[int] = set()  # rolled back for an applier: next statement gets 1213
 
     async def session_opened(self, relay: Relay) -> None:
@@ -305,16 +368,28 @@ class Replication:
         await discard(_StreamSession(relay.backend, relay.deprecate_eof))
         self._relays[relay.session.backend_thread_id] = relay
 
-    async def abort_local(self, thread_id: int, admin: BackendClient) -> None:
+    async def abort_local(self, thread_id: int, admin: BackendClient, seqno: int) -> None:
         """Brute-force abort for an applier: roll back a proxy session's transaction on
         its own backend connection while it is between commands (its client gets 1213
         next); interrupt a statement in flight first; leave a session in its commit path
-        alone (certification or the commit-turn timeout resolves it)."""
+        waiting for its verdict is rolled back too (replayed if it passes), one waiting
+        for its commit turn behind `seqno` lets go of its locks and is replayed after."""
         relay = self._relays.get(thread_id)
         if relay is None:  # not a session of this proxy: a direct backend connection
             await kill_connection(thread_id, admin)
             return
-        if thread_id in self._committing:
+        state = self._committing.get(thread_id)
+        if state is not None:
+            if state.turn is not None and state.seqno > seqno:
+                state.turn.cancel()
+            elif state.replicating and state.aborting is None and not state.rolled_back:
+                state.aborting = done = trio.Event()
+                try:
+                    await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
+                    state.rolled_back = True
+                    self.provider.stats.local_bf_aborts += 1
+                finally:
+                    done.set()
             return
         if relay.busy or relay.hold is not None:
             with contextlib.suppress(BackendError):
@@ -405,19 +480,21 @@ class Replication:
         """Certify and commit the open transaction; False if the client got an error."""
         backend = _StreamSession(relay.backend, relay.deprecate_eof)
         thread_id = relay.session.backend_thread_id
-        self._committing.add(thread_id)
+        state = self._committing[thread_id] = _CommitState()
         try:
-            await self._certify_and_commit(relay, backend)
+            await self._certify_and_commit(relay, backend, state)
         except _Refused as refused:
             await self._rollback(relay, backend)
             await self._reply_error(relay, packet, refused.code, refused.sqlstate, refused.message)
             return False
         finally:
-            self._committing.discard(thread_id)
+            self._committing.pop(thread_id, None)
         self._set_flags(relay, backend.status_flags)
         return True
 
-    async def _certify_and_commit(self, relay: Relay, backend: _StreamSession) -> None:
+    async def _certify_and_commit(
+        self, relay: Relay, backend: _StreamSession, state: _CommitState
+    ) -> None:
         session = relay.session
         provider = self.provider
         try:
@@ -436,6 +513,7 @@ class Replication:
             tuple(captured.keys),
             captured.payload(),
         )
+        state.replicating = True
         try:
             replicated = await provider.replicate(ws)
         except NotReady as exc:
@@ -443,7 +521,12 @@ class Replication:
             raise _Refused(*ER_NOT_READY) from None
         except OutcomeUnknown as exc:
             raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", str(exc)) from None
+        finally:
+            state.replicating = False  # no new abort starts; wait for one under way
+            if state.aborting is not None:
+                await state.aborting.wait()
         seqno, verdict = replicated.seqno, replicated.verdict
+        state.seqno = seqno
         if not verdict.passed:
             log.info(
                 "session %d: seqno %d failed certification (%s): 1213",
@@ -452,20 +535,39 @@ class Replication:
                 verdict.describe(),
             )
             raise _Refused(*ER_LOCK_DEADLOCK)
-        with trio.CancelScope(shield=True):  # certified: it commits here, whatever happens
-            await self._commit_in_order(relay, backend, seqno, ws, verdict.depends_seqno)
+        if state.rolled_back:
+            log.info(
+                "session %d: seqno %d was aborted for an applier while replicating: replaying",
+                session.session_id,
+                seqno,
+            )
+            committed: str | None = "aborted"
+        else:
+            with trio.CancelScope(shield=True):  # certified: commit it here if we can
+                committed = await self._commit_in_order(relay, backend, state)
+        if committed is None:
+            self.provider.commit(seqno)
+            self.provider.stats.local_commits += 1
+            return
+        # Not committed here: replay it from the write set (cancellable, so a node that
+        # shuts down meanwhile can stop; the rest of the cluster has it either way).
+        await self.appliers.replay(seqno, ws, verdict.depends_seqno)
+        if committed == "backend lost":
+            raise _BackendGoneAfterCommit()
 
     async def _commit_in_order(
-        self, relay: Relay, backend: _StreamSession, seqno: int, ws: WriteSet, depends: int
-    ) -> None:
+        self, relay: Relay, backend: _StreamSession, state: _CommitState
+    ) -> str | None:
+        """Position + COMMIT at our turn; None if done, else why the replay must do it."""
         gate = self.provider.gate
-        position = provider_position(self.provider, seqno)
-        with trio.move_on_after(self.commit_turn_timeout):
+        seqno = state.seqno
+        with trio.move_on_after(self.commit_turn_timeout) as state.turn:
             await gate.wait_commit_turn(seqno)
+        state.turn = None
         try:
             if gate.last_committed != seqno - 1:
-                raise TimeoutError(f"no commit turn in {self.commit_turn_timeout}s")
-            await commit_at(backend, position)
+                raise TimeoutError("an applier ahead needs our locks, or no turn in time")
+            await commit_at(backend, provider_position(self.provider, seqno))
         except (BackendError, TimeoutError) as exc:
             # Our locks may hold up an applier ahead of us: let go of them and replay.
             log.warning(
@@ -475,13 +577,16 @@ class Replication:
                 exc,
             )
             await self._rollback(relay, backend)
-            await self.appliers.replay(seqno, ws, depends)
-            return
-        except (PeerClosed, ProtocolError):
-            await self.appliers.replay(seqno, ws, depends)
-            raise _BackendGoneAfterCommit() from None
-        self.provider.commit(seqno)
-        self.provider.stats.local_commits += 1
+            return "not committed"
+        except (PeerClosed, ProtocolError) as exc:
+            log.warning(
+                "session %d: seqno %d certified, backend connection lost (%s): replaying",
+                relay.session.session_id,
+                seqno,
+                exc,
+            )
+            return "backend lost"
+        return None
 
     async def _autocommit_write(self, relay: Relay, packet: Packet) -> None:
         """START TRANSACTION, the statement, certify + COMMIT; one answer to the client."""
