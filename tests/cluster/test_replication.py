@@ -3,7 +3,10 @@ to exactly one side, read-only transactions don't replicate, nodes stay identica
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 
 import pymysql
@@ -197,3 +200,20 @@ def test_remote_write_aborts_a_local_transaction_holding_its_row(cluster: Cluste
         assert _rows(cluster, i, "SELECT note FROM app.t WHERE id = 2") == (("remote wins",),)
     assert cluster.fresh_status(1)["local_bf_aborts"] == before + 1
     assert len(set(cluster.checksums("app.t"))) == 1
+
+
+def test_status_command_shows_every_node_synced(cluster: Cluster) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "wsrepctl", "status", "--dir", str(cluster.dir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    docs = json.loads(run.stdout)
+    assert sorted(docs) == [f"node{i + 1}" for i in range(NODES)]
+    for doc in docs.values():
+        assert doc["state"] == "SYNCED" and doc["local_state"] == 4
+        assert doc["cluster_size"] == NODES and doc["cluster_status"] == "Primary"
+    assert len({doc["cluster_state_uuid"] for doc in docs.values()}) == 1
