@@ -47,17 +47,6 @@ class GaleraError(RuntimeError):
     pass
 
 
-class GaleraNode(MariaDBServer):
-    """A managed server that Debian's `wsrep_sst_mariabackup` can be donor or joiner for.
-
-    That script hands mariadbd's `--innodb-buffer-pool-size` on to `mariadb-backup`, which
-    rejects it ("unknown variable"), so the option is left out: 128M is the default anyway.
-    """
-
-    def _argv(self) -> list[str]:
-        return [a for a in super()._argv() if not a.startswith("--innodb-buffer-pool-size")]
-
-
 @dataclass(frozen=True)
 class NodePorts:
     sql: int
@@ -86,7 +75,7 @@ def wsrep_options(
     *,
     appliers: int,
     new_cluster: bool = False,
-) -> dict[str, str | None]:
+) -> dict[str, str | bool | None]:
     """mariadbd options for one Galera node; `peers` are every node's group port."""
     provider = "; ".join(
         (
@@ -101,7 +90,10 @@ def wsrep_options(
             "evs.install_timeout=PT30S",
         )
     )
-    opts: dict[str, str | None] = {
+    opts: dict[str, str | bool | None] = {
+        # Debian's wsrep_sst_mariabackup hands mariadbd's --innodb-buffer-pool-size on to
+        # mariadb-backup, which rejects it: leave it out (128M is the default anyway).
+        "innodb-buffer-pool-size": False,
         "wsrep-on": "ON",
         "wsrep-provider": str(PROVIDER),
         "wsrep-cluster-name": "wsrep-bench-galera",
@@ -147,7 +139,7 @@ class GaleraCluster:
     size: int = 3
     appliers: int = 4
     detach: bool = False  # True: the servers outlive this process (the `up` command)
-    nodes: list[GaleraNode] = field(default_factory=list)
+    nodes: list[MariaDBServer] = field(default_factory=list)
 
     def start(self, timeout: float = 180.0) -> None:
         missing = missing_prerequisites()
@@ -157,7 +149,7 @@ class GaleraCluster:
         ports = NodePorts.allocate(self.size)
         peers = [p.group for p in ports]
         self.nodes = [
-            GaleraNode(
+            MariaDBServer(
                 self.base_dir / f"galera{i + 1}",
                 name=f"galera{i + 1}",
                 port=p.sql,
@@ -235,7 +227,9 @@ class GaleraCluster:
         """The cluster an earlier `up` left running in `base_dir`."""
         state = json.loads((base_dir / STATE_FILE).read_text())
         nodes = [
-            GaleraNode(Path(n["dir"]), name=n["name"], port=int(n["port"]), die_with_parent=False)
+            MariaDBServer(
+                Path(n["dir"]), name=n["name"], port=int(n["port"]), die_with_parent=False
+            )
             for n in state
         ]
         return cls(base_dir, size=len(nodes), detach=True, nodes=nodes)

@@ -117,7 +117,8 @@ class MariaDBServer:
     base_dir: Path
     name: str = "db"
     port: int = 0
-    options: Mapping[str, str | None] = field(default_factory=dict)
+    # `--key=value`; None for a bare `--key`; False leaves one of BASE_OPTIONS out.
+    options: Mapping[str, str | bool | None] = field(default_factory=dict)
     die_with_parent: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
@@ -154,7 +155,7 @@ class MariaDBServer:
         return None
 
     def _argv(self) -> list[str]:
-        opts: dict[str, str | None] = dict(BASE_OPTIONS)
+        opts: dict[str, str | bool | None] = dict(BASE_OPTIONS)
         opts.update(self.options)
         opts.update(
             {
@@ -170,6 +171,8 @@ class MariaDBServer:
         )
         argv = [_binary("mariadbd", "mysqld"), "--no-defaults"]
         for key, val in opts.items():
+            if val is False:
+                continue
             argv.append(f"--{key}" if val is None else f"--{key}={val}")
         return argv
 
