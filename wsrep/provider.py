@@ -76,6 +76,7 @@ class Provider:
         self.stats = ProviderStats()
         self._apply = apply
         self._waiters: dict[tuple[MemberId, int], _Waiter] = {}
+        self._receive_queue: set[int] = set()  # handed to the appliers, not committed yet
         # Unique per origin across restarts: nanoseconds at start, then counting.
         self._next_trx_id = time.time_ns()
         self._state_changed = trio.Event()
@@ -135,7 +136,9 @@ class Provider:
     def commit(self, seqno: int) -> None:
         """`seqno` committed on the backend (local commit or applier)."""
         self.gate.commit(seqno)
-        self._report_queue()
+        if seqno in self._receive_queue:
+            self._receive_queue.discard(seqno)
+            self._report_queue()
 
     async def wait_state(self, ready: bool) -> None:
         while self.ready != ready:
@@ -182,6 +185,7 @@ class Provider:
             return
         assert ws is not None and verdict is not None
         self.stats.received += 1
+        self._receive_queue.add(seqno)
         self._apply(seqno, ws, verdict.depends_seqno)
 
     def _view(self, view: View) -> None:
@@ -204,6 +208,12 @@ class Provider:
         self._state_changed.set()
         self._state_changed = trio.Event()
 
+    @property
+    def local_recv_queue(self) -> int:
+        """Galera's wsrep_local_recv_queue: remote write sets waiting to be applied."""
+        return len(self._receive_queue)
+
     def _report_queue(self) -> None:
-        """Delivered and not committed yet: what flow control limits."""
-        self.group.set_apply_queue(self.core.last_delivered - self.gate.last_committed)
+        """What flow control limits: the appliers' backlog, as in Galera (local commits
+        waiting for their turn are not counted: they are the group's own pace)."""
+        self.group.set_apply_queue(len(self._receive_queue))

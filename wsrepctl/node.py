@@ -161,6 +161,7 @@ def node_status(config: NodeConfig, provider: Provider, backend: str) -> dict[st
         "local_cert_failures": stats.local_cert_failures,
         "local_bf_aborts": stats.local_bf_aborts,
         "cert_index_size": provider.core.index.stats.index_size,
+        "local_recv_queue": provider.local_recv_queue,
         "flow_control_sent": group.flow_control_sent,
         "flow_control_recv": group.flow_control_recv,
     }
