@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from proxy.managed_mariadb import free_port
+from proxy.managed_mariadb import free_port, process_alive
 from wsrepctl.cmd_node import read_status
 
 UP_TIMEOUT = 180.0
@@ -158,18 +158,10 @@ def _stop(state_dir: Path) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + DOWN_TIMEOUT
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(process_alive(p) for p in pids):
         time.sleep(0.1)
     for pid in pids:
-        if _alive(pid):
+        if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     return len(pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from proxy.managed_mariadb import process_alive
 from wsrepctl.node_config import NodeConfigError, load_node_config
 
 
@@ -52,19 +52,9 @@ def read_status(state_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     pid = doc.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
+    if not isinstance(pid, int) or not process_alive(pid):
         return None
     return doc
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _status(args: argparse.Namespace) -> int:

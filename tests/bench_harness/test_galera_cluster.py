@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ import pytest
 
 from bench import cluster_bench, galera_cluster
 from bench.galera_cluster import GaleraCluster, GaleraError, wsrep_status
+from proxy.managed_mariadb import process_alive
 
 pytestmark = pytest.mark.mariadb
 needs_galera = pytest.mark.skipif(
@@ -22,22 +22,14 @@ needs_galera = pytest.mark.skipif(
 SCRIPT = Path(galera_cluster.__file__)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GaleraCluster]:
     with GaleraCluster(tmp_path_factory.mktemp("galera")) as running:
         pids = [node.pid for node in running.nodes]
-        assert all(pid is not None and _alive(pid) for pid in pids)
+        assert all(pid is not None and process_alive(pid) for pid in pids)
         yield running
     # Leaving the block stopped every node: the last check of the smoke test.
-    assert not any(_alive(pid) for pid in pids if pid is not None)
+    assert not any(process_alive(pid) for pid in pids if pid is not None)
 
 
 @needs_galera
@@ -91,7 +83,7 @@ def test_script_up_then_down(tmp_path: Path) -> None:
         assert [line.split()[0] for line in up.stdout.splitlines()] == ["galera1", "galera2"]
         running = GaleraCluster.from_state(tmp_path)
         pids = [node.pid for node in running.nodes]
-        assert all(pid is not None and _alive(pid) for pid in pids)
+        assert all(pid is not None and process_alive(pid) for pid in pids)
     finally:
         down = subprocess.run(
             [sys.executable, str(SCRIPT), "down", "--dir", str(tmp_path)],
@@ -100,7 +92,7 @@ def test_script_up_then_down(tmp_path: Path) -> None:
             timeout=120,
         )
     assert down.returncode == 0, down.stderr
-    assert not any(_alive(pid) for pid in pids if pid is not None)
+    assert not any(process_alive(pid) for pid in pids if pid is not None)
     assert not (tmp_path / galera_cluster.STATE_FILE).exists()
 
 

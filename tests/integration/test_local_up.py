@@ -9,7 +9,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from proxy.managed_mariadb import _alive, free_port
+from proxy.managed_mariadb import free_port, process_alive
 
 pytestmark = pytest.mark.mariadb
 
@@ -40,7 +40,7 @@ def test_local_up_serves_through_the_proxy_and_down_stops_everything(tmp_path: P
     finally:
         down = _wsrepctl("local", "down", "--dir", str(state))
     assert down.returncode == 0, down.stderr
-    assert not _alive(pid) and not _alive(server_pid)
+    assert not process_alive(pid) and not process_alive(server_pid)
 
 
 def test_down_without_up_says_so(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.managed_mariadb import MariaDBServer, _alive, running_servers
+from proxy.managed_mariadb import MariaDBServer, process_alive, running_servers
 
 pytestmark = pytest.mark.mariadb
 
@@ -21,7 +21,7 @@ def test_server_answers_and_stops_by_pid(tmp_path: Path) -> None:
                 assert inc == 3
                 assert "MariaDB" in version
         pids = [a.pid, b.pid]
-    assert all(pid is not None and not _alive(pid) for pid in pids)
+    assert all(pid is not None and not process_alive(pid) for pid in pids)
     assert not (tmp_path / "db1").exists()
 
 
@@ -35,7 +35,7 @@ def test_kill_then_restart_keeps_data(tmp_path: Path) -> None:
             cur.execute("INSERT INTO keep.t VALUES (1), (2)")
         pid = srv.pid
         srv.kill()
-        assert pid is not None and not _alive(pid)
+        assert pid is not None and not process_alive(pid)
         srv.start()
         with srv.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM keep.t")

@@ -4,7 +4,6 @@ and in-process ones (to look at session state or install an interceptor)."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -71,22 +70,6 @@ async def inproc_proxy(
         return server, port
 
     yield start
-
-
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A throw-away self-signed certificate and key."""
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "proxy.crt", d / "proxy.key"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
 
 
 @pytest.fixture
