@@ -28,7 +28,6 @@ import contextlib
 import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the `bench` package impor
 
 from bench.galera_cluster import GaleraCluster, missing_prerequisites
 from bench.proxy_bench import SB_TABLE_SIZE, SB_TABLES, SysbenchError, sysbench_argv
-from proxy.managed_mariadb import MariaDBServer, die_with_parent, free_port
+from proxy.managed_mariadb import MariaDBServer, die_with_parent, free_port_run
 
 WORKLOADS = ("oltp_write_only", "oltp_read_write")
 TARGETS = ("ours", "galera", "direct")
@@ -324,23 +323,6 @@ def _rows(node: Address, table: str) -> int | None:
 
 def ours_available() -> bool:
     return importlib.util.find_spec("wsrepctl.cmd_cluster") is not None
-
-
-def free_port_run(count: int, attempts: int = 50) -> int:
-    """A first port P with P..P+count-1 all free on 127.0.0.1 right now."""
-    for _ in range(attempts):
-        first = free_port()
-        if first + count > 65535:
-            continue
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(first + 1, first + count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise RuntimeError(f"no run of {count} free ports found")
 
 
 @contextlib.contextmanager

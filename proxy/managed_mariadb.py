@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,9 +48,32 @@ class MariaDBError(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel picks: in its ephemeral range (32768-60999 on Linux)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+# Runs of fixed ports (a cluster's proxies on P, P+1, ...) come from below the kernel's
+# ephemeral range, so no port the kernel hands out later (free_port(), the source port of
+# an outgoing connection) can take one of them between the check and the bind.
+_RUN_LOW, _RUN_HIGH = 20000, 32768
+
+
+def free_port_run(count: int, host: str = "127.0.0.1", attempts: int = 100) -> int:
+    """A first port P with P..P+count-1 all free right now, below the ephemeral range."""
+    rng = random.Random()
+    for _ in range(attempts):
+        first = rng.randrange(_RUN_LOW, _RUN_HIGH - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        return first
+    raise MariaDBError(f"no run of {count} free ports on {host}")
 
 
 def _binary(name: str, *fallbacks: str) -> str:

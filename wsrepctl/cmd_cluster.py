@@ -58,7 +58,13 @@ def write_configs(args: argparse.Namespace, state_dir: Path) -> list[Path]:
     if args.init_sql is not None:
         shutil.copyfile(args.init_sql, state_dir / "init.sql")
         init = 'init_sql = "../init.sql"\n'
-    groups = [f"127.0.0.1:{free_port()}" for _ in range(args.nodes)]
+    proxy_ports = range(args.base_port, args.base_port + args.nodes)
+    group_ports: list[int] = []
+    while len(group_ports) < args.nodes:  # distinct, and never one of the proxies' ports
+        port = free_port()
+        if port not in proxy_ports and port not in group_ports:
+            group_ports.append(port)
+    groups = [f"127.0.0.1:{port}" for port in group_ports]
     paths = []
     for i in range(1, args.nodes + 1):
         node_dir = state_dir / f"node{i}"

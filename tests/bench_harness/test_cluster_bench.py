@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bench import cluster_bench
 from bench.cluster_bench import Cell, NodeRun, ServerCpu, WsrepCounters
 from bench.proxy_bench import SysbenchError
-from proxy.managed_mariadb import MariaDBServer
+from proxy.managed_mariadb import MariaDBServer, free_port_run
 
 SAMPLE = (Path(__file__).parent / "sysbench_run_output.txt").read_text()
 
@@ -177,7 +177,7 @@ def test_ours_that_fails_to_come_up_is_skipped_with_its_error(
     with (
         pytest.raises(cluster_bench.TargetUnavailable, match="exited 2"),
         cluster_bench.ours_cluster(
-            tmp_path, nodes=0, base_port=cluster_bench.free_port_run(1), with_tables=False
+            tmp_path, nodes=0, base_port=free_port_run(1), with_tables=False
         ),
     ):
         pytest.fail("a cluster that did not come up must not be measured")
@@ -188,7 +188,7 @@ def test_server_cpu_of_a_dir_no_process_names_is_zero(tmp_path: Path) -> None:
 
 
 def test_free_port_run_gives_consecutive_free_ports() -> None:
-    first = cluster_bench.free_port_run(3)
+    first = free_port_run(3)
     assert 1024 < first < 65533
 
 

@@ -4,7 +4,6 @@ stopped by pid through `wsrepctl cluster down`."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from typing import Any
 
 import pymysql
 import pytest
+
+from proxy.managed_mariadb import free_port_run
 
 NODES = 3
 INIT_SQL = """
@@ -83,25 +84,6 @@ class Cluster:
         return result
 
 
-def _free_base_port() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + NODES < 65536 and all(_free(base + i) for i in range(NODES)):
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _wsrepctl(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wsrepctl", *args],
@@ -117,7 +99,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state = tmp_path_factory.mktemp("cluster")
     init = state / "init-source.sql"
     init.write_text(INIT_SQL)
-    base = _free_base_port()
+    base = free_port_run(NODES)
     up = _wsrepctl(
         "cluster", "up", "--nodes", str(NODES), "--dir", str(state / "c"),
         "--base-port", str(base), "--init-sql", str(init), "--detach", timeout=240,
