@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from certification.keys import encode_varint
+
 MAGIC = b"WRI"
 VERSION = 1
 
@@ -137,15 +139,15 @@ def encode_changes(changes: Sequence[RowChange]) -> bytes:
         if change.table not in tables:
             _check_table(change.table)
             tables[change.table] = len(tables)
-        body += _varint(tables[change.table])
+        body += encode_varint(tables[change.table])
         body.append(change.op)
         _encode_values(body, change)
     out = bytearray(MAGIC)
     out.append(VERSION)
-    out += _varint(len(tables))
+    out += encode_varint(len(tables))
     for table in tables:
         _encode_table(out, table)
-    out += _varint(len(changes))
+    out += encode_varint(len(changes))
     out += body
     return bytes(out)
 
@@ -153,14 +155,14 @@ def encode_changes(changes: Sequence[RowChange]) -> bytes:
 def _encode_table(out: bytearray, table: TableSpec) -> None:
     _put_name(out, table.schema)
     _put_name(out, table.name)
-    out += _varint(len(table.columns))
+    out += encode_varint(len(table.columns))
     for col in table.columns:
         _put_name(out, col.name)
         out.append(col.kind)
         _put_bytes(out, col.charset.encode("ascii"))
-    out += _varint(len(table.key))
+    out += encode_varint(len(table.key))
     for i in table.key:
-        out += _varint(i)
+        out += encode_varint(i)
 
 
 def _encode_values(out: bytearray, change: RowChange) -> None:
@@ -187,10 +189,10 @@ def _encode_values(out: bytearray, change: RowChange) -> None:
 def _encode_value(out: bytearray, kind: Kind, value: Value) -> None:
     if kind is Kind.INT:
         assert isinstance(value, int)
-        out += _varint(value * 2 if value >= 0 else -value * 2 - 1)
+        out += encode_varint(value * 2 if value >= 0 else -value * 2 - 1)
     elif kind in (Kind.BITS, Kind.ENUM, Kind.SET):
         assert isinstance(value, int)
-        out += _varint(value)
+        out += encode_varint(value)
     elif kind is Kind.FLOAT32:
         out += struct.pack("<f", value)
     elif kind is Kind.FLOAT64:
@@ -215,17 +217,8 @@ def _check_table(table: TableSpec) -> None:
             raise RowImageError(f"column {col.name!r}: a charset goes with TEXT, and only TEXT")
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _put_bytes(out: bytearray, raw: bytes) -> None:
-    out += _varint(len(raw))
+    out += encode_varint(len(raw))
     out += raw
 
 
