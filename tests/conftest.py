@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,3 +38,17 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return cert, key
+
+
+@pytest.fixture
+def schema(request: pytest.FixtureRequest, mariadb: MariaDBServer) -> Iterator[str]:
+    """A fresh database on the session server, named after the test and its module."""
+    module = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    digest = hashlib.blake2b(request.node.nodeid.encode(), digest_size=4).hexdigest()
+    name = re.sub(r"\W", "_", f"t_{module}_{request.node.name}")[:55] + "_" + digest
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield name
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

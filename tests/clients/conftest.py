@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,18 +63,6 @@ def _service_survives(_service: ServiceProcess | None) -> Iterator[None]:
 def direct(mariadb: MariaDBServer) -> Endpoint:
     """MariaDB itself: what the application would see without the proxy."""
     return Endpoint(mariadb.host, mariadb.port)
-
-
-@pytest.fixture
-def schema(request: pytest.FixtureRequest, mariadb: MariaDBServer) -> Iterator[str]:
-    """A fresh database named after the test."""
-    name = ("c_" + re.sub(r"\W", "_", request.node.name))[:64]
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cur.execute(f"CREATE DATABASE `{name}`")
-    yield name
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ and in-process ones (to look at session state or install an interceptor)."""
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -70,15 +69,3 @@ async def inproc_proxy(
         return server, port
 
     yield start
-
-
-@pytest.fixture
-def schema(request: pytest.FixtureRequest, mariadb: MariaDBServer) -> Iterator[str]:
-    """A fresh database named after the test."""
-    name = ("p_" + re.sub(r"\W", "_", request.node.name))[:64]
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cur.execute(f"CREATE DATABASE `{name}`")
-    yield name
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
