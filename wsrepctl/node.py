@@ -27,9 +27,11 @@ from proxy.capture import Catalog, install, read_position
 from proxy.managed_mariadb import MariaDBServer
 from proxy.replication import Appliers, Replication
 from proxy.server import ProxyConfig, serve_proxy
+from proxy.wsrep_status import status_interceptor
 from wsrep.group.log import InMemoryLogStorage
 from wsrep.group_node import open_group_node
 from wsrep.provider import Provider
+from wsrep.status import NodeStatus, NodeVariables
 from wsrepctl.cmd_group_member import read_secret
 from wsrepctl.node_config import NodeConfig
 
@@ -109,12 +111,24 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
             appliers.attach(provider)
             await nursery.start(provider.run)
             await nursery.start(appliers.run)
+            variables = NodeVariables(
+                node_name=config.name,
+                cluster_address="gcomm://" + ",".join(config.peers),
+                node_address=config.group,
+                node_incoming_address=f"{config.proxy[0]}:{config.proxy[1]}",
+                slave_threads=config.appliers,
+            ).system_variables()
             proxy = ProxyConfig(
                 listen_host=config.proxy[0],
                 listen_port=config.proxy[1],
                 backend_host=host,
                 backend_port=port,
                 commit_hook=Replication(provider, appliers, catalog, config.commit_turn),
+                interceptor=status_interceptor(
+                    lambda: node_snapshot(config, provider),
+                    lambda _session: variables,
+                    ready=lambda: provider.ready,
+                ),
             )
             await nursery.start(serve_proxy, proxy)
             nursery.start_soon(_report_status, config, provider, f"{host}:{port}")
@@ -133,38 +147,65 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
                 break
 
 
-def node_status(config: NodeConfig, provider: Provider, backend: str) -> dict[str, Any]:
-    """Galera's names where there is one (wsrep_local_state, wsrep_cluster_size, ...)."""
+def node_snapshot(config: NodeConfig, provider: Provider) -> NodeStatus:
+    """The provider's state under Galera's names: for SHOW STATUS and status.json."""
     view = provider.view
     stats = provider.stats
     group = provider.group.stats
-    return {
+    if view is None:
+        cluster_status = "Disconnected"
+    else:
+        cluster_status = "Primary" if view.primary else "non-Primary"
+    return NodeStatus(
+        node_name=config.name,
+        state=provider.state,
+        cluster_status=cluster_status,
+        connected=view is not None,
+        ready=provider.ready,
+        cluster_state_uuid=str(view.cluster_uuid) if view else "",
+        cluster_conf_id=view.conf_id if view else -1,
+        cluster_size=len(view.members) if view else 0,
+        local_index=view.own_index if view else -1,
+        gcomm_uuid=config.name,
+        last_committed=provider.gate.last_committed,
+        replicated=stats.replicated,
+        replicated_bytes=stats.replicated_bytes,
+        received=stats.received,
+        local_commits=stats.local_commits,
+        local_cert_failures=stats.local_cert_failures,
+        local_bf_aborts=stats.local_bf_aborts,
+        local_recv_queue=provider.local_recv_queue,
+        flow_control_sent=group.flow_control_sent,
+        flow_control_recv=group.flow_control_recv,
+        cert_index_size=provider.core.index.stats.index_size,
+        applier_thread_count=config.appliers,
+    )
+
+
+_STATUS_FILE_FIELDS = (
+    "local_state", "local_state_comment", "ready", "cluster_state_uuid", "cluster_conf_id",
+    "cluster_size", "cluster_status", "last_committed", "replicated", "replicated_bytes",
+    "received", "local_commits", "local_cert_failures", "local_bf_aborts", "cert_index_size",
+    "local_recv_queue", "flow_control_sent", "flow_control_recv",
+)  # fmt: skip
+
+
+def node_status(config: NodeConfig, provider: Provider, backend: str) -> dict[str, Any]:
+    """status.json: the snapshot's Galera names plus where the node runs."""
+    snap = node_snapshot(config, provider)
+    view = provider.view
+    doc: dict[str, Any] = {
         "name": config.name,
         "pid": os.getpid(),
         "time": time.time(),
         "proxy": f"{config.proxy[0]}:{config.proxy[1]}",
         "backend": backend,
         "state": provider.state.name,
-        "local_state": provider.state.local_state,
-        "local_state_comment": provider.state.comment,
-        "ready": provider.ready,
-        "cluster_state_uuid": str(view.cluster_uuid) if view else None,
-        "cluster_conf_id": view.conf_id if view else -1,
-        "cluster_size": len(view.members) if view else 0,
-        "cluster_status": "Primary" if view and view.primary else "non-Primary",
         "members": [m.id for m in view.members] if view else [],
-        "last_committed": provider.gate.last_committed,
-        "replicated": stats.replicated,
-        "replicated_bytes": stats.replicated_bytes,
-        "received": stats.received,
-        "local_commits": stats.local_commits,
-        "local_cert_failures": stats.local_cert_failures,
-        "local_bf_aborts": stats.local_bf_aborts,
-        "cert_index_size": provider.core.index.stats.index_size,
-        "local_recv_queue": provider.local_recv_queue,
-        "flow_control_sent": group.flow_control_sent,
-        "flow_control_recv": group.flow_control_recv,
     }
+    doc.update({name: getattr(snap, name) for name in _STATUS_FILE_FIELDS})
+    doc["cluster_state_uuid"] = doc["cluster_state_uuid"] or None
+    return doc
 
 
 async def _report_status(config: NodeConfig, provider: Provider, backend: str) -> None:

@@ -217,3 +217,27 @@ def test_status_command_shows_every_node_synced(cluster: Cluster) -> None:
         assert doc["state"] == "SYNCED" and doc["local_state"] == 4
         assert doc["cluster_size"] == NODES and doc["cluster_status"] == "Primary"
     assert len({doc["cluster_state_uuid"] for doc in docs.values()}) == 1
+
+
+def test_wsrep_status_through_every_proxy(cluster: Cluster) -> None:
+    """SHOW STATUS LIKE 'wsrep%' and @@wsrep_* are answered by the node, Galera's way."""
+    for i in range(NODES):
+        with cluster.proxy(i) as conn, conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_%'")
+            status = dict(cur.fetchall())
+            assert status["wsrep_cluster_size"] == str(NODES)
+            assert status["wsrep_cluster_status"] == "Primary"
+            assert status["wsrep_local_state_comment"] == "Synced"
+            assert status["wsrep_ready"] == "ON"
+            assert status["wsrep_local_index"] in {str(n) for n in range(NODES)}
+            assert int(status["wsrep_last_committed"]) >= 0
+            cur.execute("SELECT @@wsrep_node_name")
+            assert cur.fetchone() == (f"node{i + 1}",)
+            cur.execute("SHOW STATUS LIKE 'Threads_connected'")  # still the backend's
+            assert cur.fetchone()[0] == "Threads_connected"
+    uuids = set()
+    for i in range(NODES):
+        with cluster.proxy(i) as conn, conn.cursor() as cur:
+            cur.execute("SHOW STATUS LIKE 'wsrep_cluster_state_uuid'")
+            uuids.add(cur.fetchone()[1])
+    assert len(uuids) == 1
