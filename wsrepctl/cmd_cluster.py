@@ -59,12 +59,13 @@ def write_configs(args: argparse.Namespace, state_dir: Path) -> list[Path]:
         shutil.copyfile(args.init_sql, state_dir / "init.sql")
         init = 'init_sql = "../init.sql"\n'
     proxy_ports = range(args.base_port, args.base_port + args.nodes)
-    group_ports: list[int] = []
-    while len(group_ports) < args.nodes:  # distinct, and never one of the proxies' ports
+    ports: list[int] = []  # group transports, then health endpoints
+    while len(ports) < 2 * args.nodes:  # distinct, and never one of the proxies' ports
         port = free_port()
-        if port not in proxy_ports and port not in group_ports:
-            group_ports.append(port)
-    groups = [f"127.0.0.1:{port}" for port in group_ports]
+        if port not in proxy_ports and port not in ports:
+            ports.append(port)
+    groups = [f"127.0.0.1:{port}" for port in ports[: args.nodes]]
+    healths = [f"127.0.0.1:{port}" for port in ports[args.nodes :]]
     paths = []
     for i in range(1, args.nodes + 1):
         node_dir = state_dir / f"node{i}"
@@ -75,6 +76,7 @@ def write_configs(args: argparse.Namespace, state_dir: Path) -> list[Path]:
             "[node]\n"
             f'name = "node{i}"\n'
             f'proxy = "127.0.0.1:{args.base_port + i - 1}"\n'
+            f'health = "{healths[i - 1]}"\n'
             f'group = "{groups[i - 1]}"\n'
             f"peers = [{peers if i > 1 else ''}]\n"
             'secret_file = "../secret"\n'

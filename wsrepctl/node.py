@@ -24,6 +24,7 @@ import trio
 
 from proxy.backend_client import BackendClient
 from proxy.capture import Catalog, install, read_position
+from proxy.health import HealthConfig, serve_health
 from proxy.managed_mariadb import MariaDBServer
 from proxy.replication import Appliers, Replication
 from proxy.server import ProxyConfig, serve_proxy
@@ -131,6 +132,9 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
                 ),
             )
             await nursery.start(serve_proxy, proxy)
+            if config.health is not None:
+                health = HealthConfig(host=config.health[0], port=config.health[1])
+                await nursery.start(serve_health, lambda: node_snapshot(config, provider), health)
             nursery.start_soon(_report_status, config, provider, f"{host}:{port}")
             log.info(
                 "%s: node up (%s), proxy on %s:%d, backend %s:%d, group %s",

@@ -3,6 +3,7 @@
 [node]
 name = "node1"                       # unique in the cluster (Galera wsrep_node_name)
 proxy = "127.0.0.1:13306"            # where applications connect
+health = "127.0.0.1:9200"            # optional: clustercheck-style HTTP health (200 Synced)
 group = "127.0.0.1:14567"            # group transport listen address
 peers = ["127.0.0.1:14568"]          # members to join through (wsrep_cluster_address)
 weight = 1                           # pc.weight
@@ -55,6 +56,7 @@ class NodeConfig:
     appliers: int
     init_sql: Path | None
     backend: BackendConfig
+    health: tuple[str, int] | None = None
     heartbeat: float = GroupConfig.heartbeat_interval
     suspect: float = GroupConfig.suspect_timeout
     inactive: float = GroupConfig.inactive_timeout
@@ -79,7 +81,9 @@ class NodeConfig:
         )
 
 
-_NODE_KEYS = {"name", "proxy", "group", "peers", "weight", "secret_file", "appliers", "init_sql"}
+_NODE_KEYS = {
+    "name", "proxy", "health", "group", "peers", "weight", "secret_file", "appliers", "init_sql",
+}  # fmt: skip
 _BACKEND_KEYS = {"managed_dir", "host", "port", "user", "password"}
 _TIMEOUT_KEYS = {"heartbeat", "suspect", "inactive", "election", "submit", "commit_turn"}
 
@@ -106,6 +110,8 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
     if not name or len(name.encode()) > 255:
         raise NodeConfigError(f"{path}: [node] name must be 1..255 bytes")
     proxy = _address(_get(node, "proxy", str, path), "proxy", path)
+    health_text = _get(node, "health", str, path, "")
+    health = _address(health_text, "health", path) if health_text else None
     group = _get(node, "group", str, path)
     _address(group, "group", path)
     peers = tuple(_get(node, "peers", list, path, []))
@@ -143,6 +149,7 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
         appliers=appliers,
         init_sql=base / init_sql if init_sql else None,
         backend=backend_config,
+        health=health,
         **{key: float(value) for key, value in times.items() if value is not None},
     )
 

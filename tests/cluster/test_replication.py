@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import threading
+import tomllib
+import urllib.request
 
 import pymysql
 import pytest
@@ -241,3 +243,13 @@ def test_wsrep_status_through_every_proxy(cluster: Cluster) -> None:
             cur.execute("SHOW STATUS LIKE 'wsrep_cluster_state_uuid'")
             uuids.add(cur.fetchone()[1])
     assert len(uuids) == 1
+
+
+def test_health_endpoint_says_synced_on_every_node(cluster: Cluster) -> None:
+    """The clustercheck convention HAProxy's `option httpchk` relies on."""
+    for i in range(NODES):
+        config = tomllib.loads((cluster.dir / f"node{i + 1}" / "node.toml").read_text())
+        url = f"http://{config['node']['health']}/"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            assert reply.status == 200
+            assert reply.read() == b"Galera Cluster Node is synced.\r\n"
