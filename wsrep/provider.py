@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import trio
 
 from certification.index import Verdict
+from wsrep.causal import CausalBarrier
 from wsrep.group.types import Behind, Deliver, MemberId, View, ViewChange
 from wsrep.group_node import GroupNode, SubmitRefused, SubmitTimeout
 from wsrep.node_state import NodeState
@@ -80,6 +81,10 @@ class Provider:
         # Unique per origin across restarts: nanoseconds at start, then counting.
         self._next_trx_id = time.time_ns()
         self._state_changed = trio.Event()
+        # Galera's gcs_caused(), for causal reads: its `run` must run beside `run`.
+        self.causal = CausalBarrier(group.submit, self.node_name, group.submit_timeout)
+        # Called on every view and state change (auto-increment control, admission).
+        self.state_listeners: list[Callable[[], None]] = []
 
     # ---- for the application side --------------------------------------------------------
 
@@ -203,10 +208,17 @@ class Provider:
         )
         if was != self.ready:
             self._notify_state()
+        else:
+            self._notify_listeners()
 
     def _notify_state(self) -> None:
         self._state_changed.set()
         self._state_changed = trio.Event()
+        self._notify_listeners()
+
+    def _notify_listeners(self) -> None:
+        for listener in self.state_listeners:
+            listener()
 
     @property
     def local_recv_queue(self) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from certification.index import CertificationIndex, Verdict
+from wsrep.causal import is_causal_marker
 from wsrep.group.types import MemberId, View
 from wsrep.node_state import NodeState, NodeStateMachine
 from wsrep.writeset import WriteSet, WriteSetFlags, WriteSetFormatError, decode
@@ -63,6 +64,8 @@ class ProviderCore:
         sessions wait for their verdict."""
         self.last_delivered = seqno
         self._maybe_purge(seqno)
+        if is_causal_marker(payload):  # a causal read's barrier: nothing to apply
+            return Outcome(Action.SKIP, seqno, None, None)
         try:
             ws = decode(payload)
         except WriteSetFormatError as exc:
