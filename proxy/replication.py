@@ -246,7 +246,12 @@ class Appliers:
                             seqno,
                             victim,
                         )
-                        await self.abort_local(victim, admin, seqno)
+                        # Shielded: the apply this watchdog serves finishes (and cancels
+                        # it) as soon as the rollback frees the lock; a cancelled abort
+                        # would leave the ROLLBACK's reply unread on the session's backend
+                        # connection and the abort unrecorded (its client would commit).
+                        with trio.CancelScope(shield=True):
+                            await self.abort_local(victim, admin, seqno)
                 await trio.sleep(BF_ABORT_AFTER)
         except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
             log.warning("%s: looking for lock holders failed: %s", self.provider.node_name, exc)
