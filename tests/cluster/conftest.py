@@ -3,11 +3,12 @@ stopped by pid through `wsrepctl cluster down`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,21 +48,21 @@ class Cluster:
         host, port = self.status(i)["backend"].rsplit(":", 1)
         return pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
 
-    def positions(self) -> list[int]:
+    def positions(self, nodes: Sequence[int] = range(NODES)) -> list[int]:
         """Every backend's committed seqno (`wsrep.position`, committed with the data)."""
         result = []
-        for i in range(NODES):
+        for i in nodes:
             with self.backend(i) as conn, conn.cursor() as cur:
                 cur.execute("SELECT seqno FROM wsrep.position")
                 result.append(int(cur.fetchone()[0]))
         return result
 
-    def wait_same_position(self, timeout: float = 30.0) -> int:
+    def wait_same_position(self, timeout: float = 30.0, nodes: Sequence[int] = range(NODES)) -> int:
         """Until every backend committed the same seqno; returns it. (Writes acknowledged
         before the call are committed at their origin, so this waits for the others.)"""
         deadline = time.monotonic() + timeout
         while True:
-            seqnos = set(self.positions())
+            seqnos = set(self.positions(nodes))
             if len(seqnos) == 1:
                 return seqnos.pop()
             if time.monotonic() > deadline:
@@ -73,15 +74,23 @@ class Cluster:
         time.sleep(0.6)
         return self.status(i)
 
-    def checksums(self, *tables: str) -> list[tuple[Any, ...]]:
-        """CHECKSUM TABLE on every backend, once all are at the same seqno."""
-        self.wait_same_position()
+    def checksums(self, *tables: str, nodes: Sequence[int] = range(NODES)) -> list[tuple[Any, ...]]:
+        """CHECKSUM TABLE on every backend (of `nodes`), once all are at the same seqno."""
+        self.wait_same_position(nodes=nodes)
         result = []
-        for i in range(NODES):
+        for i in nodes:
             with self.backend(i) as conn, conn.cursor() as cur:
                 cur.execute(f"CHECKSUM TABLE {', '.join(tables)}")
                 result.append(tuple(cur.fetchall()))
         return result
+
+    def node_pid(self, i: int) -> int:
+        """Node i's node process (the one `cluster up` started)."""
+        return int((self.dir / f"node{i + 1}" / "node.pid").read_text())
+
+    def mariadbd_pid(self, i: int) -> int:
+        """Node i's managed mariadbd."""
+        return int((self.dir / f"node{i + 1}" / "db" / "mysqld.pid").read_text())
 
 
 def _wsrepctl(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -94,11 +103,11 @@ def _wsrepctl(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    state = tmp_path_factory.mktemp("cluster")
+@contextlib.contextmanager
+def running_cluster(state: Path, init_sql: str) -> Iterator[Cluster]:
+    """`cluster up --detach` in `state` with `init_sql` on every backend; `down` after."""
     init = state / "init-source.sql"
-    init.write_text(INIT_SQL)
+    init.write_text(init_sql)
     base = free_port_run(NODES)
     up = _wsrepctl(
         "cluster", "up", "--nodes", str(NODES), "--dir", str(state / "c"),
@@ -110,3 +119,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         down = _wsrepctl("cluster", "down", "--dir", str(state / "c"), timeout=120)
         assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster"), INIT_SQL) as running:
+        yield running

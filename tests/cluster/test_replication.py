@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 import urllib.request
 
@@ -20,7 +21,9 @@ from tests.cluster.conftest import NODES, Cluster
 # 1205: a lock wait behind an applier timed out; 1317: a statement interrupted by such an
 # abort (Galera would say 1213 there: the proxy relays the backend's error as is).
 RETRYABLE = (1213, 1205, 1317)
-ROUNDS = int(os.environ.get("WSREP_CLUSTER_ROUNDS", "30"))
+# Conflicting-commit rounds in all, run by PAIRS client pairs at once (distinct rows).
+ROUNDS = int(os.environ.get("WSREP_CLUSTER_ROUNDS", "1000"))
+PAIRS = 6
 
 
 def _rows(cluster: Cluster, i: int, sql: str) -> tuple[tuple[object, ...], ...]:
@@ -94,27 +97,69 @@ def _commit_at_once(conns: dict[str, pymysql.connections.Connection]) -> dict[st
     return outcomes
 
 
-def test_concurrent_updates_of_one_row_on_two_nodes(cluster: Cluster) -> None:
-    """Every round exactly one commits, the other gets 1213; all nodes agree."""
-    a, b = cluster.proxy(0), cluster.proxy(1)
+def _wait_row(
+    backends: list[pymysql.connections.Connection], row: int, want: tuple[object, ...]
+) -> None:
+    """Until every backend has `want` as (v, note) of app.t row `row` (bounded)."""
+    deadline = time.monotonic() + 30
+    for conn in backends:
+        while True:
+            with conn.cursor() as cur:
+                cur.execute("SELECT v, note FROM app.t WHERE id = %s", (row,))
+                got = cur.fetchone()
+            if got == want:
+                break
+            assert time.monotonic() < deadline, f"row {row}: {got} on a node, want {want}"
+            time.sleep(0.005)
+
+
+def _conflicting_rounds(cluster: Cluster, pair: int, rounds: int) -> int:
+    """`rounds` rounds on one row: node `pair` and the next node update it in one
+    transaction each and COMMIT at the same moment; exactly one commits, the other gets
+    1213, and every node ends the round with the winner's values."""
+    row = 400 + pair
+    nodes = {"a": pair % NODES, "b": (pair + 1) % NODES}
+    with cluster.proxy(nodes["a"]) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO app.t VALUES (%s, -1, 'start')", (row,))
+    clients = {name: cluster.proxy(node) for name, node in nodes.items()}
+    backends = [cluster.backend(i) for i in range(NODES)]
     try:
-        for round_ in range(ROUNDS):
-            for name, conn in (("a", a), ("b", b)):
+        for round_ in range(rounds):
+            for name, conn in clients.items():
                 conn.begin()
                 conn.cursor().execute(
-                    "UPDATE app.t SET v = %s, note = %s WHERE id = 1", (round_, name)
+                    "UPDATE app.t SET v = %s, note = %s WHERE id = %s", (round_, name, row)
                 )
-            outcomes = _commit_at_once({"a": a, "b": b})
-            assert sorted(map(str, outcomes.values())) == ["1213", "ok"], outcomes
+            outcomes = _commit_at_once(clients)
+            assert sorted(map(str, outcomes.values())) == ["1213", "ok"], (pair, round_, outcomes)
             winner = next(name for name, outcome in outcomes.items() if outcome == "ok")
-            cluster.wait_same_position()
-            for i in range(NODES):
-                assert _rows(cluster, i, "SELECT v, note FROM app.t WHERE id = 1") == (
-                    (round_, winner),
-                )
+            _wait_row(backends, row, (round_, winner))
     finally:
-        a.close()
-        b.close()
+        for conn in [*clients.values(), *backends]:
+            conn.close()
+    return rounds
+
+
+def test_concurrent_updates_of_one_row_on_two_nodes(cluster: Cluster) -> None:
+    """ROUNDS rounds in all, by PAIRS pairs of clients at once, each pair on its own row
+    and its own two nodes (every pair of nodes, both ways round)."""
+    failures: list[BaseException] = []
+    done = [0] * PAIRS
+
+    def pair_rounds(pair: int) -> None:
+        try:
+            rounds = ROUNDS // PAIRS + (pair < ROUNDS % PAIRS)
+            done[pair] = _conflicting_rounds(cluster, pair, rounds)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=pair_rounds, args=(pair,)) for pair in range(PAIRS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not failures, failures
+    assert sum(done) == ROUNDS
     assert len(set(cluster.checksums("app.t"))) == 1
 
 
