@@ -11,10 +11,18 @@ EXPLAIN). Where our text classifier cannot tell, we refuse: CALL, EXECUTE, LOCK 
 unclassified statements (a procedure could write unreplicated rows), and reads of
 information_schema tables (Galera allows those).
 
+Other commands follow MariaDB's `dispatch_command` check: COM_FIELD_LIST, COM_REFRESH,
+COM_DEBUG, COM_CHANGE_USER and COM_RESET_CONNECTION are refused too; COM_INIT_DB (USE),
+COM_PING, COM_STATISTICS, COM_QUIT, COM_SET_OPTION and the prepared-statement housekeeping
+are allowed.
+
 On a ready node, a statement whose `wsrep_sync_wait` bit the session has set waits until
 this node has committed everything the cluster had ordered when the statement arrived
-(Galera's causal read), bounded by a timeout that ends in Galera's `ERROR 1205 (HY000)
-Lock wait timeout exceeded`.
+(Galera's causal read; not inside a transaction, whose snapshot is taken), bounded by a
+timeout that ends in Galera's `ERROR 1205 (HY000) Lock wait timeout exceeded`.
+
+`NodeAdmission` is the relay's hook. It also keeps each session's backend
+`auto_increment_increment/offset` in step with the cluster (`proxy.auto_increment`).
 """
 
 from __future__ import annotations
@@ -26,10 +34,17 @@ from typing import Protocol
 
 import trio
 
+from proxy.auto_increment import AutoIncrementControl
+from proxy.backend_client import BackendError, run_query
+from proxy.capture.mariadb_sql import set_auto_increment
+from proxy.protocol.constants import Command
+from proxy.protocol.packet_reader import Packet
 from proxy.protocol.results import ErrPacket
+from proxy.relay import Relay
 from proxy.session import Session
 from proxy.sql_text import SqlMode, TokenCursor
 from proxy.statement_class import StatementInfo, StatementKind, classify_each, split_statements
+from wsrep.causal import CausalBarrierError
 from wsrep.ordering import OrderingGate
 
 log = logging.getLogger("wsrep.admission")
@@ -128,14 +143,19 @@ async def wait_for_causality(
     cluster_seqno: Callable[[], Awaitable[int]], gate: OrderingGate, timeout: float
 ) -> ErrPacket | None:
     """Until this node has committed the cluster's last ordered seqno as of now; the
-    error to send instead if that takes longer than `timeout` seconds.
+    error to send instead if that takes longer than `timeout` seconds (1205), or if the
+    node left the primary component meanwhile (1047).
 
     `cluster_seqno` is the provider's causal barrier (Galera orders a message through the
     group and takes its seqno): it is part of the wait, so a partitioned group that never
     answers times out too.
     """
     with trio.move_on_after(timeout):
-        target = await cluster_seqno()
+        try:
+            target = await cluster_seqno()
+        except CausalBarrierError as exc:
+            log.info("causal wait refused: %s", exc)
+            return NOT_READY
         await gate.wait_committed(target)
         return None
     log.warning(
@@ -147,17 +167,32 @@ async def wait_for_causality(
 
 
 class SessionSettings(Protocol):
-    """Where a session's wsrep settings live (`proxy.wsrep_status.WsrepInterceptor`)."""
+    """A session's wsrep settings, its own or the node's (`proxy.wsrep_status`)."""
 
     def sync_wait(self, session: Session) -> int: ...
 
     def dirty_reads(self, session: Session) -> bool: ...
 
 
+_QUERY = int(Command.QUERY)
+_STMT_EXECUTE = int(Command.STMT_EXECUTE)
+_STATEMENTS = frozenset({_QUERY, int(Command.STMT_PREPARE), _STMT_EXECUTE})
+# Refused on a node that is not ready by MariaDB's dispatch_command (no CF_SKIP_WSREP_CHECK).
+_REFUSED_COMMANDS = frozenset(
+    {Command.FIELD_LIST, Command.REFRESH, Command.DEBUG, Command.CHANGE_USER,
+     Command.RESET_CONNECTION}
+)  # fmt: skip
+
+
 class NodeAdmission:
-    """What the relay awaits before it forwards a statement (COM_QUERY, COM_STMT_EXECUTE):
-    None to go on, or the error to answer instead. `ready()` is the provider's
-    `wsrep_ready`; `cluster_seqno()` its causal barrier; `gate` the node's commit order."""
+    """The relay's admission hook (`ProxyConfig.admission`).
+
+    `ready()` is the provider's `wsrep_ready`; `cluster_seqno()` its causal barrier;
+    `gate` the node's commit order; `auto_increment` the values sessions must use (None:
+    leave them alone). Call `changed()` on every view or state change:
+    it moves `epoch`, so every session is checked again before its next command (the relay
+    skips sessions whose `admitted` epoch is current).
+    """
 
     def __init__(
         self,
@@ -166,28 +201,70 @@ class NodeAdmission:
         cluster_seqno: Callable[[], Awaitable[int]],
         gate: OrderingGate,
         causal_timeout: float = 30.0,  # Galera's repl.causal_read_timeout
+        auto_increment: AutoIncrementControl | None = None,
     ) -> None:
         self.ready = ready
         self.settings = settings
         self.cluster_seqno = cluster_seqno
         self.gate = gate
         self.causal_timeout = causal_timeout
+        self.auto_increment = auto_increment
+        self.epoch = 0
 
-    async def check(self, session: Session) -> ErrPacket | None:
-        info = session.statement
-        if info is None:
+    def changed(self) -> None:
+        self.epoch += 1
+
+    async def check(self, relay: Relay, packet: Packet) -> bool:
+        """True when the command was answered here (the backend never sees it)."""
+        session = relay.session
+        command = packet.payload[0]
+        error = await self.verdict(relay, command)
+        if error is None:
+            return False
+        await relay.reply(packet, error)
+        session.statement_done(session.status_flags, False)
+        return True
+
+    async def verdict(self, relay: Relay, command: int) -> ErrPacket | None:
+        """The error to answer `command` with instead of running it, if any."""
+        session = relay.session
+        if not self.ready():
+            if command in _REFUSED_COMMANDS or (
+                command in _STATEMENTS and not self._allowed_when_not_ready(session)
+            ):
+                log.debug("session %d: refused, node not ready", session.session_id)
+                return NOT_READY
             return None
-        verdict = admit(
-            info,
-            session.sql,
-            session.parse_mode,
-            ready=self.ready(),
-            dirty_reads=self.settings.dirty_reads(session),
-            sync_wait=self.settings.sync_wait(session),
-        )
-        if verdict is Verdict.REFUSE:
-            log.info("session %d: refused, node not ready", session.session_id)
-            return NOT_READY
-        if verdict is Verdict.WAIT_FOR_CAUSALITY:
-            return await wait_for_causality(self.cluster_seqno, self.gate, self.causal_timeout)
+        if command not in (_QUERY, _STMT_EXECUTE):
+            return None
+        wanted = None if self.auto_increment is None else self.auto_increment.values
+        if wanted is not None and session.auto_increment != wanted:
+            await self._set_auto_increment(relay, wanted)
+        sync_wait = self.settings.sync_wait(session)
+        info = session.statement
+        if sync_wait:  # checked on every statement
+            if info is not None and not session.in_transaction and sync_wait & info.sync_wait_bit:
+                return await wait_for_causality(self.cluster_seqno, self.gate, self.causal_timeout)
+        elif wanted is None or session.auto_increment == wanted:
+            session.admitted = self.epoch  # nothing to do until the node changes
         return None
+
+    def _allowed_when_not_ready(self, session: Session) -> bool:
+        info = session.statement
+        if info is None:  # an unknown prepared statement id: the backend says so
+            return True
+        dirty = self.settings.dirty_reads(session)
+        verdict = admit(info, session.sql, session.parse_mode, ready=False, dirty_reads=dirty)
+        return verdict is Verdict.ALLOW
+
+    async def _set_auto_increment(self, relay: Relay, values: tuple[int, int]) -> None:
+        """The session's own values: a backend session keeps what the global values were
+        when it connected, so one opened before a view change would collide."""
+        session = relay.session
+        try:
+            sql = set_auto_increment("SESSION", *values)
+            await run_query(relay.backend, sql, relay.deprecate_eof)
+        except BackendError as exc:
+            log.warning("session %d: cannot set auto_increment: %s", session.session_id, exc)
+            return
+        session.auto_increment = values

@@ -68,6 +68,15 @@ class CommitHook(Protocol):
     async def before_command(self, relay: Relay, packet: Packet) -> bool: ...
 
 
+class AdmissionHook(Protocol):
+    """Admission (`proxy.admission.NodeAdmission`): asked before a command is forwarded
+    unless the session's `admitted` equals `epoch` (True: the hook answered it)."""
+
+    epoch: int
+
+    async def check(self, relay: Relay, packet: Packet) -> bool: ...
+
+
 _HOOKED = frozenset({_QUERY, _STMT_EXECUTE, int(Command.STMT_PREPARE)})
 
 
@@ -83,12 +92,14 @@ class Relay:
         session: Session,
         interceptor: QueryInterceptor | None = None,
         commit_hook: CommitHook | None = None,
+        admission: AdmissionHook | None = None,
     ) -> None:
         self.client = client
         self.backend = backend
         self.session = session
         self.interceptor = interceptor
         self.commit_hook = commit_hook
+        self.admission = admission
         self.deprecate_eof = bool(session.capabilities & Capability.DEPRECATE_EOF)
         self.tracker = ResponseTracker(self.deprecate_eof)
         self.tracker.status_flags = session.status_flags
@@ -135,6 +146,13 @@ class Relay:
         elif command in _UNSUPPORTED:
             await self._refuse_command(command, packet)
             return True
+        admission = self.admission
+        if (
+            admission is not None
+            and session.admitted != admission.epoch
+            and await admission.check(self, packet)
+        ):
+            return True
         hook = self.commit_hook
         if hook is not None and command in _HOOKED and await hook.before_command(self, packet):
             return True
@@ -176,6 +194,11 @@ class Relay:
         reply = self.interceptor(self.session, sql)
         if reply is None:
             return False
+        await self.reply(packet, reply)
+        return True
+
+    async def reply(self, packet: Packet, reply: LocalReply) -> None:
+        """Answers `packet` here; the backend never sees it."""
         await self.client.send(
             encode_reply(
                 reply,
@@ -184,7 +207,6 @@ class Relay:
                 status_flags=self.session.status_flags,
             )
         )
-        return True
 
     async def _refuse_command(self, command: int, packet: Packet) -> None:
         try:

@@ -21,7 +21,7 @@ from proxy.packet_stream import PacketStream, PeerClosed
 from proxy.protocol.packet_reader import PacketTooLarge
 from proxy.protocol.results import err_packet
 from proxy.protocol.wire import ProtocolError
-from proxy.relay import BackendLost, CommitHook, QueryInterceptor, Relay
+from proxy.relay import AdmissionHook, BackendLost, CommitHook, QueryInterceptor, Relay
 from proxy.session import Session
 from proxy.tls import server_context
 
@@ -46,6 +46,7 @@ class ProxyConfig:
     max_packet_size: int = 1 << 30  # largest client packet, like max_allowed_packet
     interceptor: QueryInterceptor | None = None
     commit_hook: CommitHook | None = None  # replication (proxy.replication), if any
+    admission: AdmissionHook | None = None  # 1047, causal reads (proxy.admission), if any
 
 
 class ProxyServer:
@@ -113,7 +114,7 @@ class ProxyServer:
                 " over TLS" if session.tls else "",
             )
             cfg = self.config
-            relay = Relay(client, backend, session, cfg.interceptor, cfg.commit_hook)
+            relay = Relay(client, backend, session, cfg.interceptor, cfg.commit_hook, cfg.admission)
             await relay.run()
             log.info("%s: closed after %d commands", session.describe(), session.commands)
         except PacketTooLarge as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from proxy.protocol.constants import ServerStatus
 from proxy.statement_class import SqlMode, StatementInfo, StatementKind, classify, classify_each
+from wsrep.status import VarValue
 
 _NO_BACKSLASH_ESCAPES = int(ServerStatus.NO_BACKSLASH_ESCAPES)
 
@@ -38,6 +39,12 @@ class Session:
     commands: int = 0
     # Replication: the node's last committed seqno before this transaction's snapshot.
     last_seen: int = 0
+    # Admission (proxy.admission): wsrep settings this session SET (else the node's);
+    # the admission epoch it last passed with nothing to do (the relay skips admission
+    # while it is current); the (increment, offset) its backend session was given.
+    wsrep: dict[str, VarValue] = field(default_factory=dict)
+    admitted: int = -1
+    auto_increment: tuple[int, int] | None = None
 
     @property
     def in_transaction(self) -> bool:
@@ -91,6 +98,9 @@ class Session:
         self.sql = None
         self.prepared.clear()
         self.sql_mode_stale = True  # back to the server's default
+        self.wsrep.clear()
+        self.admitted = -1
+        self.auto_increment = None
 
     def describe(self) -> str:
         trx = "in-trx" if self.in_transaction else "idle"

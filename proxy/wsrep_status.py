@@ -4,22 +4,22 @@ mysqld does, from the provider's `NodeStatus` and the node's variables:
 - `SHOW [GLOBAL|SESSION] STATUS|VARIABLES LIKE '...'` / `WHERE ...` whose filter can only
   match `wsrep%` names (anything else, e.g. `LIKE 'Threads%'`, goes to the backend);
 - `SELECT @@[session.|global.]wsrep_x [[AS] alias], ...` (only wsrep variables);
-- `SET [SESSION] wsrep_sync_wait|wsrep_dirty_reads|wsrep_causal_reads = v`, kept per
-  session here (the relay reads them through `sync_wait`/`dirty_reads`).
+- `SET [SESSION] wsrep_sync_wait|wsrep_dirty_reads|wsrep_causal_reads = v`, kept in the
+  session (`Session.wsrep`, cleared by COM_RESET_CONNECTION/COM_CHANGE_USER); admission
+  reads them through `sync_wait`/`dirty_reads`.
 
-A statement the node may not run now (not ready: see `proxy.admission`) is refused here
-too, since this interceptor sees every COM_QUERY first. Column names, types and value
-formats are MariaDB's (checked against a real 10.11).
+Everything else goes on to admission (`proxy.admission`: 1047 on a node that is not
+ready, causal waits). Column names, types and value formats are MariaDB's (checked
+against a real 10.11).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from proxy.admission import NOT_READY, Verdict, admit
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, FieldType
 from proxy.protocol.results import Column, ErrPacket, LocalReply, OkPacket, ResultSet
 from proxy.session import Session
@@ -407,33 +407,25 @@ def _parse_select_vars(cur: TokenCursor) -> list[_SelectItem] | None:
 
 class WsrepInterceptor:
     """A `QueryInterceptor` for a node: wsrep status, variables and session settings
-    answered locally; statements the node may not run now refused with 1047.
+    answered locally.
 
     `snapshot()` is the provider's current `NodeStatus`; `variables(session)` the node's
     global `wsrep_%` variables (`NodeVariables.system_variables()`, best computed once).
-    `live_sessions()` (optional) lists the ids of open sessions, so settings of closed ones
-    are dropped. `ready()` (default: the snapshot's) is asked on every query, so a
-    provider should give a cheap one rather than build a snapshot per query.
     """
 
     def __init__(
         self,
         snapshot: Callable[[], NodeStatus],
         variables: Callable[[Session], Mapping[str, VarValue]],
-        live_sessions: Callable[[], Collection[int]] | None = None,
-        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.variables = variables
-        self.live_sessions = live_sessions
-        self.ready = ready or (lambda: snapshot().ready)
-        self._settings: dict[int, dict[str, VarValue]] = {}  # session id -> SET values
 
     # What the relay asks before running a statement.
 
     def session_variables(self, session: Session) -> dict[str, VarValue]:
         values = dict(self.variables(session))
-        values.update(self._settings.get(session.session_id, {}))
+        values.update(session.wsrep)
         values["wsrep_causal_reads"] = bool(int(values.get("wsrep_sync_wait", 0)) & 1)
         return values
 
@@ -445,36 +437,24 @@ class WsrepInterceptor:
 
     def _setting(self, session: Session, name: str, default: VarValue) -> VarValue:
         """The session's value, else the node's: per statement, so no dict is built."""
-        own = self._settings.get(session.session_id)
-        if own is not None and name in own:
+        own = session.wsrep
+        if name in own:
             return own[name]
         return self.variables(session).get(name, default)
-
-    def forget(self, session_id: int) -> None:
-        """The session ended (or was reset): its settings go back to the defaults."""
-        self._settings.pop(session_id, None)
 
     def __call__(self, session: Session, sql: str) -> LocalReply | None:
         info = session.statement
         if info is None:
             return None
-        reply: LocalReply | None = None
         if info.kind is K.SHOW and "wsrep" in sql.lower():
-            reply = self._show(session, sql)
-        elif info.kind is K.SET and any(
+            return self._show(session, sql)
+        if info.kind is K.SET and any(
             _is_wsrep(v) for v in (*info.session_vars, *info.global_vars)
         ):
-            reply = self._set(session, sql, info.multi)
-        elif info.kind is K.READ and not info.multi and "@@" in sql and "wsrep" in sql.lower():
-            reply = self._select(session, sql)
-        if reply is not None:
-            return reply
-        if self.ready():
-            return None
-        verdict = admit(
-            info, sql, session.parse_mode, ready=False, dirty_reads=self.dirty_reads(session)
-        )
-        return NOT_READY if verdict is Verdict.REFUSE else None
+            return self._set(session, sql, info.multi)
+        if info.kind is K.READ and not info.multi and "@@" in sql and "wsrep" in sql.lower():
+            return self._select(session, sql)
+        return None
 
     def _show(self, session: Session, sql: str) -> LocalReply | None:
         cur = TokenCursor(sql, 0, session.parse_mode)
@@ -530,16 +510,9 @@ class WsrepInterceptor:
             base = int(pending.get("wsrep_sync_wait", self.sync_wait(session)))
             on = pending.pop("wsrep_causal_reads")
             pending["wsrep_sync_wait"] = (base | 1) if on else (base & ~1)
-        self._settings.setdefault(session.session_id, {}).update(pending)
-        self._prune()
+        session.wsrep.update(pending)
+        session.admitted = -1  # admission looks at this session again
         return OkPacket(0, 0, session.status_flags, 0)
-
-    def _prune(self) -> None:
-        if self.live_sessions is None or len(self._settings) < 64:
-            return
-        live = set(self.live_sessions())
-        for sid in [sid for sid in self._settings if sid not in live]:
-            del self._settings[sid]
 
     def _select(self, session: Session, sql: str) -> LocalReply | None:
         cur = TokenCursor(sql, 0, session.parse_mode)
@@ -569,8 +542,6 @@ def _not_supported(what: str) -> ErrPacket:
 def status_interceptor(
     snapshot: Callable[[], NodeStatus],
     variables: Callable[[Session], Mapping[str, VarValue]],
-    live_sessions: Callable[[], Collection[int]] | None = None,
-    ready: Callable[[], bool] | None = None,
 ) -> WsrepInterceptor:
     """The node's interceptor; plug it into `ProxyConfig.interceptor`."""
-    return WsrepInterceptor(snapshot, variables, live_sessions, ready)
+    return WsrepInterceptor(snapshot, variables)

@@ -17,11 +17,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from proxy.admission import NodeAdmission, SessionSettings
+from proxy.auto_increment import AutoIncrementControl
 from proxy.backend_client import BackendClient
 from proxy.capture import Catalog, install, read_position
 from proxy.health import HealthConfig, serve_health
@@ -111,6 +114,7 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
             provider = Provider(group, appliers.enqueue)
             appliers.attach(provider)
             await nursery.start(provider.run)
+            await nursery.start(provider.causal.run)
             await nursery.start(appliers.run)
             variables = NodeVariables(
                 node_name=config.name,
@@ -118,18 +122,22 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
                 node_address=config.group,
                 node_incoming_address=f"{config.proxy[0]}:{config.proxy[1]}",
                 slave_threads=config.appliers,
+                sync_wait=config.sync_wait,
+                dirty_reads=config.dirty_reads,
+                auto_increment_control=config.auto_increment_control,
             ).system_variables()
+            interceptor = status_interceptor(
+                lambda: node_snapshot(config, provider), lambda _session: variables
+            )
+            admission = await _start_admission(config, provider, interceptor, connect, nursery)
             proxy = ProxyConfig(
                 listen_host=config.proxy[0],
                 listen_port=config.proxy[1],
                 backend_host=host,
                 backend_port=port,
                 commit_hook=Replication(provider, appliers, catalog, config.commit_turn),
-                interceptor=status_interceptor(
-                    lambda: node_snapshot(config, provider),
-                    lambda _session: variables,
-                    ready=lambda: provider.ready,
-                ),
+                interceptor=interceptor,
+                admission=admission,
             )
             await nursery.start(serve_proxy, proxy)
             if config.health is not None:
@@ -149,6 +157,32 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
                 log.info("%s: %s: leaving", config.name, signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
+
+
+async def _start_admission(
+    config: NodeConfig,
+    provider: Provider,
+    settings: SessionSettings,
+    connect: Callable[[], Awaitable[BackendClient]],
+    nursery: trio.Nursery,
+) -> NodeAdmission:
+    """Admission (1047, causal reads) and auto-increment control, following every view."""
+    control = None
+    if config.auto_increment_control:
+        control = AutoIncrementControl(lambda: provider.view, connect, config.name)
+        provider.state_listeners.append(control.view_changed)
+        control.view_changed()  # the view that may have come already
+        await nursery.start(control.run)
+    admission = NodeAdmission(
+        lambda: provider.ready,
+        settings,
+        provider.causal.seqno,
+        provider.gate,
+        config.causal_read,
+        auto_increment=control,
+    )
+    provider.state_listeners.append(admission.changed)
+    return admission
 
 
 def node_snapshot(config: NodeConfig, provider: Provider) -> NodeStatus:

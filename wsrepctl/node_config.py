@@ -10,6 +10,9 @@ weight = 1                           # pc.weight
 secret_file = "secret"               # shared cluster secret (relative to this file)
 appliers = 4                         # wsrep_slave_threads
 init_sql = "init.sql"                # optional: run once on a fresh backend
+sync_wait = 0                        # wsrep_sync_wait default for sessions (0..15; 1 = reads)
+dirty_reads = false                  # wsrep_dirty_reads default: reads outside a primary component
+auto_increment_control = true        # wsrep_auto_increment_control: increment = cluster size
 
 [backend]                            # either a managed local MariaDB ...
 managed_dir = "db"
@@ -18,6 +21,7 @@ managed_dir = "db"
 [timeouts]                           # seconds
 heartbeat = 1.0  suspect = 5.0  inactive = 15.0  election = 3.0
 submit = 30.0  commit_turn = 5.0
+causal_read = 30.0                   # repl.causal_read_timeout: a causal wait ends in 1205
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from wsrep.group.types import GroupConfig, MemberInfo
+from wsrep.status import SYNC_WAIT_MAX
 from wsrep.transport.address import parse_address
 
 
@@ -57,12 +62,16 @@ class NodeConfig:
     init_sql: Path | None
     backend: BackendConfig
     health: tuple[str, int] | None = None
+    sync_wait: int = 0
+    dirty_reads: bool = False
+    auto_increment_control: bool = True
     heartbeat: float = GroupConfig.heartbeat_interval
     suspect: float = GroupConfig.suspect_timeout
     inactive: float = GroupConfig.inactive_timeout
     election: float = GroupConfig.election_timeout
     submit: float = 30.0
     commit_turn: float = 5.0
+    causal_read: float = 30.0
 
     @property
     def state_dir(self) -> Path:
@@ -83,9 +92,12 @@ class NodeConfig:
 
 _NODE_KEYS = {
     "name", "proxy", "health", "group", "peers", "weight", "secret_file", "appliers", "init_sql",
+    "sync_wait", "dirty_reads", "auto_increment_control",
 }  # fmt: skip
 _BACKEND_KEYS = {"managed_dir", "host", "port", "user", "password"}
-_TIMEOUT_KEYS = {"heartbeat", "suspect", "inactive", "election", "submit", "commit_turn"}
+_TIMEOUT_KEYS = {
+    "heartbeat", "suspect", "inactive", "election", "submit", "commit_turn", "causal_read",
+}  # fmt: skip
 
 
 def load_node_config(path: Path) -> NodeConfig:
@@ -124,6 +136,9 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
     if weight < 0 or not 1 <= appliers <= 64:
         raise NodeConfigError(f"{path}: weight must be >= 0 and appliers 1..64")
     init_sql = _get(node, "init_sql", str, path, "")
+    sync_wait = _get(node, "sync_wait", int, path, 0)
+    if not 0 <= sync_wait <= SYNC_WAIT_MAX:
+        raise NodeConfigError(f"{path}: [node] sync_wait must be in 0..{SYNC_WAIT_MAX}")
     managed = _get(backend, "managed_dir", str, path, "")
     backend_config = BackendConfig(
         managed_dir=base / managed if managed else None,
@@ -150,6 +165,9 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
         init_sql=base / init_sql if init_sql else None,
         backend=backend_config,
         health=health,
+        sync_wait=sync_wait,
+        dirty_reads=_get(node, "dirty_reads", bool, path, False),
+        auto_increment_control=_get(node, "auto_increment_control", bool, path, True),
         **{key: float(value) for key, value in times.items() if value is not None},
     )
 
@@ -172,7 +190,7 @@ def _get(table: dict[str, Any], key: str, kind: Any, path: Path, default: Any = 
             raise NodeConfigError(f"{path}: missing required key {key!r}")
         return default
     value = table[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise NodeConfigError(f"{path}: {key} has the wrong type ({type(value).__name__})")
     return value
 

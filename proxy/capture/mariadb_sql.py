@@ -252,6 +252,14 @@ def update_position(cluster_uuid: str, seqno: int) -> str:
     return f"UPDATE {POSITION} SET cluster_uuid = '{cluster_uuid}', seqno = {seqno} WHERE id = 0"
 
 
+def set_auto_increment(scope: str, increment: int, offset: int) -> str:
+    """Galera's wsrep_auto_increment_control values, for the server (GLOBAL: sessions
+    that connect later) or one session (SESSION)."""
+    if scope not in ("GLOBAL", "SESSION") or not 1 <= offset <= increment <= 65535:
+        raise ValueError(f"bad auto_increment {scope} {increment}/{offset}")
+    return f"SET {scope} auto_increment_increment = {increment}, auto_increment_offset = {offset}"
+
+
 # --- catalog (information_schema) -----------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 import timeit
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2]))
@@ -17,6 +18,8 @@ import trio
 from status_testlib import NODE_VARIABLES, session_with, synced_status
 
 from proxy.admission import NodeAdmission
+from proxy.protocol.constants import Command
+from proxy.relay import Relay
 from proxy.session import Session
 from proxy.wsrep_status import WsrepInterceptor
 from wsrep.ordering import OrderingGate
@@ -34,21 +37,31 @@ STATEMENTS = (
 def main(calls: int = 20000) -> None:
     snapshot = synced_status()
     variables = NODE_VARIABLES.system_variables()
-    icpt = WsrepInterceptor(lambda: snapshot, lambda s: variables, ready=lambda: True)
+    icpt = WsrepInterceptor(lambda: snapshot, lambda s: variables)
     for sql in STATEMENTS:
         session = session_with(sql)
         seconds = timeit.timeit(lambda: icpt(session, sql), number=calls)  # noqa: B023
         print(f"{seconds / calls * 1e6:8.2f} us  {sql}")
     session = session_with("SELECT c FROM sbtest1 WHERE id=5", session_id=2)  # no SET
     admission = NodeAdmission(lambda: True, icpt, _never, OrderingGate(0))
-    seconds = trio.run(_time_checks, admission, session, calls)
-    print(f"{seconds / calls * 1e6:8.2f} us  NodeAdmission.check (no causal wait)")
+    relay = cast(Relay, _Relay(session))
+    seconds = timeit.timeit(lambda: session.admitted != admission.epoch, number=calls)
+    print(f"{seconds / calls * 1e6:8.2f} us  relay's admission test, session admitted")
+    for ready in (True, False):
+        admission.ready = lambda ready=ready: ready  # type: ignore[misc]
+        seconds = trio.run(_time_verdicts, admission, relay, calls)
+        print(f"{seconds / calls * 1e6:8.2f} us  NodeAdmission.verdict, ready={ready}")
 
 
-async def _time_checks(admission: NodeAdmission, session: Session, calls: int) -> float:
+class _Relay:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+
+async def _time_verdicts(admission: NodeAdmission, relay: Relay, calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
-        await admission.check(session)
+        await admission.verdict(relay, Command.QUERY)
     return time.perf_counter() - start
 
 

@@ -1,5 +1,5 @@
-"""A proxy with the node's wsrep interceptor in front of the session MariaDB, in process,
-and the health endpoint, both served in the test's nursery."""
+"""A proxy with the node's wsrep interceptor and admission in front of the session
+MariaDB, in process, and the health endpoint, both served in the test's nursery."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 import trio
 from status_testlib import NODE_VARIABLES, synced_status
 
+from proxy.admission import NodeAdmission
 from proxy.health import HealthConfig, serve_health
 from proxy.managed_mariadb import MariaDBServer
 from proxy.server import ProxyConfig, ProxyServer
 from proxy.wsrep_status import WsrepInterceptor, status_interceptor
+from wsrep.ordering import OrderingGate
 from wsrep.status import NodeStatus
 
 
@@ -20,10 +22,27 @@ class StatusBox:
     """The provider's snapshot, which a test changes as the node's state changes."""
 
     def __init__(self) -> None:
-        self.status: NodeStatus = synced_status()
+        self._status: NodeStatus = synced_status()
+        self.admission: NodeAdmission | None = None
 
     def __call__(self) -> NodeStatus:
-        return self.status
+        return self._status
+
+    @property
+    def status(self) -> NodeStatus:
+        return self._status
+
+    @status.setter
+    def status(self, value: NodeStatus) -> None:
+        """A new state: admission looks at every session again, as on a view change."""
+        self._status = value
+        if self.admission is not None:
+            self.admission.changed()
+
+
+async def _no_barrier() -> int:
+    await trio.sleep_forever()  # no group here: a causal wait times out
+    raise AssertionError
 
 
 @pytest.fixture
@@ -36,16 +55,15 @@ async def wsrep_proxy(
     mariadb: MariaDBServer, nursery: trio.Nursery, node_status: StatusBox
 ) -> tuple[WsrepInterceptor, int, ProxyServer]:
     """(interceptor, port, server) of an in-process proxy answering wsrep status itself."""
-    holder: list[ProxyServer] = []
-    interceptor = status_interceptor(
-        node_status,
-        lambda session: NODE_VARIABLES.system_variables(),
-        live_sessions=lambda: holder[0].sessions.keys(),
+    interceptor = status_interceptor(node_status, lambda s: NODE_VARIABLES.system_variables())
+    admission = NodeAdmission(
+        lambda: node_status().ready, interceptor, _no_barrier, OrderingGate(0), causal_timeout=1
     )
-    server = ProxyServer(
-        ProxyConfig("127.0.0.1", 0, mariadb.host, mariadb.port, interceptor=interceptor)
+    node_status.admission = admission
+    config = ProxyConfig(
+        "127.0.0.1", 0, mariadb.host, mariadb.port, interceptor=interceptor, admission=admission
     )
-    holder.append(server)
+    server = ProxyServer(config)
     port = await nursery.start(server.serve)
     return interceptor, port, server
 

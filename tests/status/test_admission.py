@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import trio
 import trio.testing
@@ -16,8 +18,11 @@ from proxy.admission import (
     reads_no_table,
     wait_for_causality,
 )
+from proxy.protocol.constants import Command, ServerStatus
+from proxy.relay import Relay
 from proxy.session import Session
 from proxy.statement_class import classify
+from wsrep.causal import CausalBarrierError
 from wsrep.ordering import OrderingGate
 
 ALLOW, REFUSE, WAIT = Verdict.ALLOW, Verdict.REFUSE, Verdict.WAIT_FOR_CAUSALITY
@@ -167,6 +172,20 @@ class _Settings:
         return self._dirty
 
 
+class _Relay:
+    """What `NodeAdmission.verdict` reads of a relay when no auto-increment is set."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+
+def on(session: Session) -> Relay:
+    return cast(Relay, _Relay(session))
+
+
+QUERY, EXECUTE, PREPARE = Command.QUERY, Command.STMT_EXECUTE, Command.STMT_PREPARE
+
+
 async def test_node_admission_refuses_waits_and_allows(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -176,20 +195,60 @@ async def test_node_admission_refuses_waits_and_allows(
     async def cluster_seqno() -> int:
         return 2
 
-    check = NodeAdmission(lambda: ready[0], _Settings(sync_wait=1), cluster_seqno, gate, 10).check
-    assert await check(session_with("SELECT * FROM t")) == NOT_READY
-    assert await check(session_with("SELECT @@version")) is None
+    admission = NodeAdmission(lambda: ready[0], _Settings(sync_wait=1), cluster_seqno, gate, 10)
+    verdict = admission.verdict
+    assert await verdict(on(session_with("SELECT * FROM t")), QUERY) == NOT_READY
+    assert await verdict(on(session_with("SELECT * FROM t")), PREPARE) == NOT_READY
+    assert await verdict(on(session_with("SELECT @@version")), QUERY) is None
+    for command in (Command.FIELD_LIST, Command.CHANGE_USER, Command.RESET_CONNECTION):
+        assert await verdict(on(session_with("SELECT 1")), command) == NOT_READY
+    for command in (Command.PING, Command.INIT_DB, Command.QUIT, Command.STMT_CLOSE):
+        assert await verdict(on(session_with("SELECT * FROM t")), command) is None
     ready[0] = True
-    assert await check(session_with("UPDATE t SET a = 1")) is None  # bit 2 not set
-    assert await check(session_with("SELECT * FROM t")) == LOCK_WAIT_TIMEOUT
+    assert await verdict(on(session_with("UPDATE t SET a = 1")), QUERY) is None  # bit 2 unset
+    assert await verdict(on(session_with("SELECT * FROM t")), QUERY) == LOCK_WAIT_TIMEOUT
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_commit_later, gate, (1, 2))
-        assert await check(session_with("SELECT * FROM t")) is None
+        assert await verdict(on(session_with("SELECT * FROM t")), QUERY) is None
     executed = Session(9, "127.0.0.1:1")
     executed.prepared[1] = classify("SELECT * FROM t")
     executed.begin_execute(1)
     ready[0] = False
-    assert await check(executed) == NOT_READY  # a prepared read is a table read
+    assert await verdict(on(executed), EXECUTE) == NOT_READY  # a prepared read is a table read
+
+
+async def test_no_causal_wait_inside_a_transaction(autojump_clock: trio.testing.MockClock) -> None:
+    async def never() -> int:
+        raise AssertionError("waited inside a transaction")
+
+    admission = NodeAdmission(lambda: True, _Settings(sync_wait=1), never, OrderingGate(0), 1)
+    session = session_with("SELECT * FROM t")
+    session.status_flags |= ServerStatus.IN_TRANS
+    assert await admission.verdict(on(session), QUERY) is None
+
+
+async def test_barrier_refused_is_not_ready(autojump_clock: trio.testing.MockClock) -> None:
+    async def refused() -> int:
+        raise CausalBarrierError("node3: not in a primary component")
+
+    assert await wait_for_causality(refused, OrderingGate(0), timeout=5) == NOT_READY
+
+
+async def test_sessions_are_stamped_until_the_node_changes() -> None:
+    async def cluster_seqno() -> int:
+        raise AssertionError("no causal wait asked")
+
+    settings = _Settings()
+    admission = NodeAdmission(lambda: True, settings, cluster_seqno, OrderingGate(0), 1)
+    plain = session_with("SELECT * FROM t")
+    assert await admission.verdict(on(plain), QUERY) is None
+    assert plain.admitted == admission.epoch  # the relay skips admission from now on
+    admission.changed()
+    assert plain.admitted != admission.epoch
+    settings._sync_wait = 2
+    causal = session_with("SELECT * FROM t", session_id=2)
+    assert await admission.verdict(on(causal), QUERY) is None
+    assert causal.admitted != admission.epoch  # sync_wait set: checked on every statement
 
 
 async def _commit_later(gate: OrderingGate, seqnos: tuple[int, ...]) -> None:
