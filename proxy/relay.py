@@ -67,6 +67,10 @@ class CommitHook(Protocol):
 
     async def before_command(self, relay: Relay, packet: Packet) -> bool: ...
 
+    async def after_error(self, relay: Relay, response: bytes) -> bytes:
+        """A response ended in an error while `relay.bf_killed`: what the client gets."""
+        ...
+
 
 class AdmissionHook(Protocol):
     """Admission (`proxy.admission.NodeAdmission`): asked before a command is forwarded
@@ -108,6 +112,9 @@ class Relay:
         # command is in flight.
         self.busy = False
         self.hold: trio.Event | None = None
+        # Set when replication interrupted the command in flight (a brute-force abort):
+        # an error ending its response goes through `CommitHook.after_error`.
+        self.bf_killed = False
 
     async def run(self) -> None:
         """Serves commands until the client quits or a connection closes."""
@@ -118,7 +125,8 @@ class Relay:
                 packet = await self.client.read_packet()
             except PeerClosed:
                 return
-            if self.hold is not None:
+            # Another rollback may take the connection between the wake-up and our turn.
+            while self.hold is not None:
                 await self.hold.wait()
             self.busy = True
             if not await self._command(packet):
@@ -243,7 +251,10 @@ class Relay:
             if not tracker.local_infile:
                 # The state changes before the client can see the response end.
                 self._after_response(command, packet.payload)
-                await client.send(data[:end] if end < len(data) else data)
+                tail = data[:end] if end < len(data) else data
+                if self.bf_killed and tracker.error and self.commit_hook is not None:
+                    tail = await self.commit_hook.after_error(self, bytes(tail))
+                await client.send(tail)
                 if end < len(data):  # the server never sends unasked: out of step
                     await self._backend_failed(f"{len(data) - end} bytes after a response", -1)
                 return

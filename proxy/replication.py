@@ -70,6 +70,7 @@ ER_LOCK_DEADLOCK = (
 ER_NOT_READY = (1047, "08S01", "WSREP has not yet prepared node for application use")
 ER_NOT_SUPPORTED = 1235
 ER_ERROR_DURING_COMMIT = 1180
+ER_QUERY_INTERRUPTED = 1317
 
 _APPLIER_VARIABLE = re.compile(re.escape(sql.APPLIER_FLAG), re.IGNORECASE)
 _QUERY = int(Command.QUERY)
@@ -235,29 +236,31 @@ class Appliers:
         try:
             while True:
                 rows = (await admin.query(sql_blockers(thread_id))).rows
-                for (raw,) in rows:
-                    victim = int(raw or 0)
-                    if victim in self._threads:
-                        await self._abort_applier(victim, seqno, admin)
-                    elif victim:
-                        log.info(
-                            "%s: seqno %d waits for local backend thread %d: aborting it",
-                            self.provider.node_name,
-                            seqno,
-                            victim,
-                        )
-                        # Shielded: the apply this watchdog serves finishes (and cancels
-                        # it) as soon as the rollback frees the lock; a cancelled abort
-                        # would leave the ROLLBACK's reply unread on the session's backend
-                        # connection and the abort unrecorded (its client would commit).
-                        with trio.CancelScope(shield=True):
-                            await self.abort_local(victim, admin, seqno)
+                # Shielded: this task is cancelled as soon as the apply gets its lock,
+                # which an abort's own rollback brings about; a cancelled abort would leave
+                # the ROLLBACK's reply unread on the session's backend connection and the
+                # abort unrecorded (its client would commit).
+                with trio.CancelScope(shield=True):
+                    for (raw,) in rows:
+                        await self._abort_blocker(int(raw or 0), seqno, admin)
                 await trio.sleep(BF_ABORT_AFTER)
         except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
             log.warning("%s: looking for lock holders failed: %s", self.provider.node_name, exc)
         finally:
             with trio.CancelScope(shield=True):
                 await admin.aclose()
+
+    async def _abort_blocker(self, victim: int, seqno: int, admin: BackendClient) -> None:
+        if victim in self._threads:
+            await self._abort_applier(victim, seqno, admin)
+        elif victim:
+            log.info(
+                "%s: seqno %d waits for local backend thread %d: aborting it",
+                self.provider.node_name,
+                seqno,
+                victim,
+            )
+            await self.abort_local(victim, admin, seqno)
 
     async def _abort_applier(self, thread_id: int, seqno: int, admin: BackendClient) -> None:
         """An applier of a later write set holds a lock `seqno` needs (InnoDB locks more
@@ -396,18 +399,47 @@ class Replication:
                 finally:
                     done.set()
             return
-        if relay.busy or relay.hold is not None:
+        if relay.hold is not None:
+            return  # being rolled back in place already
+        if relay.busy:
+            # The statement fails with 1317; `after_error` (or `_refusal`) rolls the
+            # transaction back and makes that a 1213, as Galera answers a BF abort.
+            relay.bf_killed = True
             with contextlib.suppress(BackendError):
                 await admin.query(f"KILL QUERY {int(thread_id)}")
             return
         relay.hold = hold = trio.Event()
         try:
             await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
+            relay.bf_killed = False
             self._aborted.add(thread_id)
             self.provider.stats.local_bf_aborts += 1
         finally:
             relay.hold = None
             hold.set()
+
+    async def after_error(self, relay: Relay, response: bytes) -> bytes:
+        """The statement a brute-force abort interrupted ends in 1317 on the backend, with
+        its transaction still open: roll that back and tell the client 1213."""
+        at = _interrupted_error_at(response)
+        if at < 0:
+            return response
+        relay.bf_killed = False
+        await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
+        self.provider.stats.local_bf_aborts += 1
+        log.info(
+            "session %d: statement interrupted for an applier: rolled back, 1213",
+            relay.session.session_id,
+        )
+        return response[:at] + err_packet(*ER_LOCK_DEADLOCK, response[at + 3])
+
+    def _refusal(self, relay: Relay, exc: BackendError) -> _Refused:
+        """A backend error for the client (a statement run here, then rolled back)."""
+        if exc.code == ER_QUERY_INTERRUPTED and relay.bf_killed:
+            relay.bf_killed = False
+            self.provider.stats.local_bf_aborts += 1
+            return _Refused(*ER_LOCK_DEADLOCK)
+        return _Refused(exc.code, exc.sqlstate, exc.message)
 
     async def before_command(self, relay: Relay, packet: Packet) -> bool:
         """True when the command was answered here (the relay must not forward it)."""
@@ -507,7 +539,7 @@ class Replication:
         except CaptureError as exc:
             raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", f"wsrep capture: {exc}") from None
         except BackendError as exc:
-            raise _Refused(exc.code, exc.sqlstate, exc.message) from None
+            raise self._refusal(relay, exc) from None
         if not captured.changes:  # read-only: nothing to replicate
             await backend.query(sql.COMMIT)
             return
@@ -604,7 +636,7 @@ class Replication:
                 results.append(await read_result(relay.backend, relay.deprecate_eof))
         except BackendError as exc:
             await self._rollback(relay, backend)
-            raise _Refused(exc.code, exc.sqlstate, exc.message) from None
+            raise self._refusal(relay, exc) from None
         result = results[-1]
         if len(results) > 1 or (result.columns and packet.payload[0] != _QUERY):
             await self._rollback(relay, backend)
@@ -658,6 +690,19 @@ def _result_reply(result: QueryResult, flags: int) -> ResultSet | OkPacket:
     if result.columns:
         return ResultSet(result.columns, result.rows)
     return OkPacket(result.affected_rows, result.last_insert_id, flags, result.warnings)
+
+
+def _interrupted_error_at(response: bytes) -> int:
+    """Where the ERR 1317 (query interrupted) ending `response` starts, or -1."""
+    end = len(response)
+    for at in range(max(0, end - 1024), end - 8):
+        if (
+            int.from_bytes(response[at : at + 3], "little") == end - at - 4
+            and response[at + 4] == ERR_HEADER
+            and int.from_bytes(response[at + 5 : at + 7], "little") == ER_QUERY_INTERRUPTED
+        ):
+            return at
+    return -1
 
 
 def provider_position(provider: Provider, seqno: int) -> Position:
