@@ -17,10 +17,9 @@ import pytest
 
 from tests.cluster.conftest import NODES, Cluster
 
-# 1213: certification failed, or the transaction was aborted for an applier;
-# 1205: a lock wait behind an applier timed out; 1317: a statement interrupted by such an
-# abort (Galera would say 1213 there: the proxy relays the backend's error as is).
-RETRYABLE = (1213, 1205, 1317)
+# 1213: certification failed, or the transaction (or its statement in flight) was aborted
+# for an applier; 1205: a lock wait behind an applier timed out.
+RETRYABLE = (1213, 1205)
 # Conflicting-commit rounds in all, run by PAIRS client pairs at once (distinct rows).
 ROUNDS = int(os.environ.get("WSREP_CLUSTER_ROUNDS", "1000"))
 PAIRS = 6
