@@ -57,8 +57,10 @@ from proxy.relay import BackendLost, Relay
 from proxy.session import Session
 from proxy.statement_class import StatementKind, classify_each
 from proxy.statement_types import StatementInfo
+from proxy.toi import Isolation
+from proxy.toi_plan import NotIsolatable
 from wsrep.provider import NotReady, OutcomeUnknown, Provider
-from wsrep.writeset import WriteSet
+from wsrep.writeset import WriteSet, WriteSetFlags
 
 log = logging.getLogger("wsrep.replication")
 
@@ -164,6 +166,8 @@ class Appliers:
         # How to abort a local transaction holding a lock an applier waits for (the
         # proxy's sessions roll back in place, see `Replication.abort_local`).
         self.abort_local: Callable[[int, BackendClient, int], Awaitable[None]] = kill_connection
+        # Runs ISOLATION write sets (TOI, proxy/toi.py): set by `Replication`.
+        self.isolate: Callable[[int, WriteSet], Awaitable[None]] | None = None
         self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
 
     def attach(self, provider: Provider) -> None:
@@ -277,6 +281,10 @@ class Appliers:
 
     async def _worker(self, client: BackendClient) -> None:
         async for job in self._jobs:
+            if WriteSetFlags.ISOLATION in job.ws.flags:
+                assert self.isolate is not None, "TOI needs a Replication"
+                await self.isolate(job.seqno, job.ws)
+                continue
             client = await self._apply(client, job)
 
     async def _apply(self, client: BackendClient, job: ApplyJob) -> BackendClient:
@@ -356,12 +364,20 @@ class Replication:
     ) -> None:
         self.provider = provider
         self.appliers = appliers
-        self.catalog = catalog
         self.commit_turn_timeout = commit_turn_timeout
         appliers.abort_local = self.abort_local
+        self.isolation = Isolation(
+            provider, appliers._connect, catalog, self.abort_local, appliers._threads
+        )
+        appliers.isolate = self.isolation.apply
         self._relays: weakref.WeakValueDictionary[int, Relay] = weakref.WeakValueDictionary()
         self._committing: dict[int, _CommitState] = {}  # by backend thread
         self._aborted: set[int] = set()  # rolled back for an applier: next statement gets 1213
+
+    @property
+    def catalog(self) -> Catalog:
+        """The replicated tables' shapes as the drain needs them (TOI reloads them)."""
+        return self.isolation.catalog
 
     async def session_opened(self, relay: Relay) -> None:
         """The drain sends several statements at once: allow that on the backend
@@ -461,6 +477,9 @@ class Replication:
                 session.last_seen = self.provider.gate.last_committed
             self._check_text(session.sql)
             self._check_statement(session, info)
+            if _isolated(info):
+                await self._isolate(relay, packet, info)
+                return True
             if session.in_transaction:
                 if info.kind in _COMMITS or info.implicit_commit or _sets_autocommit(info):
                     return not await self._commit(relay, packet)
@@ -503,13 +522,51 @@ class Replication:
                     "wsrep-proxy does not replicate multi-statement text with writes or "
                     "COMMIT yet: send the statements one by one",
                 )
-        if info.is_write and not info.temporary and info.kind is not StatementKind.DML:
+
+    # ---- total order isolation -----------------------------------------------------------
+
+    async def _isolate(self, relay: Relay, packet: Packet, info: StatementInfo) -> None:
+        """A DDL or account statement: it commits an open transaction first (implicitly,
+        as on MariaDB), then runs under total order isolation (proxy/toi.py) on the
+        client's own backend connection; the client gets the server's answer."""
+        session = relay.session
+        if session.in_transaction and not await self._commit(relay, packet):
+            return
+        if session.sql is None:
             raise _Refused(
                 ER_NOT_SUPPORTED,
                 "42000",
-                "wsrep-proxy does not replicate DDL or account statements yet (total order "
-                "isolation is not built): run them on every node's backend",
+                "wsrep-proxy replicates DDL and account statements sent as text only, "
+                "not as prepared statements",
             )
+        backend = _StreamSession(relay.backend, relay.deprecate_eof)
+        try:
+            prepared = await self.isolation.prepare(backend, session.sql, info, session.parse_mode)
+        except NotIsolatable as exc:
+            raise _Refused(ER_NOT_SUPPORTED, "42000", str(exc)) from None
+        except BackendError as exc:
+            raise _Refused(exc.code, exc.sqlstate, exc.message) from None
+
+        async def execute() -> QueryResult | BackendError:
+            await relay.backend.send(packet.raw)
+            try:
+                return await read_result(relay.backend, relay.deprecate_eof)
+            except BackendError as exc:
+                return exc
+
+        try:
+            _, outcome = await self.isolation.run_local(
+                prepared, session.backend_thread_id, execute
+            )
+        except NotReady as exc:
+            log.info("session %d: %s", session.session_id, exc)
+            raise _Refused(*ER_NOT_READY) from None
+        except OutcomeUnknown as exc:
+            raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", str(exc)) from None
+        if isinstance(outcome, BackendError):
+            raise _Refused(outcome.code, outcome.sqlstate, outcome.message)
+        self._set_flags(relay, outcome.status_flags)
+        await self._reply_ok(relay, packet, _result_reply(outcome, outcome.status_flags))
 
     # ---- commit path ---------------------------------------------------------------------
 
@@ -713,6 +770,11 @@ def provider_position(provider: Provider, seqno: int) -> Position:
 def _replicates(info: StatementInfo) -> bool:
     """Statements that change replicated data or commit it."""
     return (info.is_write and not info.temporary) or info.kind in _COMMITS
+
+
+def _isolated(info: StatementInfo) -> bool:
+    """DDL and account statements: total order isolation (temporary tables stay local)."""
+    return info.kind in (StatementKind.DDL, StatementKind.ACCOUNT) and not info.temporary
 
 
 def _may_write(info: StatementInfo) -> bool:

@@ -65,6 +65,7 @@ class ProviderStats:
     local_commits: int = 0
     local_cert_failures: int = 0
     local_bf_aborts: int = 0  # local transactions aborted for an applier
+    toi_inconsistencies: int = 0  # TOI statements whose outcome here differed from the origin's
     received: int = 0
 
 
@@ -137,6 +138,23 @@ class Provider:
         if not waiter.result.verdict.passed:
             self.stats.local_cert_failures += 1
         return waiter.result
+
+    async def announce(self, ws: WriteSet) -> None:
+        """Order `ws` without waiting for it (a TOI outcome report): best effort, a lost
+        report only means no comparison."""
+        try:
+            await self.group.submit(encode(ws), self.group.submit_timeout)
+        except (SubmitRefused, SubmitTimeout) as exc:
+            log.warning("%s: %s not ordered: %s", self.node_name, ws.describe(), exc)
+
+    def mark_inconsistent(self, reason: str) -> None:
+        """This node's data may differ from the cluster's: stop serving (see ProviderCore)."""
+        log.error("%s: inconsistent with the cluster (%s): no longer ready", self.node_name, reason)
+        self.stats.toi_inconsistencies += 1
+        was = self.ready
+        self.core.mark_inconsistent()
+        if was:
+            self._notify_state()
 
     def commit(self, seqno: int) -> None:
         """`seqno` committed on the backend (local commit or applier)."""

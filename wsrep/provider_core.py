@@ -14,6 +14,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from certification.index import CertificationIndex, Verdict
+from certification.index import Outcome as Certified
 from wsrep.causal import is_causal_marker
 from wsrep.group.types import MemberId, View
 from wsrep.node_state import NodeState, NodeStateMachine
@@ -51,6 +52,10 @@ class ProviderCore:
         self.state.move(NodeState.OPEN)
         self.view: View | None = None
         self.last_delivered = initial_seqno
+        # The latest TOI write set: everything ordered after it applies after it.
+        self.isolation_seqno = 0
+        # A TOI came out differently here than at its origin: stop serving for good.
+        self.inconsistent = False
 
     @property
     def ready(self) -> bool:
@@ -71,7 +76,11 @@ class ProviderCore:
         except WriteSetFormatError as exc:
             log.error("%s: seqno %d is not a write set (%s): skipped", self.node_name, seqno, exc)
             return Outcome(Action.SKIP, seqno, None, None)
+        if WriteSetFlags.ISOLATION in ws.flags:
+            return self._isolation(seqno, ws, waiting)
         verdict = self.index.certify(ws.certification_request(seqno))
+        if verdict.passed and verdict.depends_seqno < self.isolation_seqno:
+            verdict = verdict._replace(depends_seqno=self.isolation_seqno)
         ours = ws.origin == self.node_name
         if ours and (ws.origin, ws.trx_id) in waiting:
             return Outcome(Action.RESOLVE, seqno, ws, verdict)
@@ -89,6 +98,31 @@ class ProviderCore:
             )
         return Outcome(Action.APPLY, seqno, ws, verdict)
 
+    def _isolation(
+        self, seqno: int, ws: WriteSet, waiting: Container[tuple[MemberId, int]]
+    ) -> Outcome:
+        """Total order isolation (Galera's TOI). The statement runs at its seqno by
+        definition, so it is never certified; its TABLE keys are indexed, so a concurrent
+        row write set on those tables that did not see it fails; it depends on seqno - 1
+        and everything after it on it, so it runs with nothing else in flight. With
+        ROLLBACK it is the origin's report of how the statement came out: it locks and
+        orders nothing, every node compares it with its own outcome."""
+        if WriteSetFlags.ROLLBACK in ws.flags:
+            return Outcome(Action.APPLY, seqno, ws, Verdict(Certified.PASSED, depends_seqno=0))
+        self.index.preload(ws.certification_request(seqno))  # indexed, not certified
+        self.isolation_seqno = seqno
+        verdict = Verdict(Certified.PASSED, depends_seqno=seqno - 1)
+        if ws.origin == self.node_name and (ws.origin, ws.trx_id) in waiting:
+            return Outcome(Action.RESOLVE, seqno, ws, verdict)
+        return Outcome(Action.APPLY, seqno, ws, verdict)
+
+    def mark_inconsistent(self) -> None:
+        """Galera makes such a node leave the cluster; this one stops serving clients
+        (1047) and never becomes SYNCED again until restarted."""
+        self.inconsistent = True
+        if self.state.state is not NodeState.OPEN:
+            self.state.move(NodeState.OPEN, self.last_delivered)
+
     def view_changed(self, view: View) -> None:
         """No state transfer yet: a node in the primary component is current by assumption
         (every node starts from the same data), so it goes straight to SYNCED."""
@@ -97,7 +131,7 @@ class ProviderCore:
             if self.state.state is not NodeState.OPEN:
                 self.state.move(NodeState.OPEN, self.last_delivered)
             return
-        if self.state.state is NodeState.OPEN:
+        if self.state.state is NodeState.OPEN and not self.inconsistent:
             self.state.move(NodeState.PRIMARY, self.last_delivered)
             self.state.move(NodeState.JOINED, self.last_delivered)
             self.state.move(NodeState.SYNCED, self.last_delivered)

@@ -55,6 +55,9 @@ async def install(session: SqlSession, schemas: Sequence[str] | None = None) -> 
     """Create the node schema and (re)generate the triggers of every replicated table."""
     for statement in sql.SCHEMA_DDL:
         await session.query(statement)
+    if not (await session.query(sql.MDL_PLUGIN_INSTALLED)).rows:
+        # TOI finds the local transactions whose metadata locks a DDL waits for here.
+        await session.query(sql.INSTALL_MDL_PLUGIN)
     catalog = await load_catalog(session, schemas)
     for shape in catalog.shapes.values():
         await install_table(session, catalog, shape)

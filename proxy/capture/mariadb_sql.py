@@ -588,3 +588,75 @@ def replace_rows(spec: TableSpec, images: Sequence[str]) -> str:
     (it is re-written with its own image)."""
     cols = ", ".join(ident(c.name) for c in spec.columns)
     return f"REPLACE INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES {', '.join(images)}"
+
+
+# --- total order isolation (TOI) ------------------------------------------------------
+
+# Session variables that change what a DDL/account statement does: they travel with it
+# and are set on every other node before it runs (their values as SELECT @@ shows them).
+TOI_VARIABLES = (
+    "sql_mode",
+    "character_set_client",
+    "collation_connection",
+    "character_set_results",
+    "foreign_key_checks",
+    "unique_checks",
+    "time_zone",
+    "timestamp",
+    "default_storage_engine",
+    "explicit_defaults_for_timestamp",
+    "check_constraint_checks",
+    "innodb_strict_mode",
+    "old_mode",
+    "div_precision_increment",
+    "group_concat_max_len",
+)
+TOI_CONTEXT_QUERY = "SELECT DATABASE(), CURRENT_USER(), " + ", ".join(
+    f"@@session.{name}" for name in TOI_VARIABLES
+)
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_VARIABLE_NAME = re.compile(r"[a-z_]+")
+
+
+def set_session_variable(name: str, value: str | None) -> str:
+    """`SET SESSION name = value` for a value SELECT @@name showed (numbers stay numbers)."""
+    if not _VARIABLE_NAME.fullmatch(name):
+        raise ValueError(f"bad session variable name {name!r}")
+    if value is None:
+        shown = "NULL"
+    elif _NUMBER.fullmatch(value):
+        shown = value
+    else:
+        shown = string_literal(value)
+    return f"SET SESSION {name} = {shown}"
+
+
+def use_schema(schema: str) -> str:
+    return f"USE {ident(schema)}"
+
+
+def account(current_user: str) -> str:
+    """CURRENT_USER()'s `user@host` as an account literal for `DEFINER = ...`."""
+    user, _, host = current_user.rpartition("@")
+    return f"{string_literal(user)}@{string_literal(host)}"
+
+
+# MariaDB's metadata_lock_info plugin lists who holds which metadata lock (MDL).
+MDL_PLUGIN_INSTALLED = (
+    "SELECT 1 FROM information_schema.PLUGINS "
+    "WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO' AND PLUGIN_STATUS = 'ACTIVE'"
+)
+INSTALL_MDL_PLUGIN = "INSTALL SONAME 'metadata_lock_info'"
+
+
+def mdl_blockers(waiters: Sequence[int], schemas: Sequence[str]) -> str:
+    """Backend threads holding metadata locks in `schemas` (any, if none given) while one
+    of the `waiters` waits for a metadata lock."""
+    ids = ", ".join(str(int(t)) for t in waiters)
+    where = f"m.TABLE_SCHEMA IN ({', '.join(map(string_literal, schemas))})" if schemas else "1"
+    return (
+        "SELECT DISTINCT m.THREAD_ID FROM information_schema.METADATA_LOCK_INFO m "
+        f"WHERE m.THREAD_ID NOT IN ({ids}) AND {where} AND EXISTS (SELECT 1 FROM "
+        f"information_schema.PROCESSLIST p WHERE p.ID IN ({ids}) "
+        "AND p.STATE LIKE 'Waiting for%metadata lock')"
+    )

@@ -1,0 +1,322 @@
+"""Total order isolation (Galera's `wsrep_OSU_method=TOI`) for DDL and account statements.
+
+The statement itself is replicated, as an ISOLATION write set carrying its text, the
+session context it needs (current database, sql_mode, character sets, ...; see
+`toi_payload`) and TABLE keys of what it touches (`toi_plan`). The provider orders it
+like any write set and never fails it; its keys make concurrent row write sets on those
+tables that did not see it fail, and every later write set waits for it. Each node runs
+it at its seqno with nothing else in flight: once everything before it committed, and
+before anything after it starts (`Isolation._run_at`):
+
+- the origin runs it on the client's own backend connection, so the client gets the
+  server's exact answer or error; other nodes run it on a connection of their own, with
+  the origin session's context set first;
+- local transactions holding metadata locks it waits for are brute-force aborted (their
+  clients get 1213), found with MariaDB's metadata_lock_info plugin;
+- after a DDL the capture triggers are regenerated for the new shapes and the catalog the
+  drain uses is reloaded, before the seqno counts as committed (so any write set captured
+  with the old triggers has `last_seen` below it and fails certification);
+- the node's position is recorded at the seqno, success or error;
+- the origin then orders a report of its outcome (0 or the error code); every node
+  compares it with its own: a difference is logged as an ERROR, counted, and makes that
+  node stop serving (Galera makes it leave the cluster as inconsistent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Container, Iterable
+from dataclasses import dataclass
+
+import trio
+
+from proxy.backend_client import BackendClient, BackendError, QueryResult
+from proxy.capture import Catalog, Position, commit_at, install
+from proxy.capture import mariadb_sql as sql
+from proxy.capture.position import UNDEFINED_UUID
+from proxy.capture.session import SqlSession, text
+from proxy.packet_stream import PeerClosed
+from proxy.protocol.wire import ProtocolError
+from proxy.sql_text import SqlMode
+from proxy.statement_class import classify
+from proxy.statement_types import StatementInfo
+from proxy.toi_payload import IsolatedStatement, IsolationOutcome, PayloadError, decode, encode
+from proxy.toi_plan import IsolationPlan, NotIsolatable, plan_isolation
+from wsrep.provider import Provider
+from wsrep.writeset import WriteSet, WriteSetFlags
+
+log = logging.getLogger("wsrep.toi")
+
+BF_ABORT_AFTER = 0.2  # seconds a TOI statement waits for a metadata lock before aborting
+REMEMBERED_OUTCOMES = 1_000
+UNREADABLE = 0xFFFF  # outcome of a payload this node cannot read (every node alike)
+_FLAGS = WriteSetFlags.ISOLATION | WriteSetFlags.COMMIT
+_REPORT_FLAGS = WriteSetFlags.ISOLATION | WriteSetFlags.ROLLBACK
+_LOST = (BackendError, PeerClosed, ProtocolError, OSError)
+
+Connect = Callable[[], Awaitable[BackendClient]]
+# abort(thread id, admin connection, seqno): brute-force abort of a local backend thread.
+AbortLocal = Callable[[int, BackendClient, int], Awaitable[None]]
+Outcome = QueryResult | BackendError
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement ready to replicate, from the origin session's context."""
+
+    plan: IsolationPlan
+    statement: IsolatedStatement
+
+
+class Isolation:
+    """TOI on one node: `prepare`/`run_local` at the origin, `apply` for the appliers."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        connect: Connect,
+        catalog: Catalog,
+        abort_local: AbortLocal,
+        applier_threads: Container[int] = (),
+    ) -> None:
+        self.provider = provider
+        self.catalog = catalog  # what the drain reads; replaced after each DDL
+        self._connect = connect
+        self._abort_local = abort_local
+        self._applier_threads = applier_threads
+        self._outcomes: dict[int, int] = {}  # seqno -> 0 or error code, here
+
+    # ---- the origin ----------------------------------------------------------------------
+
+    async def prepare(
+        self, session: SqlSession, statement: str, info: StatementInfo, mode: SqlMode
+    ) -> Prepared:
+        """Read the session's context on its own backend connection (one round trip) and
+        plan the statement; raises NotIsolatable for what TOI does not replicate."""
+        row = (await session.query(sql.TOI_CONTEXT_QUERY)).rows[0]
+        schema = None if row[0] is None else text(row[0])
+        plan = plan_isolation(statement, info, schema, mode)
+        definer = sql.account(text(row[1])) if plan.definer_at is not None else None
+        values = [None if v is None else text(v) for v in row[2:]]
+        variables = tuple(zip(sql.TOI_VARIABLES, values, strict=True))
+        return Prepared(plan, IsolatedStatement(statement, schema, definer, variables))
+
+    async def run_local(
+        self, prepared: Prepared, thread_id: int, execute: Callable[[], Awaitable[Outcome]]
+    ) -> tuple[int, Outcome]:
+        """Replicate, then run `execute` (the client's own packet on its backend
+        connection, backend thread `thread_id`) at the seqno. Returns (seqno, outcome).
+        Raises NotReady / OutcomeUnknown from the provider if it was not ordered."""
+        provider = self.provider
+        ws = WriteSet(
+            provider.node_name,
+            provider.new_trx_id(),
+            provider.gate.last_committed,
+            prepared.plan.keys(self.catalog.shapes),
+            encode(prepared.statement),
+            _FLAGS,
+        )
+        seqno = (await provider.replicate(ws)).seqno
+        log.info(
+            "%s: TOI seqno %d: %s %s %s",
+            provider.node_name,
+            seqno,
+            prepared.plan.verb,
+            prepared.plan.object,
+            _shown(prepared.statement.text),
+        )
+        with trio.CancelScope(shield=True):  # ordered: it runs here, whatever happens
+            outcome = await self._run_at(seqno, prepared.plan, execute, lambda: (thread_id,))
+            error = outcome.code if isinstance(outcome, BackendError) else 0
+            await provider.announce(
+                WriteSet(
+                    provider.node_name,
+                    provider.new_trx_id(),
+                    seqno,
+                    (),
+                    encode(IsolationOutcome(seqno, error)),
+                    _REPORT_FLAGS,
+                )
+            )
+        return seqno, outcome
+
+    # ---- the appliers --------------------------------------------------------------------
+
+    async def apply(self, seqno: int, ws: WriteSet) -> None:
+        """An ordered ISOLATION write set: a statement to run, or an origin's report."""
+        try:
+            payload = decode(ws.data)
+        except PayloadError as exc:  # the same bytes everywhere: every node fails alike
+            log.error("%s: TOI seqno %d unreadable (%s)", self.provider.node_name, seqno, exc)
+            payload = None
+        if isinstance(payload, IsolationOutcome):
+            await self.provider.gate.wait_commit_turn(seqno)
+            self._compare(payload, ws.origin)
+            self.provider.commit(seqno)
+            return
+        if payload is None or WriteSetFlags.ROLLBACK in ws.flags:
+            await self._run_at(seqno, None, _unreadable, tuple)
+            return
+        statement = payload
+        plan = _replan(statement)
+        connection: BackendClient | None = None
+
+        async def execute() -> Outcome:
+            nonlocal connection
+            connection = await self._connect()
+            try:
+                if statement.schema is not None:
+                    await connection.query(sql.use_schema(statement.schema))
+                for name, value in statement.variables:
+                    await connection.query(sql.set_session_variable(name, value))
+                run = statement.text
+                if plan is not None and statement.definer is not None:
+                    run = plan.with_definer(run, statement.definer)
+                return await connection.query(run)
+            except BackendError as exc:
+                return exc
+
+        def threads() -> tuple[int, ...]:
+            return () if connection is None else (connection.thread_id,)
+
+        try:
+            await self._run_at(seqno, plan, execute, threads)
+        finally:
+            if connection is not None:
+                with trio.CancelScope(shield=True):
+                    await connection.aclose()
+
+    # ---- both ----------------------------------------------------------------------------
+
+    async def _run_at(
+        self,
+        seqno: int,
+        plan: IsolationPlan | None,
+        execute: Callable[[], Awaitable[Outcome]],
+        threads: Callable[[], Iterable[int]],
+    ) -> Outcome:
+        """Run `execute` (on backend threads `threads()`) once everything before `seqno`
+        committed, BF-aborting holders of metadata locks it waits for; then capture
+        follows the new shapes, the position is recorded and the seqno committed,
+        whatever the outcome: it is ordered."""
+        provider = self.provider
+        await provider.gate.wait_commit_turn(seqno)
+        outcome: Outcome = BackendError(UNREADABLE, "HY000", "not run")
+        try:
+            admin = await self._connect()
+            try:
+                failure: Exception | None = None
+                async with trio.open_nursery() as nursery:
+                    waiters = lambda: {admin.thread_id, *threads()}  # noqa: E731
+                    nursery.start_soon(self._bf_abort_mdl_holders, seqno, plan, waiters)
+                    try:
+                        outcome = await execute()
+                        if plan is not None and plan.reshapes and isinstance(outcome, QueryResult):
+                            await self._follow_shapes(admin, seqno)
+                    except _LOST as exc:  # re-raised below, not wrapped in an exception group
+                        failure = exc
+                    nursery.cancel_scope.cancel()
+                if failure is not None:
+                    raise failure
+                view = provider.view
+                uuid = str(view.cluster_uuid) if view else UNDEFINED_UUID
+                await commit_at(admin, Position(uuid, seqno))
+            finally:
+                with trio.CancelScope(shield=True):
+                    await admin.aclose()
+        except _LOST as exc:  # the backend went away: this node no longer knows its data
+            provider.mark_inconsistent(f"TOI seqno {seqno} could not complete: {exc}")
+        error = outcome.code if isinstance(outcome, BackendError) else 0
+        self._remember(seqno, error)
+        provider.commit(seqno)
+        log.info("%s: TOI seqno %d done: %s", provider.node_name, seqno, _result(error))
+        return outcome
+
+    async def _follow_shapes(self, admin: BackendClient, seqno: int) -> None:
+        try:
+            self.catalog = await install(admin)
+        except BackendError as exc:
+            self.provider.mark_inconsistent(
+                f"TOI seqno {seqno}: capture triggers could not follow the new shape: {exc}"
+            )
+
+    async def _bf_abort_mdl_holders(
+        self, seqno: int, plan: IsolationPlan | None, waiters: Callable[[], set[int]]
+    ) -> None:
+        """Galera BF-aborts local transactions whose metadata locks a TOI statement waits
+        for; so does this, for the statement and the trigger regeneration after it."""
+        await trio.sleep(BF_ABORT_AFTER)
+        schemas: list[str] = []
+        if plan is not None:
+            schemas = sorted({s for s, _ in plan.tables} | set(plan.schemas))
+        try:
+            admin = await self._connect()
+        except _LOST as exc:
+            log.warning("%s: cannot look for metadata lock holders: %s", self._name, exc)
+            return
+        try:
+            while True:
+                ours = waiters() | {admin.thread_id}
+                rows = (await admin.query(sql.mdl_blockers(sorted(ours), schemas))).rows
+                for (raw,) in rows:
+                    victim = int(raw or 0)
+                    if victim and victim not in ours and victim not in self._applier_threads:
+                        log.info(
+                            "%s: TOI seqno %d waits for a metadata lock of backend thread %d: "
+                            "aborting it",
+                            self._name,
+                            seqno,
+                            victim,
+                        )
+                        await self._abort_local(victim, admin, seqno)
+                await trio.sleep(BF_ABORT_AFTER)
+        except _LOST as exc:
+            log.warning("%s: looking for metadata lock holders failed: %s", self._name, exc)
+        finally:
+            with trio.CancelScope(shield=True):
+                await admin.aclose()
+
+    def _remember(self, seqno: int, error: int) -> None:
+        self._outcomes[seqno] = error
+        if len(self._outcomes) > REMEMBERED_OUTCOMES:
+            del self._outcomes[next(iter(self._outcomes))]
+
+    def _compare(self, report: IsolationOutcome, origin: str) -> None:
+        here = self._outcomes.get(report.seqno)
+        if here is None or here == report.error:
+            return  # not run here (joined later), or the same
+        reason = (
+            f"TOI seqno {report.seqno} came out differently: {_result(here)} here, "
+            f"{_result(report.error)} on {origin}"
+        )
+        log.error("%s: %s", self._name, reason)
+        self.provider.mark_inconsistent(reason)
+
+    @property
+    def _name(self) -> str:
+        return self.provider.node_name
+
+
+async def _unreadable() -> Outcome:
+    return BackendError(UNREADABLE, "HY000", "unreadable TOI payload")
+
+
+def _replan(statement: IsolatedStatement) -> IsolationPlan | None:
+    """The plan again, from the text read under the origin's sql_mode (for the metadata
+    locks, capture and the definer); None if it does not plan (it runs anyway: the
+    origin accepted it)."""
+    mode = SqlMode.from_sql_mode(dict(statement.variables).get("sql_mode") or "")
+    info = classify(statement.text, mode)
+    try:
+        return plan_isolation(statement.text, info, statement.schema, mode)
+    except (NotIsolatable, ValueError):
+        return None
+
+
+def _result(error: int) -> str:
+    return f"error {error}" if error else "OK"
+
+
+def _shown(statement: str, limit: int = 200) -> str:
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
