@@ -709,7 +709,9 @@ class Replication:
         except _BackendGoneAfterCommit:
             await self._reply_ok(relay, packet, _result_reply(result, _IDLE))
             raise BackendLost() from None
-        await self._reply_ok(relay, packet, _result_reply(result, backend.status_flags))
+        # The flags after the COMMIT (`_commit` set them), not the wrapped statement's:
+        # clients such as mysql-connector track "in transaction" from them.
+        await self._reply_ok(relay, packet, _result_reply(result, relay.session.status_flags))
 
     async def _rollback(self, relay: Relay, backend: _StreamSession) -> None:
         """(A backend connection that broke has rolled back by itself.)"""

@@ -14,6 +14,7 @@ import urllib.request
 
 import pymysql
 import pytest
+from pymysql.constants import SERVER_STATUS
 
 from tests.cluster.conftest import NODES, Cluster
 
@@ -59,6 +60,21 @@ def test_explicit_transactions_and_rollbacks(cluster: Cluster) -> None:
     for i in range(NODES):
         rows = _rows(cluster, i, "SELECT id, v, note FROM app.t WHERE id >= 200 ORDER BY id")
         assert rows == ((200, 42, "changed"),)
+    assert len(set(cluster.checksums("app.t"))) == 1
+
+
+def test_an_autocommit_write_answers_out_of_transaction(cluster: Cluster) -> None:
+    """The proxy wraps it in a transaction; its OK must carry the flags after the COMMIT
+    (mysql-connector refuses to start a transaction while they say "in transaction")."""
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        for sql in (
+            "INSERT INTO app.t VALUES (500, 0, 'flags')",
+            "UPDATE app.t SET v = 1 WHERE id = 500",
+            "DELETE FROM app.t WHERE id = 500",
+        ):
+            cur.execute(sql)
+            assert cur.rowcount == 1
+            assert not conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS, sql
     assert len(set(cluster.checksums("app.t"))) == 1
 
 
