@@ -97,13 +97,13 @@ def plan_isolation(
             f"wsrep-proxy does not replicate {verb} {obj}: {_REFUSED[obj]}; run it on every "
             "node's backend if you must"
         )
-    if obj not in _OBJECTS and verb not in ("RENAME", "TRUNCATE", "GRANT", "REVOKE", "SET"):
-        raise NotIsolatable(
-            f"wsrep-proxy does not replicate this statement ({verb} {obj or '...'}) by total "
-            "order isolation"
-        )
-    if obj in _OBJECTS and verb not in _OBJECTS[obj]:
-        raise NotIsolatable(f"wsrep-proxy does not replicate {verb} {obj}")
+    if verb in ("CREATE", "ALTER", "DROP"):
+        if verb not in _OBJECTS.get(obj, ()):
+            raise NotIsolatable(
+                f"wsrep-proxy does not replicate {verb} {obj or '...'} by total order isolation"
+            )
+    elif verb not in ("RENAME", "TRUNCATE", "GRANT", "REVOKE", "SET"):
+        raise NotIsolatable(f"wsrep-proxy does not replicate {verb} by total order isolation")
     tables = tuple(
         (name.schema or schema, name.name) for name in info.tables if name.schema or schema
     )

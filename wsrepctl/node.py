@@ -242,6 +242,7 @@ def node_status(config: NodeConfig, provider: Provider, backend: str) -> dict[st
         "members": [m.id for m in view.members] if view else [],
     }
     doc.update({name: getattr(snap, name) for name in _STATUS_FILE_FIELDS})
+    doc["toi_inconsistencies"] = provider.stats.toi_inconsistencies
     doc["cluster_state_uuid"] = doc["cluster_state_uuid"] or None
     return doc
 

@@ -638,7 +638,7 @@ def use_schema(schema: str) -> str:
 def account(current_user: str) -> str:
     """CURRENT_USER()'s `user@host` as an account literal for `DEFINER = ...`."""
     user, _, host = current_user.rpartition("@")
-    return f"{string_literal(user)}@{string_literal(host)}"
+    return f"{ident(user)}@{ident(host)}"
 
 
 # MariaDB's metadata_lock_info plugin lists who holds which metadata lock (MDL).

@@ -3,6 +3,9 @@ node run on every node at their seqno; tables, users and capture follow."""
 
 from __future__ import annotations
 
+import pymysql
+import pytest
+
 from tests.cluster.conftest import NODES, Cluster
 
 
@@ -24,6 +27,16 @@ def _same_everywhere(cluster: Cluster, *tables: str) -> None:
         assert len(set(shown)) == 1, shown
 
 
+def _login(cluster: Cluster, i: int, password: str) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=cluster.base_port + i,
+        user="toi_user",
+        password=password,
+        autocommit=True,
+    )
+
+
 def _write_on_each_node(cluster: Cluster, sql: str, rows: list[tuple[object, ...]]) -> None:
     for i, row in enumerate(rows):
         with cluster.proxy(i % NODES) as conn, conn.cursor() as cur:
@@ -38,3 +51,171 @@ def test_create_table_on_one_node_then_writes_everywhere(cluster: Cluster) -> No
     )
     assert _on_all(cluster, "SELECT COUNT(*) FROM app.made") == [((6,),)] * NODES
     _same_everywhere(cluster, "app.made")
+
+
+def test_alter_add_column_and_change_primary_key_then_writes(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.shape (id INT PRIMARY KEY, v INT NOT NULL)")
+        cur.execute("INSERT INTO app.shape VALUES (1, 10), (2, 20)")
+        cur.execute("ALTER TABLE app.shape ADD COLUMN note VARCHAR(30) NULL DEFAULT 'x'")
+    _write_on_each_node(
+        cluster,
+        "INSERT INTO app.shape VALUES (%s, %s, %s)",
+        [(10 + i, i, f"n{i}") for i in range(3)],
+    )
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        # the key the capture triggers name rows by changes: (id) -> (v, id)
+        cur.execute("ALTER TABLE app.shape DROP PRIMARY KEY, ADD PRIMARY KEY (v, id)")
+    _write_on_each_node(
+        cluster,
+        "UPDATE app.shape SET note = %s WHERE id = %s",
+        [(f"u{i}", 10 + i) for i in range(3)],
+    )
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM app.shape WHERE id = 1")
+    assert (
+        _on_all(cluster, "SELECT id, v, note FROM app.shape ORDER BY id")
+        == [((2, 20, "x"), (10, 0, "u0"), (11, 1, "u1"), (12, 2, "u2"))] * NODES
+    )
+    _same_everywhere(cluster, "app.shape")
+
+
+def test_rename_truncate_drop(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.old (id INT PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO app.old VALUES (1, 1), (2, 2)")
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute("RENAME TABLE app.old TO app.renamed")
+        cur.execute("INSERT INTO app.renamed VALUES (3, 3)")  # captured under its new name
+    _same_everywhere(cluster, "app.renamed")
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE TABLE app.renamed")
+        cur.execute("INSERT INTO app.renamed VALUES (4, 4)")
+    assert _on_all(cluster, "SELECT * FROM app.renamed") == [((4, 4),)] * NODES
+    _same_everywhere(cluster, "app.renamed")
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE app.renamed")
+    gone = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME IN ('old', 'renamed')"
+    assert _on_all(cluster, gone) == [((0,),)] * NODES
+
+
+def test_create_database_and_a_table_inside(cluster: Cluster) -> None:
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE shop CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cur.execute("USE shop")
+        # no schema named: the session's current database travels with the statement
+        cur.execute("CREATE TABLE items (sku VARCHAR(20) PRIMARY KEY, qty INT NOT NULL)")
+        cur.execute("INSERT INTO items VALUES ('a', 1), ('ß', 2)")
+    with cluster.proxy(0, database="shop") as conn, conn.cursor() as cur:
+        cur.execute("UPDATE items SET qty = qty + 1")
+    _same_everywhere(cluster, "shop.items")
+    assert len(set(_on_all(cluster, "SHOW CREATE DATABASE shop"))) == 1
+
+
+def test_create_unique_index_then_conflicting_writes(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.idx (id INT PRIMARY KEY, email VARCHAR(40) NOT NULL)")
+        cur.execute("INSERT INTO app.idx VALUES (1, 'a@x'), (2, 'b@x')")
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute("CREATE UNIQUE INDEX by_email ON app.idx (email)")
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.IntegrityError) as dup:
+            cur.execute("INSERT INTO app.idx VALUES (3, 'a@x')")
+        assert dup.value.args[0] == 1062
+        cur.execute("INSERT INTO app.idx VALUES (3, 'c@x')")
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("DROP INDEX by_email ON app.idx")
+        cur.execute("INSERT INTO app.idx VALUES (4, 'a@x')")
+    _same_everywhere(cluster, "app.idx")
+
+
+def test_create_view_has_the_same_definition_everywhere(cluster: Cluster) -> None:
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute("CREATE VIEW app.big AS SELECT id, v FROM app.t WHERE v > 0")
+        cur.execute("SELECT COUNT(*) FROM app.big")
+    shown = _on_all(cluster, "SHOW CREATE VIEW app.big")
+    assert len(set(shown)) == 1 and "DEFINER" in str(shown[0])
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        cur.execute("CREATE OR REPLACE VIEW app.big AS SELECT id FROM app.t")
+    assert len(set(_on_all(cluster, "SHOW CREATE VIEW app.big"))) == 1
+
+
+def test_create_user_and_grant_then_log_in_through_every_node(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER 'toi_user'@'%' IDENTIFIED BY 's3cret'")
+        cur.execute("GRANT SELECT, INSERT ON app.* TO 'toi_user'@'%'")
+        cur.execute("GRANT SELECT, DELETE ON wsrep.capture TO 'toi_user'@'%'")
+    cluster.wait_same_position()
+    for i in range(NODES):
+        with (
+            _login(cluster, i, "s3cret") as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT CURRENT_USER()")
+            assert cur.fetchone() == ("toi_user@%",)
+            cur.execute("INSERT INTO app.t VALUES (%s, 0, 'by toi_user')", (700 + i,))
+            with pytest.raises(pymysql.err.OperationalError) as denied:
+                cur.execute("DELETE FROM app.t WHERE id = 700")
+            assert denied.value.args[0] == 1142
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute("REVOKE INSERT ON app.* FROM 'toi_user'@'%'")
+        cur.execute("SET PASSWORD FOR 'toi_user'@'%' = PASSWORD('other')")
+    grants = _on_all(cluster, "SHOW GRANTS FOR 'toi_user'@'%'")
+    assert len(set(grants)) == 1 and "INSERT" not in str(grants[0])
+    for i in range(NODES):
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            _login(cluster, i, "s3cret")
+        assert refused.value.args[0] == 1045
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        cur.execute("DROP USER 'toi_user'@'%'")
+    users = _on_all(cluster, "SELECT COUNT(*) FROM mysql.user WHERE User = 'toi_user'")
+    assert users == [((0,),)] * NODES
+    mine = _on_all(cluster, "SELECT id FROM app.t WHERE id >= 700 ORDER BY id")
+    assert mine == [((700,), (701,), (702,))] * NODES
+    _same_everywhere(cluster, "app.t")
+
+
+def test_table_that_cannot_replicate_is_created_but_refuses_writes(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.nokey (a INT, b INT)")
+    cluster.wait_same_position()
+    for i in range(NODES):
+        with (
+            cluster.proxy(i) as conn,
+            conn.cursor() as cur,
+            pytest.raises(pymysql.err.MySQLError, match="no primary key"),
+        ):
+            cur.execute("INSERT INTO app.nokey VALUES (1, 2)")
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE app.nokey ADD PRIMARY KEY (a)")  # now it can
+        cur.execute("INSERT INTO app.nokey VALUES (1, 2)")
+    _same_everywhere(cluster, "app.nokey")
+
+
+def test_failing_ddl_fails_alike_with_the_servers_own_error(cluster: Cluster) -> None:
+    seqno = cluster.wait_same_position()
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.OperationalError) as exists:
+            cur.execute("CREATE TABLE app.t (id INT PRIMARY KEY)")
+        assert exists.value.args[0] == 1050 and "already exists" in exists.value.args[1]
+        with pytest.raises(pymysql.err.ProgrammingError) as syntax:
+            cur.execute("ALTER TABLE app.t ADD COLUMN")
+        assert syntax.value.args[0] == 1064  # the server's own parse error, replicated
+        with pytest.raises(pymysql.err.OperationalError) as missing:
+            cur.execute("DROP TABLE app.never_there")
+        assert missing.value.args[0] == 1051
+        cur.execute("SELECT COUNT(*) FROM app.t")  # the session goes on
+    # each failure was ordered and its outcome reported: positions moved on together
+    assert cluster.wait_same_position() > seqno
+    for i in range(NODES):
+        status = cluster.fresh_status(i)
+        assert status["ready"] and status["toi_inconsistencies"] == 0
+    _same_everywhere(cluster, "app.t")
+
+
+def test_refused_statements_are_named(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.MySQLError, match="SEQUENCE"):
+            cur.execute("CREATE SEQUENCE app.seq")
+        cur.execute("CREATE TEMPORARY TABLE app.tmp (i INT)")  # session-local: not replicated
+        cur.execute("DROP TEMPORARY TABLE app.tmp")
