@@ -178,19 +178,26 @@ class Cell:
         return 100 * self.conflicts.cert_failures / max(self.attempts, 1)
 
 
-def run_argv(workload: str, address: Address, threads: int, seconds: int) -> list[str]:
+def run_argv(
+    workload: str, address: Address, threads: int, seconds: int, ignored: str = IGNORED_ERRORS
+) -> list[str]:
     argv = sysbench_argv(workload, "run", *address, threads=threads, seconds=seconds)
-    extra = ["--histogram=on", f"--mysql-ignore-errors={IGNORED_ERRORS}"]
+    extra = ["--histogram=on", f"--mysql-ignore-errors={ignored}"]
     return [*argv[:-1], *extra, argv[-1]]
 
 
 def run_on_nodes(
-    workload: str, nodes: Sequence[Address], threads: int, seconds: int
+    workload: str,
+    nodes: Sequence[Address],
+    threads: int,
+    seconds: int,
+    ignored: str = IGNORED_ERRORS,
 ) -> list[NodeRun]:
-    """One sysbench process per node, all at once; raises if any of them fails."""
+    """One sysbench process per node, all at once; raises if any of them fails (an
+    error not in `ignored` fails a sysbench run)."""
     procs = [
         subprocess.Popen(
-            run_argv(workload, node, threads, seconds),
+            run_argv(workload, node, threads, seconds, ignored),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
