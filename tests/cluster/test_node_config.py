@@ -40,6 +40,8 @@ def test_good_config(tmp_path: Path) -> None:
     assert config.backend.managed_dir == tmp_path.resolve() / "db"
     assert config.secret_file == tmp_path.resolve() / "secret"
     assert config.suspect == 2.0 and config.commit_turn == 1.5 and config.appliers == 2
+    assert (config.sync_wait, config.dirty_reads, config.auto_increment_control) == (0, False, True)
+    assert config.causal_read == 30.0
     group = config.group_config(bootstrap=True)
     assert group.bootstrap and group.member.id == "node1" and group.suspect_timeout == 2.0
 
@@ -58,6 +60,10 @@ def test_good_config(tmp_path: Path) -> None:
         (("[timeouts]", "[surprise]"), "unknown section"),
         (('secret_file = "secret"\n', ""), "missing required key 'secret_file'"),
         (("peers = [", "peers = [1, "), "peers must be strings"),
+        (("appliers = 2", "appliers = 2\nsync_wait = 16"), "sync_wait must be in 0..15"),
+        (("appliers = 2", "appliers = 2\ndirty_reads = 1"), "dirty_reads has the wrong type"),
+        (("appliers = 2", 'appliers = 2\nauto_increment_control = "on"'), "wrong type"),
+        (("suspect = 2", "causal_read = 0"), "causal_read must be"),
         (("[node]", "[node"), "not valid TOML"),
     ],
 )
@@ -73,3 +79,13 @@ def test_bad_configs_say_what_is_wrong(
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(NodeConfigError, match="No such file"):
         load_node_config(tmp_path / "absent.toml")
+
+
+def test_admission_keys(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "appliers = 2",
+        "appliers = 2\nsync_wait = 3\ndirty_reads = true\nauto_increment_control = false",
+    ).replace("suspect = 2", "suspect = 2\ncausal_read = 2.5")
+    config = load_node_config(write(tmp_path, text))
+    assert (config.sync_wait, config.dirty_reads, config.auto_increment_control) == (3, True, False)
+    assert config.causal_read == 2.5
