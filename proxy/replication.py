@@ -473,6 +473,8 @@ class Replication:
                 return False
             if info is None:
                 return False
+            if self.isolation.running:
+                await self._isolation_barrier(relay, info)
             if not session.in_transaction:
                 session.last_seen = self.provider.gate.last_committed
             self._check_text(session.sql)
@@ -524,6 +526,21 @@ class Replication:
                 )
 
     # ---- total order isolation -----------------------------------------------------------
+
+    async def _isolation_barrier(self, relay: Relay, info: StatementInfo) -> None:
+        """A TOI statement runs on this node and capture does not follow its new shapes
+        yet: a write must not go through the old capture triggers (or none, on a table
+        just created). Outside a transaction it waits for the TOI; inside one, a write or
+        commit aborts the transaction (1213): it began before the TOI, so certification
+        would fail it on the TOI's tables anyway."""
+        session = relay.session
+        if not session.in_transaction:
+            if _may_write(info):
+                await self.isolation.wait_finished()
+            return
+        if _may_write(info) or info.kind in _COMMITS or info.implicit_commit:
+            await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
+            raise _Refused(*ER_LOCK_DEADLOCK)
 
     async def _isolate(self, relay: Relay, packet: Packet, info: StatementInfo) -> None:
         """A DDL or account statement: it commits an open transaction first (implicitly,

@@ -85,6 +85,16 @@ class Isolation:
         self._abort_local = abort_local
         self._applier_threads = applier_threads
         self._outcomes: dict[int, int] = {}  # seqno -> 0 or error code, here
+        self._running: trio.Event | None = None  # set when the TOI running here is done
+
+    @property
+    def running(self) -> bool:
+        """A TOI statement runs here now (from its start until capture follows it)."""
+        return self._running is not None
+
+    async def wait_finished(self) -> None:
+        while self._running is not None:
+            await self._running.wait()
 
     # ---- the origin ----------------------------------------------------------------------
 
@@ -202,6 +212,7 @@ class Isolation:
         provider = self.provider
         await provider.gate.wait_commit_turn(seqno)
         outcome: Outcome = BackendError(UNREADABLE, "HY000", "not run")
+        self._running = running = trio.Event()
         try:
             admin = await self._connect()
             try:
@@ -226,9 +237,12 @@ class Isolation:
                     await admin.aclose()
         except _LOST as exc:  # the backend went away: this node no longer knows its data
             provider.mark_inconsistent(f"TOI seqno {seqno} could not complete: {exc}")
-        error = outcome.code if isinstance(outcome, BackendError) else 0
-        self._remember(seqno, error)
-        provider.commit(seqno)
+        finally:  # committed before the writes waiting for it go on (they need its seqno)
+            error = outcome.code if isinstance(outcome, BackendError) else 0
+            self._remember(seqno, error)
+            provider.commit(seqno)
+            self._running = None
+            running.set()
         log.info("%s: TOI seqno %d done: %s", provider.node_name, seqno, _result(error))
         return outcome
 

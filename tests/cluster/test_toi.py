@@ -3,6 +3,11 @@ node run on every node at their seqno; tables, users and capture follow."""
 
 from __future__ import annotations
 
+import random
+import re
+import threading
+import time
+
 import pymysql
 import pytest
 
@@ -38,6 +43,8 @@ def _login(cluster: Cluster, i: int, password: str) -> pymysql.connections.Conne
 
 
 def _write_on_each_node(cluster: Cluster, sql: str, rows: list[tuple[object, ...]]) -> None:
+    """(After the DDL ran everywhere: like Galera, a node runs it when its turn comes.)"""
+    cluster.wait_same_position()
     for i, row in enumerate(rows):
         with cluster.proxy(i % NODES) as conn, conn.cursor() as cur:
             cur.execute(sql, row)
@@ -219,3 +226,124 @@ def test_refused_statements_are_named(cluster: Cluster) -> None:
             cur.execute("CREATE SEQUENCE app.seq")
         cur.execute("CREATE TEMPORARY TABLE app.tmp (i INT)")  # session-local: not replicated
         cur.execute("DROP TEMPORARY TABLE app.tmp")
+
+
+# 1213: certification failed (the row write set did not see the DDL) or the transaction
+# was BF-aborted for it; 1205: a lock wait behind an applier timed out.
+RETRYABLE = (1213, 1205)
+
+
+def test_ddl_racing_with_writes_on_other_nodes(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.race (id INT PRIMARY KEY, v INT NOT NULL)")
+        cur.execute("INSERT INTO app.race VALUES " + ", ".join(f"({i}, 0)" for i in range(20)))
+    stop = threading.Event()
+    unexpected: list[BaseException] = []
+    counts = {"ok": 0, "1213": 0}
+
+    def writer(node: int, seed: int) -> None:
+        rng = random.Random(seed)
+        conn = cluster.proxy(node)
+        try:
+            with conn.cursor() as cur:
+                for n in range(400):  # bounded; stops earlier once the DDLs are done
+                    if stop.is_set() and n > 20:
+                        return
+                    try:
+                        if rng.random() < 0.3:
+                            cur.execute(
+                                "INSERT INTO app.race (id, v) VALUES (%s, %s)",
+                                (1000 * seed + n, n),
+                            )
+                        else:
+                            cur.execute(
+                                "UPDATE app.race SET v = v + 1 WHERE id = %s", (rng.randrange(20),)
+                            )
+                        counts["ok"] += 1
+                    except pymysql.err.MySQLError as exc:
+                        if exc.args[0] not in RETRYABLE:
+                            raise
+                        counts["1213"] += 1
+        except BaseException as exc:  # reported below
+            unexpected.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=writer, args=(1 + i % 2, i + 1)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        with cluster.proxy(0) as conn, conn.cursor() as cur:
+            for n in range(3):
+                time.sleep(0.3)
+                cur.execute(f"ALTER TABLE app.race ADD COLUMN c{n} INT NOT NULL DEFAULT {n}")
+            time.sleep(0.3)
+            cur.execute("ALTER TABLE app.race DROP COLUMN c1")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not unexpected, unexpected
+    assert counts["ok"] > 0
+    _same_everywhere(cluster, "app.race")
+
+
+def test_local_transactions_holding_the_table_are_bf_aborted_by_ddl(cluster: Cluster) -> None:
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.held (id INT PRIMARY KEY, v INT NOT NULL)")
+        cur.execute("INSERT INTO app.held VALUES (1, 0), (2, 0)")
+    cluster.wait_same_position()
+    remote = cluster.proxy(1)  # on another node than the DDL's
+    local = cluster.proxy(0)  # on the DDL's own node
+    try:
+        with remote.cursor() as rcur, local.cursor() as lcur:
+            remote.begin()
+            rcur.execute("UPDATE app.held SET v = 1 WHERE id = 1")  # idle, holding the table
+            local.begin()
+            lcur.execute("SELECT * FROM app.held WHERE id = 2")  # a read holds it too
+            with cluster.proxy(0) as conn, conn.cursor() as cur:
+                cur.execute("ALTER TABLE app.held ADD COLUMN note VARCHAR(10) NULL")
+            cluster.wait_same_position()
+            for cur in (rcur, lcur):
+                with pytest.raises(pymysql.err.OperationalError) as aborted:
+                    cur.execute("SELECT COUNT(*) FROM app.held")
+                assert aborted.value.args[0] == 1213
+            rcur.execute("UPDATE app.held SET v = 2, note = 'again' WHERE id = 1")
+            remote.commit()
+    finally:
+        remote.close()
+        local.close()
+    assert (
+        _on_all(cluster, "SELECT id, v, note FROM app.held ORDER BY id")
+        == [((1, 2, "again"), (2, 0, None))] * NODES
+    )
+    assert cluster.fresh_status(1)["local_bf_aborts"] >= 1
+    _same_everywhere(cluster, "app.held")
+
+
+def test_ddl_that_diverges_is_reported_and_the_node_stops_serving(cluster: Cluster) -> None:
+    """Runs last: it leaves node 3 out of service."""
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.diverge (id INT PRIMARY KEY)")
+    cluster.wait_same_position()
+    with cluster.backend(2) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE app.diverge")  # behind the proxy's back
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE app.diverge ADD COLUMN c INT")  # OK here, 1146 on node 3
+    deadline = time.monotonic() + 30
+    while cluster.status(2)["ready"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = cluster.fresh_status(2)
+    assert not status["ready"] and status["toi_inconsistencies"] == 1
+    log = (cluster.dir / "node3" / "node.log").read_text()
+    assert re.search(r"ERROR .*TOI seqno \d+ came out differently: error 1146 here, OK on", log)
+    with (
+        pytest.raises(pymysql.err.OperationalError) as refused,
+        cluster.proxy(2) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SELECT COUNT(*) FROM app.t")
+    assert refused.value.args[0] == 1047
+    for i in (0, 1):
+        assert cluster.fresh_status(i)["ready"]
+        assert cluster.status(i)["toi_inconsistencies"] == 0
