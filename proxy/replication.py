@@ -558,7 +558,9 @@ class Replication:
             )
         backend = _StreamSession(relay.backend, relay.deprecate_eof)
         try:
-            prepared = await self.isolation.prepare(backend, session.sql, info, session.parse_mode)
+            prepared = await self.isolation.prepare(
+                backend, packet.payload[1:], session.sql, info, session.parse_mode
+            )
         except NotIsolatable as exc:
             raise _Refused(ER_NOT_SUPPORTED, "42000", str(exc)) from None
         except BackendError as exc:

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 
 import trio
 
-from proxy.backend_client import BackendClient, BackendError, QueryResult
+from proxy.backend_client import BackendClient, BackendError, QueryResult, read_result
 from proxy.capture import Catalog, Position, commit_at, install
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.position import UNDEFINED_UUID
 from proxy.capture.session import SqlSession, text
 from proxy.packet_stream import PeerClosed
-from proxy.protocol.wire import ProtocolError
+from proxy.protocol.constants import Capability, Command
+from proxy.protocol.wire import ProtocolError, frame
 from proxy.sql_text import SqlMode
 from proxy.statement_class import classify
 from proxy.statement_types import StatementInfo
@@ -99,17 +100,18 @@ class Isolation:
     # ---- the origin ----------------------------------------------------------------------
 
     async def prepare(
-        self, session: SqlSession, statement: str, info: StatementInfo, mode: SqlMode
+        self, session: SqlSession, raw: bytes, statement: str, info: StatementInfo, mode: SqlMode
     ) -> Prepared:
         """Read the session's context on its own backend connection (one round trip) and
-        plan the statement; raises NotIsolatable for what TOI does not replicate."""
+        plan the statement (`raw` as the client sent it, read as `statement`); raises
+        NotIsolatable for what TOI does not replicate."""
         row = (await session.query(sql.TOI_CONTEXT_QUERY)).rows[0]
         schema = None if row[0] is None else text(row[0])
         plan = plan_isolation(statement, info, schema, mode)
         definer = sql.account(text(row[1])) if plan.definer_at is not None else None
         values = [None if v is None else text(v) for v in row[2:]]
         variables = tuple(zip(sql.TOI_VARIABLES, values, strict=True))
-        return Prepared(plan, IsolatedStatement(statement, schema, definer, variables))
+        return Prepared(plan, IsolatedStatement(raw, schema, definer, variables))
 
     async def run_local(
         self, prepared: Prepared, thread_id: int, execute: Callable[[], Awaitable[Outcome]]
@@ -133,7 +135,7 @@ class Isolation:
             seqno,
             prepared.plan.verb,
             prepared.plan.object,
-            _shown(prepared.statement.text),
+            _shown(prepared.statement.text.decode("utf-8", "replace")),
         )
         with trio.CancelScope(shield=True):  # ordered: it runs here, whatever happens
             outcome = await self._run_at(seqno, prepared.plan, execute, lambda: (thread_id,))
@@ -168,7 +170,8 @@ class Isolation:
             await self._run_at(seqno, None, _unreadable, tuple)
             return
         statement = payload
-        plan = _replan(statement)
+        text = statement.text.decode("utf-8", "replace")
+        plan = _replan(statement, text)
         connection: BackendClient | None = None
 
         async def execute() -> Outcome:
@@ -181,8 +184,8 @@ class Isolation:
                     await connection.query(sql.set_session_variable(name, value))
                 run = statement.text
                 if plan is not None and statement.definer is not None:
-                    run = plan.with_definer(run, statement.definer)
-                return await connection.query(run)
+                    run = plan.with_definer(run, text, statement.definer)
+                return await _query_bytes(connection, run)
             except BackendError as exc:
                 return exc
 
@@ -315,14 +318,20 @@ async def _unreadable() -> Outcome:
     return BackendError(UNREADABLE, "HY000", "unreadable TOI payload")
 
 
-def _replan(statement: IsolatedStatement) -> IsolationPlan | None:
+async def _query_bytes(connection: BackendClient, statement: bytes) -> QueryResult:
+    """COM_QUERY with the statement's exact bytes (`BackendClient.query` takes text)."""
+    await connection.stream.send(frame(bytes((Command.QUERY,)) + statement, 0))
+    deprecate_eof = bool(connection.capabilities & Capability.DEPRECATE_EOF)
+    return await read_result(connection.stream, deprecate_eof)
+
+
+def _replan(statement: IsolatedStatement, text: str) -> IsolationPlan | None:
     """The plan again, from the text read under the origin's sql_mode (for the metadata
     locks, capture and the definer); None if it does not plan (it runs anyway: the
     origin accepted it)."""
     mode = SqlMode.from_sql_mode(dict(statement.variables).get("sql_mode") or "")
-    info = classify(statement.text, mode)
     try:
-        return plan_isolation(statement.text, info, statement.schema, mode)
+        return plan_isolation(text, classify(text, mode), statement.schema, mode)
     except (NotIsolatable, ValueError):
         return None
 

@@ -1,13 +1,15 @@
 """The data of TOI write sets, pure: the statement with its session context, and the
 origin's report of how it came out.
 
-    statement:  b"T" version  varint n  (name, value)*n  opt schema  opt definer  text
+    statement:  b"T" version  varint n  (name, value)*n  opt schema  opt definer  bytes
     outcome:    b"R" version  varint seqno  varint error code (0: success)
 
     name     = varint length + ascii `[a-z_]+` (a session system variable)
     value    = opt text (the variable's value as SELECT @@name shows it; absent = NULL)
     opt text = 0 for none, else varint(length + 1) + utf-8
     text     = varint length + utf-8
+    bytes    = varint length + the statement exactly as the client sent it (in its
+               character_set_client, which travels among the variables)
 
 Varints are minimal (the certification codec's), the write set around it carries the
 crc32c, and decoding checks that every byte is used: garbage is refused, never run.
@@ -35,7 +37,7 @@ class PayloadError(ValueError):
 class IsolatedStatement:
     """A statement to run at its seqno on every node, as its origin session ran it."""
 
-    text: str
+    text: bytes
     schema: str | None  # the session's current database
     definer: str | None  # 'user'@'host' literal of the origin session's CURRENT_USER()
     variables: tuple[tuple[str, str | None], ...] = ()  # session variables to set first
@@ -67,7 +69,8 @@ def encode(payload: IsolatedStatement | IsolationOutcome) -> bytes:
     parts = [_STATEMENT, bytes((VERSION,)), encode_varint(len(payload.variables))]
     for name, value in payload.variables:
         parts += [_text(name), _optional(value)]
-    parts += [_optional(payload.schema), _optional(payload.definer), _text(payload.text)]
+    parts += [_optional(payload.schema), _optional(payload.definer)]
+    parts += [encode_varint(len(payload.text)), payload.text]
     return b"".join(parts)
 
 
@@ -93,9 +96,9 @@ def decode(data: bytes) -> IsolatedStatement | IsolationOutcome:
             variables.append((name, value))
         pos, schema = _read_optional(data, pos)
         pos, definer = _read_optional(data, pos)
-        pos, text = _read_text(data, pos)
-        _end(data, pos)
-        return IsolatedStatement(text, schema, definer, tuple(variables))
+        pos, length = decode_varint(data, pos)
+        _end(data, pos + length)
+        return IsolatedStatement(data[pos:], schema, definer, tuple(variables))
     except (KeyFormatError, UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, PayloadError):
             raise

@@ -69,12 +69,16 @@ class IsolationPlan:
                 names.setdefault(name)
         return tuple(table_key(schema, table) for schema, table in names)
 
-    def with_definer(self, text: str, definer: str) -> str:
-        """The statement with `DEFINER = definer` (an account literal) if it needs one."""
+    def with_definer(self, raw: bytes, text: str, definer: str) -> bytes:
+        """The statement's bytes `raw` (read as `text`) with `DEFINER = definer` (an
+        account literal) where it needs one; unchanged if the bytes before that point are
+        not the text's (not utf-8: the keywords' position is unknown)."""
         if self.definer_at is None:
-            return text
-        at = self.definer_at
-        return f"{text[:at]}DEFINER = {definer} {text[at:]}"
+            return raw
+        head = text[: self.definer_at].encode("utf-8")
+        if not raw.startswith(head):
+            return raw
+        return head + f"DEFINER = {definer} ".encode() + raw[len(head) :]
 
 
 def plan_isolation(

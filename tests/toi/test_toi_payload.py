@@ -19,7 +19,7 @@ names = st.from_regex(r"[a-z_]{1,64}", fullmatch=True)
 texts = st.text(max_size=200)
 statements = st.builds(
     IsolatedStatement,
-    text=texts,
+    text=st.binary(max_size=200),
     schema=st.none() | texts,
     definer=st.none() | texts,
     variables=st.lists(st.tuples(names, st.none() | texts), max_size=20).map(tuple),
@@ -58,15 +58,17 @@ def test_truncated_or_extended_payloads_are_refused(
 
 def test_bad_fields_are_refused_on_both_sides() -> None:
     with pytest.raises(ValueError):
-        IsolatedStatement("x", None, None, (("Not a name", "1"),))
+        IsolatedStatement(b"x", None, None, (("Not a name", "1"),))
     with pytest.raises(ValueError):
-        IsolatedStatement("x", None, None, (("a", "1"),) * (MAX_VARIABLES + 1))
+        IsolatedStatement(b"x", None, None, (("a", "1"),) * (MAX_VARIABLES + 1))
     with pytest.raises(ValueError):
         IsolationOutcome(0, 0)
-    bad_name = encode(IsolatedStatement("x", None, None, (("a", "1"),))).replace(b"\x01a", b"\x01A")
+    bad_name = encode(IsolatedStatement(b"x", None, None, (("a", "1"),))).replace(
+        b"\x01a", b"\x01A"
+    )
     with pytest.raises(PayloadError, match="variable"):
         decode(bad_name)
     with pytest.raises(PayloadError, match="version"):
         decode(b"T\x09")
     with pytest.raises(PayloadError):
-        decode(b"T\x01\x00\x00\x00\x02\xff")  # text not utf-8
+        decode(b"T\x01\x00\x02\xff\x00\x00")  # schema not utf-8

@@ -106,7 +106,18 @@ def test_keys_are_table_keys_and_a_schema_expands_to_its_known_tables() -> None:
 )  # fmt: skip
 def test_definer_goes_where_mariadb_takes_it(sql: str, expected: str | None) -> None:
     got = plan(sql)
-    assert got.with_definer(sql, "X") == (expected or sql)
+    assert got.with_definer(sql.encode(), sql, "X") == (expected or sql).encode()
+
+
+def test_definer_goes_into_the_exact_bytes() -> None:
+    raw = "CREATE VIEW v AS SELECT 'é'".encode("latin1")
+    text = raw.decode("utf-8", "replace")
+    assert plan(text).with_definer(raw, text, "`u`@`h`") == (
+        b"CREATE DEFINER = `u`@`h` VIEW v AS SELECT '\xe9'"
+    )
+    odd = "CREATE /* é */ VIEW v AS SELECT 1"
+    raw = odd.encode("latin1")  # the bytes before the keyword are not the text's
+    assert plan(odd).with_definer(raw, raw.decode("utf-8", "replace"), "X") == raw
 
 
 @pytest.mark.parametrize(
