@@ -104,14 +104,16 @@ def _wsrepctl(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def running_cluster(state: Path, init_sql: str) -> Iterator[Cluster]:
-    """`cluster up --detach` in `state` with `init_sql` on every backend; `down` after."""
-    init = state / "init-source.sql"
-    init.write_text(init_sql)
+def running_cluster(state: Path, init_sql: str | None = None) -> Iterator[Cluster]:
+    """`cluster up --detach` in `state` (with `init_sql` on every backend); `down` after."""
     base = free_port_run(NODES)
+    init = []
+    if init_sql is not None:
+        (state / "init-source.sql").write_text(init_sql)
+        init = ["--init-sql", str(state / "init-source.sql")]
     up = _wsrepctl(
         "cluster", "up", "--nodes", str(NODES), "--dir", str(state / "c"),
-        "--base-port", str(base), "--init-sql", str(init), "--detach", timeout=240,
+        "--base-port", str(base), *init, "--detach", timeout=240,
     )  # fmt: skip
     try:
         assert up.returncode == 0, f"cluster up failed:\n{up.stdout}\n{up.stderr}"
