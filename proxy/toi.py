@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import trio
 
 from proxy.backend_client import BackendClient, BackendError, QueryResult, read_result
-from proxy.capture import Catalog, Position, commit_at, install
+from proxy.capture import Catalog, Position, commit_at, follow
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.position import UNDEFINED_UUID
 from proxy.capture.session import SqlSession, text
@@ -226,7 +226,7 @@ class Isolation:
                     try:
                         outcome = await execute()
                         if plan is not None and plan.reshapes and isinstance(outcome, QueryResult):
-                            await self._follow_shapes(admin, seqno)
+                            await self._follow_shapes(admin, seqno, plan)
                     except _LOST as exc:  # re-raised below, not wrapped in an exception group
                         failure = exc
                     nursery.cancel_scope.cancel()
@@ -249,9 +249,10 @@ class Isolation:
         log.info("%s: TOI seqno %d done: %s", provider.node_name, seqno, _result(error))
         return outcome
 
-    async def _follow_shapes(self, admin: BackendClient, seqno: int) -> None:
+    async def _follow_shapes(self, admin: BackendClient, seqno: int, plan: IsolationPlan) -> None:
+        touched = {*plan.tables, *(n for n in self.catalog.shapes if n[0] in plan.schemas)}
         try:
-            self.catalog = await install(admin)
+            self.catalog = await follow(admin, self.catalog, touched)
         except BackendError as exc:
             self.provider.mark_inconsistent(
                 f"TOI seqno {seqno}: capture triggers could not follow the new shape: {exc}"

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from certification.keys import Key, table_key
+from proxy.capture.mariadb_sql import SCHEMA as NODE_SCHEMA
 from proxy.sql_text import SqlMode, TokenCursor
 from proxy.statement_types import StatementInfo, StatementKind
 
@@ -117,6 +118,11 @@ def plan_isolation(
         obj = "DATABASE"
     elif obj == "TRIGGER" and not tables:  # DROP TRIGGER: its table is not named
         schemas = (schema,) if schema else ()
+    if NODE_SCHEMA in {s for s, _ in tables} | set(schemas):
+        raise NotIsolatable(
+            f"the {NODE_SCHEMA} schema belongs to each node's replication machinery: "
+            "it is not replicated and not to be changed"
+        )
     if verb == "CREATE" and obj == "DATABASE":
         schemas = ()  # a new database has no tables yet
     return IsolationPlan(

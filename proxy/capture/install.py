@@ -17,7 +17,7 @@ Per replicated table (MariaDB's several-triggers-per-event, ordered with FOLLOWS
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from proxy.capture import mariadb_sql as sql
@@ -61,6 +61,25 @@ async def install(session: SqlSession, schemas: Sequence[str] | None = None) -> 
     catalog = await load_catalog(session, schemas)
     for shape in catalog.shapes.values():
         await install_table(session, catalog, shape)
+    return catalog
+
+
+async def follow(session: SqlSession, old: Catalog, touched: Iterable[Name]) -> Catalog:
+    """After DDL on the `touched` tables (run under TOI, nothing else in flight): the new
+    catalog, and triggers regenerated on those tables and on every FK ancestor whose
+    cascades reached or now reach them (before or after the DDL)."""
+    catalog = await load_catalog(session)
+    todo, seen = set(touched), set[Name]()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        for shapes in (old.shapes, catalog.shapes):
+            if (shape := shapes.get(name)) is not None:
+                parents = {(fk.parent_schema, fk.parent_table) for fk in shape.foreign_keys}
+                todo |= parents - seen
+    for name in sorted(seen):
+        if (shape := catalog.shapes.get(name)) is not None:
+            await install_table(session, catalog, shape)
     return catalog
 
 

@@ -241,6 +241,27 @@ def test_user_trigger_and_procedure(cluster: Cluster) -> None:
     _same_everywhere(cluster, "app.audited", "app.audit")
 
 
+def test_child_table_with_cascade_regenerates_its_parents_capture(cluster: Cluster) -> None:
+    """InnoDB cascades fire no triggers: the parent's capture must learn of a new child."""
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.parent (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO app.parent VALUES (1), (2)")
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE app.child (id INT PRIMARY KEY, parent INT NOT NULL, "
+            "FOREIGN KEY (parent) REFERENCES app.parent (id) ON DELETE CASCADE)"
+        )
+        cur.execute("INSERT INTO app.child VALUES (10, 1), (11, 1), (20, 2)")
+    cluster.wait_same_position()
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM app.parent WHERE id = 1")  # cascades to 10 and 11
+    assert _on_all(cluster, "SELECT id FROM app.child") == [((20,),)] * NODES
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE app.child")  # the parent's cascade capture goes away
+        cur.execute("DELETE FROM app.parent WHERE id = 2")
+    _same_everywhere(cluster, "app.parent")
+
+
 def test_table_that_cannot_replicate_is_created_but_refuses_writes(cluster: Cluster) -> None:
     with cluster.proxy(0) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE app.nokey (a INT, b INT)")
@@ -283,6 +304,8 @@ def test_refused_statements_are_named(cluster: Cluster) -> None:
     with cluster.proxy(0) as conn, conn.cursor() as cur:
         with pytest.raises(pymysql.err.MySQLError, match="SEQUENCE"):
             cur.execute("CREATE SEQUENCE app.seq")
+        with pytest.raises(pymysql.err.MySQLError, match="belongs to each node"):
+            cur.execute("DROP DATABASE wsrep")
         cur.execute("CREATE TEMPORARY TABLE app.tmp (i INT)")  # session-local: not replicated
         cur.execute("DROP TEMPORARY TABLE app.tmp")
 

@@ -129,6 +129,10 @@ def test_definer_goes_into_the_exact_bytes() -> None:
         ("CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'x')", "SERVER"),
         ("ALTER INDEX i", "ALTER"),
         ("CREATE", "CREATE"),
+        ("DROP DATABASE wsrep", "belongs to each node"),
+        ("CREATE DATABASE IF NOT EXISTS wsrep", "belongs to each node"),
+        ("ALTER TABLE wsrep.capture ADD c INT", "belongs to each node"),
+        ("TRUNCATE wsrep.position", "belongs to each node"),
     ],
 )
 def test_what_toi_refuses_is_named(sql: str, message: str) -> None:
