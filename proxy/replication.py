@@ -55,7 +55,7 @@ from proxy.protocol.results import OkPacket, ResultSet, encode_reply, err_packet
 from proxy.protocol.wire import ProtocolError, frame
 from proxy.relay import BackendLost, Relay
 from proxy.session import Session
-from proxy.statement_class import StatementKind, classify_each
+from proxy.statement_class import StatementKind, classify, classify_each
 from proxy.statement_types import StatementInfo
 from proxy.toi import Isolation
 from proxy.toi_plan import NotIsolatable
@@ -504,6 +504,13 @@ class Replication:
             raise _Refused(1227, "42000", f"{sql.APPLIER_FLAG} is reserved for wsrep appliers")
 
     def _check_statement(self, session: Session, info: StatementInfo) -> None:
+        if info.inner is not None and _isolated(classify(info.inner, session.parse_mode)):
+            raise _Refused(
+                ER_NOT_SUPPORTED,
+                "42000",
+                "wsrep-proxy replicates DDL and account statements sent as statements "
+                "themselves, not through PREPARE or EXECUTE IMMEDIATE",
+            )
         if info.multi and not session.capabilities & Capability.MULTI_STATEMENTS:
             raise _Refused(
                 1064,

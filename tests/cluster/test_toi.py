@@ -306,6 +306,10 @@ def test_refused_statements_are_named(cluster: Cluster) -> None:
             cur.execute("CREATE SEQUENCE app.seq")
         with pytest.raises(pymysql.err.MySQLError, match="belongs to each node"):
             cur.execute("DROP DATABASE wsrep")
+        with pytest.raises(pymysql.err.MySQLError, match="not through PREPARE or EXECUTE"):
+            cur.execute("EXECUTE IMMEDIATE 'CREATE TABLE app.hidden (i INT PRIMARY KEY)'")
+        with pytest.raises(pymysql.err.MySQLError, match="not through PREPARE or EXECUTE"):
+            cur.execute("PREPARE s FROM 'DROP TABLE app.t'")
         cur.execute("CREATE TEMPORARY TABLE app.tmp (i INT)")  # session-local: not replicated
         cur.execute("DROP TEMPORARY TABLE app.tmp")
 
