@@ -17,14 +17,15 @@ before anything after it starts (`Isolation._run_at`):
   drain uses is reloaded, before the seqno counts as committed (so any write set captured
   with the old triggers has `last_seen` below it and fails certification);
 - the node's position is recorded at the seqno, success or error;
-- the origin then orders a report of its outcome (0 or the error code); every node
-  compares it with its own: a difference is logged as an ERROR, counted, and makes that
-  node stop serving (Galera makes it leave the cluster as inconsistent).
+- every node then orders a report of its outcome (0 or the error code); the majority's
+  is the cluster's (`toi_vote`, Galera 4's inconsistency voting): a node whose own
+  differs logs an ERROR, counts it and stops serving (Galera makes it leave the cluster).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass
 
@@ -43,13 +44,13 @@ from proxy.statement_class import classify
 from proxy.statement_types import StatementInfo
 from proxy.toi_payload import IsolatedStatement, IsolationOutcome, PayloadError, decode, encode
 from proxy.toi_plan import IsolationPlan, NotIsolatable, plan_isolation
+from proxy.toi_vote import Inconsistent, Voting
 from wsrep.provider import Provider
 from wsrep.writeset import WriteSet, WriteSetFlags
 
 log = logging.getLogger("wsrep.toi")
 
 BF_ABORT_AFTER = 0.2  # seconds a TOI statement waits for a metadata lock before aborting
-REMEMBERED_OUTCOMES = 1_000
 UNREADABLE = 0xFFFF  # outcome of a payload this node cannot read (every node alike)
 _FLAGS = WriteSetFlags.ISOLATION | WriteSetFlags.COMMIT
 _REPORT_FLAGS = WriteSetFlags.ISOLATION | WriteSetFlags.ROLLBACK
@@ -85,8 +86,26 @@ class Isolation:
         self._connect = connect
         self._abort_local = abort_local
         self._applier_threads = applier_threads
-        self._outcomes: dict[int, int] = {}  # seqno -> 0 or error code, here
+        self._voting = Voting()
         self._running: trio.Event | None = None  # set when the TOI running here is done
+        # This node's outcome reports, ordered by `run` (never from an applier: a submit
+        # may wait for flow control, which waits for the appliers).
+        self._reports_in, self._reports = trio.open_memory_channel[IsolationOutcome](math.inf)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Send this node's outcome reports (run it beside the provider)."""
+        task_status.started()
+        provider = self.provider
+        async for report in self._reports:
+            ws = WriteSet(
+                provider.node_name,
+                provider.new_trx_id(),
+                report.seqno,
+                (),
+                encode(report),
+                _REPORT_FLAGS,
+            )
+            await provider.announce(ws)
 
     @property
     def running(self) -> bool:
@@ -138,36 +157,32 @@ class Isolation:
             _shown(prepared.statement.text.decode("utf-8", "replace")),
         )
         with trio.CancelScope(shield=True):  # ordered: it runs here, whatever happens
-            outcome = await self._run_at(seqno, prepared.plan, execute, lambda: (thread_id,))
-            error = outcome.code if isinstance(outcome, BackendError) else 0
-            await provider.announce(
-                WriteSet(
-                    provider.node_name,
-                    provider.new_trx_id(),
-                    seqno,
-                    (),
-                    encode(IsolationOutcome(seqno, error)),
-                    _REPORT_FLAGS,
-                )
-            )
+            threads = lambda: (thread_id,)  # noqa: E731
+            outcome = await self._run_at(seqno, ws.origin, prepared.plan, execute, threads)
         return seqno, outcome
 
     # ---- the appliers --------------------------------------------------------------------
 
     async def apply(self, seqno: int, ws: WriteSet) -> None:
-        """An ordered ISOLATION write set: a statement to run, or an origin's report."""
+        """An ordered ISOLATION write set: a statement to run, or a node's report."""
         try:
             payload = decode(ws.data)
         except PayloadError as exc:  # the same bytes everywhere: every node fails alike
             log.error("%s: TOI seqno %d unreadable (%s)", self.provider.node_name, seqno, exc)
             payload = None
         if isinstance(payload, IsolationOutcome):
+            view = self.provider.view
+            members = view.members if view is not None else ()
+            electorate = frozenset(m.id for m in members if not m.arbitrator)
+            verdict = self._voting.vote(
+                payload.seqno, ws.origin, payload.error, payload.origin, electorate
+            )
+            self._inconsistent(verdict)
             await self.provider.gate.wait_commit_turn(seqno)
-            self._compare(payload, ws.origin)
             self.provider.commit(seqno)
             return
         if payload is None or WriteSetFlags.ROLLBACK in ws.flags:
-            await self._run_at(seqno, None, _unreadable, tuple)
+            await self._run_at(seqno, ws.origin, None, _unreadable, tuple)
             return
         statement = payload
         text = statement.text.decode("utf-8", "replace")
@@ -193,7 +208,7 @@ class Isolation:
             return () if connection is None else (connection.thread_id,)
 
         try:
-            await self._run_at(seqno, plan, execute, threads)
+            await self._run_at(seqno, ws.origin, plan, execute, threads)
         finally:
             if connection is not None:
                 with trio.CancelScope(shield=True):
@@ -204,6 +219,7 @@ class Isolation:
     async def _run_at(
         self,
         seqno: int,
+        origin: str,
         plan: IsolationPlan | None,
         execute: Callable[[], Awaitable[Outcome]],
         threads: Callable[[], Iterable[int]],
@@ -242,11 +258,12 @@ class Isolation:
             provider.mark_inconsistent(f"TOI seqno {seqno} could not complete: {exc}")
         finally:  # committed before the writes waiting for it go on (they need its seqno)
             error = outcome.code if isinstance(outcome, BackendError) else 0
-            self._remember(seqno, error)
             provider.commit(seqno)
             self._running = None
             running.set()
         log.info("%s: TOI seqno %d done: %s", provider.node_name, seqno, _result(error))
+        self._reports_in.send_nowait(IsolationOutcome(seqno, error, origin))
+        self._inconsistent(self._voting.ran(seqno, error))
         return outcome
 
     async def _follow_shapes(self, admin: BackendClient, seqno: int, plan: IsolationPlan) -> None:
@@ -294,21 +311,11 @@ class Isolation:
             with trio.CancelScope(shield=True):
                 await admin.aclose()
 
-    def _remember(self, seqno: int, error: int) -> None:
-        self._outcomes[seqno] = error
-        if len(self._outcomes) > REMEMBERED_OUTCOMES:
-            del self._outcomes[next(iter(self._outcomes))]
-
-    def _compare(self, report: IsolationOutcome, origin: str) -> None:
-        here = self._outcomes.get(report.seqno)
-        if here is None or here == report.error:
-            return  # not run here (joined later), or the same
-        reason = (
-            f"TOI seqno {report.seqno} came out differently: {_result(here)} here, "
-            f"{_result(report.error)} on {origin}"
-        )
-        log.error("%s: %s", self._name, reason)
-        self.provider.mark_inconsistent(reason)
+    def _inconsistent(self, verdict: Inconsistent | None) -> None:
+        if verdict is not None:
+            reason = verdict.describe()
+            log.error("%s: %s", self._name, reason)
+            self.provider.mark_inconsistent(reason)
 
     @property
     def _name(self) -> str:

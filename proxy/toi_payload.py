@@ -2,7 +2,7 @@
 origin's report of how it came out.
 
     statement:  b"T" version  varint n  (name, value)*n  opt schema  opt definer  bytes
-    outcome:    b"R" version  varint seqno  varint error code (0: success)
+    outcome:    b"R" version  varint seqno  varint error code (0: success)  text origin
 
     name     = varint length + ascii `[a-z_]+` (a session system variable)
     value    = opt text (the variable's value as SELECT @@name shows it; absent = NULL)
@@ -52,10 +52,12 @@ class IsolatedStatement:
 
 @dataclass(frozen=True, slots=True)
 class IsolationOutcome:
-    """How the TOI statement at `seqno` came out at its origin: 0 or the error code."""
+    """How the TOI statement at `seqno` (sent by `origin`) came out on the node that
+    reports it: 0 or the error code."""
 
     seqno: int
     error: int
+    origin: str
 
     def __post_init__(self) -> None:
         if not 0 < self.seqno < 2**63 or not 0 <= self.error < 2**16:
@@ -65,7 +67,7 @@ class IsolationOutcome:
 def encode(payload: IsolatedStatement | IsolationOutcome) -> bytes:
     if isinstance(payload, IsolationOutcome):
         parts = [_OUTCOME, bytes((VERSION,)), encode_varint(payload.seqno)]
-        return b"".join([*parts, encode_varint(payload.error)])
+        return b"".join([*parts, encode_varint(payload.error), _text(payload.origin)])
     parts = [_STATEMENT, bytes((VERSION,)), encode_varint(len(payload.variables))]
     for name, value in payload.variables:
         parts += [_text(name), _optional(value)]
@@ -84,8 +86,9 @@ def decode(data: bytes) -> IsolatedStatement | IsolationOutcome:
         if data[:1] == _OUTCOME:
             pos, seqno = decode_varint(data, 2)
             pos, error = decode_varint(data, pos)
+            pos, origin = _read_text(data, pos)
             _end(data, pos)
-            return IsolationOutcome(seqno, error)
+            return IsolationOutcome(seqno, error, origin)
         pos, count = decode_varint(data, 2)
         if count > MAX_VARIABLES:
             raise PayloadError(f"{count} session variables")

@@ -113,7 +113,9 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
         ):
             provider = Provider(group, appliers.enqueue)
             appliers.attach(provider)
+            replication = Replication(provider, appliers, catalog, config.commit_turn)
             await nursery.start(provider.run)
+            await nursery.start(replication.isolation.run)
             await nursery.start(provider.causal.run)
             await nursery.start(appliers.run)
             variables = NodeVariables(
@@ -135,7 +137,7 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
                 listen_port=config.proxy[1],
                 backend_host=host,
                 backend_port=port,
-                commit_hook=Replication(provider, appliers, catalog, config.commit_turn),
+                commit_hook=replication,
                 interceptor=interceptor,
                 admission=admission,
             )

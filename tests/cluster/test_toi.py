@@ -407,22 +407,30 @@ def test_local_transactions_holding_the_table_are_bf_aborted_by_ddl(cluster: Clu
     _same_everywhere(cluster, "app.held")
 
 
-def test_ddl_that_diverges_is_reported_and_the_node_stops_serving(cluster: Cluster) -> None:
-    """Runs last: it leaves node 3 out of service."""
+def _wait_not_ready(cluster: Cluster, i: int) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while cluster.status(i)["ready"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return cluster.fresh_status(i)
+
+
+def test_ddl_that_diverges_is_reported_and_the_odd_node_stops_serving(cluster: Cluster) -> None:
+    """Runs last: it leaves nodes 3 and 1 out of service. The majority's outcome is the
+    cluster's (Galera's inconsistency voting), even when the odd one out is the origin."""
     with cluster.proxy(0) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE app.diverge (id INT PRIMARY KEY)")
+        cur.execute("CREATE TABLE app.diverge2 (id INT PRIMARY KEY)")
     cluster.wait_same_position()
     with cluster.backend(2) as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE app.diverge")  # behind the proxy's back
     with cluster.proxy(0) as conn, conn.cursor() as cur:
         cur.execute("ALTER TABLE app.diverge ADD COLUMN c INT")  # OK here, 1146 on node 3
-    deadline = time.monotonic() + 30
-    while cluster.status(2)["ready"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    status = cluster.fresh_status(2)
+    status = _wait_not_ready(cluster, 2)
     assert not status["ready"] and status["toi_inconsistencies"] == 1
     log = (cluster.dir / "node3" / "node.log").read_text()
-    assert re.search(r"ERROR .*TOI seqno \d+ came out differently: error 1146 here, OK on", log)
+    assert re.search(
+        r"ERROR .*TOI seqno \d+ came out differently: error 1146 here, OK in the cluster", log
+    )
     with (
         pytest.raises(pymysql.err.OperationalError) as refused,
         cluster.proxy(2) as conn,
@@ -433,3 +441,20 @@ def test_ddl_that_diverges_is_reported_and_the_node_stops_serving(cluster: Clust
     for i in (0, 1):
         assert cluster.fresh_status(i)["ready"]
         assert cluster.status(i)["toi_inconsistencies"] == 0
+    # now the origin is the odd one out: its client gets its error, the others go on
+    with cluster.backend(0) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE app.diverge2")
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.ProgrammingError) as missing:
+            cur.execute("ALTER TABLE app.diverge2 ADD COLUMN c INT")
+        assert missing.value.args[0] == 1146
+    status = _wait_not_ready(cluster, 0)
+    assert not status["ready"] and status["toi_inconsistencies"] == 1
+    assert cluster.fresh_status(1)["ready"] and cluster.status(1)["toi_inconsistencies"] == 0
+    assert "`c` int" in str(_rows_of(cluster, 1, "SHOW CREATE TABLE app.diverge2"))
+
+
+def _rows_of(cluster: Cluster, i: int, sql: str) -> tuple[tuple[object, ...], ...]:
+    with cluster.backend(i) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return tuple(cur.fetchall())

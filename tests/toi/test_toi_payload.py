@@ -25,7 +25,10 @@ statements = st.builds(
     variables=st.lists(st.tuples(names, st.none() | texts), max_size=20).map(tuple),
 )
 outcomes = st.builds(
-    IsolationOutcome, seqno=st.integers(1, 2**63 - 1), error=st.integers(0, 2**16 - 1)
+    IsolationOutcome,
+    seqno=st.integers(1, 2**63 - 1),
+    error=st.integers(0, 2**16 - 1),
+    origin=texts,
 )
 
 
@@ -62,7 +65,7 @@ def test_bad_fields_are_refused_on_both_sides() -> None:
     with pytest.raises(ValueError):
         IsolatedStatement(b"x", None, None, (("a", "1"),) * (MAX_VARIABLES + 1))
     with pytest.raises(ValueError):
-        IsolationOutcome(0, 0)
+        IsolationOutcome(0, 0, "node1")
     bad_name = encode(IsolatedStatement(b"x", None, None, (("a", "1"),))).replace(
         b"\x01a", b"\x01A"
     )
