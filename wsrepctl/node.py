@@ -38,6 +38,7 @@ from wsrep.provider import Provider
 from wsrep.status import NodeStatus, NodeVariables
 from wsrepctl.cmd_group_member import read_secret
 from wsrepctl.node_config import NodeConfig
+from wsrepctl.profiling import profiled
 
 log = logging.getLogger("wsrep.node")
 
@@ -69,7 +70,8 @@ def run_node(config: NodeConfig, bootstrap: bool) -> None:
         host, port = server.host, server.port
     pid_path(config.state_dir).write_text(f"{os.getpid()}\n")
     try:
-        trio.run(_serve, config, bootstrap, secret, host, port)
+        with profiled(config.state_dir):
+            trio.run(_serve, config, bootstrap, secret, host, port)
     finally:
         _write_status(config.state_dir, {"name": config.name, "state": "CLOSED", "ready": False})
         if server is not None:
