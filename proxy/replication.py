@@ -40,7 +40,6 @@ from proxy.capture import (
     RowChange,
     RowImageError,
     apply_changes,
-    commit_at,
     decode_changes,
     discard,
     drain,
@@ -59,7 +58,9 @@ from proxy.statement_class import StatementKind, classify, classify_each
 from proxy.statement_types import StatementInfo
 from proxy.toi import Isolation
 from proxy.toi_plan import NotIsolatable
+from wsrep.ordering import OrderingGate
 from wsrep.provider import NotReady, OutcomeUnknown, Provider
+from wsrep.stage_times import StageTimes
 from wsrep.writeset import WriteSet, WriteSetFlags
 
 log = logging.getLogger("wsrep.replication")
@@ -81,6 +82,7 @@ _STMT_PREPARE = int(Command.STMT_PREPARE)
 # COM_SET_OPTION MYSQL_OPTION_MULTI_STATEMENTS_ON
 _MULTI_STATEMENTS_ON = bytes((Command.SET_OPTION,)) + (0).to_bytes(2, "little")
 _IDLE = int(ServerStatus.AUTOCOMMIT)
+_IN_TRANSACTION = int(ServerStatus.IN_TRANS | ServerStatus.IN_TRANS_READONLY)
 _COMMITS = frozenset({StatementKind.TXN_COMMIT})
 # Statements that may write without being DML themselves: wrapped like writes.
 _MAY_WRITE = frozenset({StatementKind.CALL, StatementKind.EXECUTE})
@@ -169,9 +171,11 @@ class Appliers:
         # Runs ISOLATION write sets (TOI, proxy/toi.py): set by `Replication`.
         self.isolate: Callable[[int, WriteSet], Awaitable[None]] | None = None
         self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
+        self.times = StageTimes("appliers")
 
     def attach(self, provider: Provider) -> None:
         self._provider = provider
+        self.times.name = f"{provider.node_name}: appliers"
 
     @property
     def provider(self) -> Provider:
@@ -281,6 +285,7 @@ class Appliers:
 
     async def _worker(self, client: BackendClient) -> None:
         async for job in self._jobs:
+            self.provider.dequeued(job.seqno)
             if WriteSetFlags.ISOLATION in job.ws.flags:
                 assert self.isolate is not None, "TOI needs a Replication"
                 await self.isolate(job.seqno, job.ws)
@@ -308,11 +313,13 @@ class Appliers:
             state = self._attempts[thread_id] = _Attempt(job.seqno)
             try:
                 # After an abort, wait for every write set ahead: no lock fight twice.
-                await gate.wait_apply_turn(job.seqno - 1 if serial else job.depends_seqno)
-                await self._apply_with_bf_abort(client, job, changes)
-                with trio.CancelScope() as state.turn:
-                    await gate.wait_commit_turn(job.seqno)
-                if state.turn.cancel_called and gate.last_committed != job.seqno - 1:
+                with self.times.stage("apply turn"):
+                    await gate.wait_apply_turn(job.seqno - 1 if serial else job.depends_seqno)
+                with self.times.stage("apply"):
+                    await self._apply_with_bf_abort(client, job, changes)
+                with trio.CancelScope() as state.turn, self.times.stage("commit turn"):
+                    await gate.wait_commit_order(job.seqno)
+                if state.turn.cancel_called and gate.last_entered < job.seqno - 1:
                     log.info(
                         "%s: seqno %d holds locks an earlier write set needs: re-applying",
                         provider.node_name,
@@ -322,7 +329,13 @@ class Appliers:
                     serial = True
                     continue
                 state.turn = None
-                await commit_at(client, provider_position(provider, job.seqno))
+                with self.times.stage("commit"):
+                    await commit_in_order(
+                        client.stream,
+                        bool(client.capabilities & Capability.DEPRECATE_EOF),
+                        provider_position(provider, job.seqno),
+                        gate,
+                    )
                 break
             except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
                 log.warning(
@@ -373,6 +386,7 @@ class Replication:
         self._relays: weakref.WeakValueDictionary[int, Relay] = weakref.WeakValueDictionary()
         self._committing: dict[int, _CommitState] = {}  # by backend thread
         self._aborted: set[int] = set()  # rolled back for an applier: next statement gets 1213
+        self.times = StageTimes(f"{provider.node_name}: commit path")
 
     @property
     def catalog(self) -> Catalog:
@@ -484,7 +498,16 @@ class Replication:
                 return True
             if session.in_transaction:
                 if info.kind in _COMMITS or info.implicit_commit or _sets_autocommit(info):
-                    return not await self._commit(relay, packet)
+                    if not await self._commit(relay, packet):
+                        return True
+                    if info.kind in _COMMITS and not info.modifiers and not info.multi:
+                        # Committed on the backend already: a forwarded COMMIT would be a
+                        # no-op costing a round trip. Its answer: not in a transaction.
+                        flags = session.status_flags & ~_IN_TRANSACTION
+                        relay.tracker.status_flags = flags
+                        await self._reply_ok(relay, packet, OkPacket(0, 0, flags, 0))
+                        return True
+                    return False
                 return False
             if _may_write(info) and session.autocommit:
                 await self._autocommit_write(relay, packet)
@@ -618,7 +641,8 @@ class Replication:
         session = relay.session
         provider = self.provider
         try:
-            captured = await drain(backend, self.catalog)
+            with self.times.stage("drain"):
+                captured = await drain(backend, self.catalog)
         except CaptureError as exc:
             raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", f"wsrep capture: {exc}") from None
         except BackendError as exc:
@@ -635,7 +659,8 @@ class Replication:
         )
         state.replicating = True
         try:
-            replicated = await provider.replicate(ws)
+            with self.times.stage("replicate"):
+                replicated = await provider.replicate(ws)
         except NotReady as exc:
             log.info("session %d: %s", session.session_id, exc)
             raise _Refused(*ER_NOT_READY) from None
@@ -682,12 +707,20 @@ class Replication:
         gate = self.provider.gate
         seqno = state.seqno
         with trio.move_on_after(self.commit_turn_timeout) as state.turn:
-            await gate.wait_commit_turn(seqno)
+            with self.times.stage("commit turn"):
+                await gate.wait_commit_order(seqno)
         state.turn = None
         try:
-            if gate.last_committed != seqno - 1:
+            if gate.last_entered < seqno - 1:
                 raise TimeoutError("an applier ahead needs our locks, or no turn in time")
-            await commit_at(backend, provider_position(self.provider, seqno))
+            with self.times.stage("commit"):
+                result = await commit_in_order(
+                    relay.backend,
+                    relay.deprecate_eof,
+                    provider_position(self.provider, seqno),
+                    gate,
+                )
+            backend.status_flags = result.status_flags
         except (BackendError, TimeoutError) as exc:
             # Our locks may hold up an applier ahead of us: let go of them and replay.
             log.warning(
@@ -788,6 +821,21 @@ def _interrupted_error_at(response: bytes) -> int:
         ):
             return at
     return -1
+
+
+async def commit_in_order(
+    stream: PacketStream, deprecate_eof: bool, position: Position, gate: OrderingGate
+) -> QueryResult:
+    """Position + COMMIT in one round trip, at the seqno's commit turn (`wait_commit_order`).
+    Once the position update returns, this transaction holds the position row's lock: a
+    later seqno's update waits for our COMMIT, so nothing can overtake us and the next
+    seqno may start its commit now (`gate.enter`): the backend flushes its log for both
+    at once instead of one after the other. Returns the COMMIT's result."""
+    update = sql.update_position(position.cluster_uuid, position.seqno)
+    await stream.send(frame(bytes((_QUERY,)) + f"{update}; {sql.COMMIT}".encode(), 0))
+    await read_result(stream, deprecate_eof)
+    gate.enter(position.seqno)
+    return await read_result(stream, deprecate_eof)
 
 
 def provider_position(provider: Provider, seqno: int) -> Position:

@@ -9,6 +9,14 @@ write sets that must run alone, like TOI). Two rules make parallel appliers safe
 - commits happen strictly in seqno order, so every node's history is the same sequence
   and its position `uuid:seqno` is always a prefix of the global order.
 
+A commit is pipelined like Galera's group commit: a seqno *enters* its commit once
+nothing later can overtake it any more (the proxy: its update of the position row holds
+that row's lock, and the COMMIT follows in the same round trip); the next seqno may then
+start its own (`wait_commit_order`), so the backend's log flushes overlap. A seqno is
+*committed* when its COMMIT returned; those may be reported out of order within the
+entered ones, and `last_committed` (what reads and dependencies rely on) only counts an
+unbroken prefix.
+
 A write set that failed certification still owns its seqno: it is `skip`ped, which
 counts as committed for ordering. `OrderingMonitor` is the pure bookkeeping;
 `OrderingGate` wraps it for trio tasks.
@@ -28,6 +36,8 @@ class OrderingMonitor:
 
     def __init__(self, last_committed: int) -> None:
         self._last_committed = last_committed
+        # Every seqno up to this one entered its commit (or finished).
+        self._entered = last_committed
         # Finished out of order (a skip can arrive before its predecessors commit).
         self._done_ahead: set[int] = set()
 
@@ -35,19 +45,38 @@ class OrderingMonitor:
     def last_committed(self) -> int:
         return self._last_committed
 
+    @property
+    def last_entered(self) -> int:
+        return self._entered
+
     def may_apply(self, depends_seqno: int) -> bool:
         return depends_seqno <= self._last_committed
 
     def may_commit(self, seqno: int) -> bool:
         return seqno == self._last_committed + 1
 
+    def may_enter(self, seqno: int) -> bool:
+        return seqno <= self._entered + 1
+
+    def enter(self, seqno: int) -> None:
+        """`seqno` began its commit and can no longer be overtaken (again: a no-op)."""
+        if not self.may_enter(seqno):
+            raise OrderingError(
+                f"seqno {seqno} enters its commit out of order (last entered {self._entered})"
+            )
+        self._entered = max(self._entered, seqno)
+        self._advance()
+
     def commit(self, seqno: int) -> int:
-        """Record that `seqno` committed; returns the new last committed seqno."""
-        if not self.may_commit(seqno):
+        """Record that `seqno` committed; returns the new last committed seqno. A seqno
+        that entered its commit may finish before an earlier one that entered too."""
+        if seqno <= self._last_committed or seqno in self._done_ahead:
+            raise OrderingError(f"seqno {seqno} already finished")
+        if not (self.may_commit(seqno) or seqno <= self._entered):
             raise OrderingError(
                 f"commit of seqno {seqno} out of order (last committed {self._last_committed})"
             )
-        self._last_committed = seqno
+        self._done_ahead.add(seqno)
         self._advance()
         return self._last_committed
 
@@ -63,6 +92,9 @@ class OrderingMonitor:
         while self._last_committed + 1 in self._done_ahead:
             self._last_committed += 1
             self._done_ahead.remove(self._last_committed)
+        self._entered = max(self._entered, self._last_committed)
+        while self._entered + 1 in self._done_ahead:  # a skip ahead counts as entered
+            self._entered += 1
 
 
 class OrderingGate:
@@ -84,8 +116,23 @@ class OrderingGate:
     async def wait_apply_turn(self, depends_seqno: int) -> None:
         await self.wait_committed(depends_seqno)
 
+    @property
+    def last_entered(self) -> int:
+        return self.monitor.last_entered
+
     async def wait_commit_turn(self, seqno: int) -> None:
+        """Until everything before `seqno` committed (a commit that is not pipelined)."""
         await self.wait_committed(seqno - 1)
+
+    async def wait_commit_order(self, seqno: int) -> None:
+        """Until everything before `seqno` entered its commit: `seqno` may start its own,
+        then `enter(seqno)` once it cannot be overtaken, `commit(seqno)` once done."""
+        while self.monitor.last_entered < seqno - 1:
+            await self._changed.wait()
+
+    def enter(self, seqno: int) -> None:
+        self.monitor.enter(seqno)
+        self._wake()
 
     def commit(self, seqno: int) -> None:
         self.monitor.commit(seqno)

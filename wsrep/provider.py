@@ -78,7 +78,7 @@ class Provider:
         self.stats = ProviderStats()
         self._apply = apply
         self._waiters: dict[tuple[MemberId, int], _Waiter] = {}
-        self._receive_queue: set[int] = set()  # handed to the appliers, not committed yet
+        self._receive_queue: set[int] = set()  # handed to the appliers, none took it yet
         # Unique per origin across restarts: nanoseconds at start, then counting.
         self._next_trx_id = time.time_ns()
         self._state_changed = trio.Event()
@@ -159,6 +159,11 @@ class Provider:
     def commit(self, seqno: int) -> None:
         """`seqno` committed on the backend (local commit or applier)."""
         self.gate.commit(seqno)
+        self.dequeued(seqno)
+
+    def dequeued(self, seqno: int) -> None:
+        """An applier took `seqno` (Galera's slave thread dequeuing it): it leaves the
+        receive queue that flow control limits."""
         if seqno in self._receive_queue:
             self._receive_queue.discard(seqno)
             self._report_queue()
@@ -244,6 +249,8 @@ class Provider:
         return len(self._receive_queue)
 
     def _report_queue(self) -> None:
-        """What flow control limits: the appliers' backlog, as in Galera (local commits
-        waiting for their turn are not counted: they are the group's own pace)."""
+        """What flow control limits: the appliers' backlog, as in Galera: write sets no
+        applier took yet (not those being applied or waiting for their commit turn, nor
+        local commits: both are the group's own pace, bounded by the appliers and the
+        clients)."""
         self.group.set_apply_queue(len(self._receive_queue))

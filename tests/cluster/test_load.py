@@ -19,6 +19,7 @@ CLIENTS_PER_NODE = 4
 # What a client may see under conflicting load (Galera's answers): certification failure
 # or BF abort, and a lock wait timeout.
 RETRYABLE = (1213, 1205)
+IN_TRANS, AUTOCOMMIT = 0x0001, 0x0002  # server status flags
 
 
 def _errno(exc: BaseException) -> int:
@@ -57,6 +58,7 @@ def test_statement_in_flight_aborted_for_an_applier_gets_1213(cluster: Cluster) 
         assert outcome and isinstance(outcome[0], pymysql.err.OperationalError), outcome
         assert _errno(outcome[0]) == 1213, outcome[0]
         blocker.rollback()
+        cluster.wait_same_position()  # the applier commits once the abort freed its row
         with local.cursor() as cur:  # the session goes on, outside any transaction
             cur.execute("SELECT @@in_transaction, note FROM app.t WHERE id = 901")
             assert cur.fetchone() == (0, "remote wins")
@@ -65,6 +67,30 @@ def test_statement_in_flight_aborted_for_an_applier_gets_1213(cluster: Cluster) 
         local.close()
         blocker.close()
     assert len(set(cluster.checksums("app.t"))) == 1
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_commit_answer_comes_from_the_proxy_with_the_right_status(
+    cluster: Cluster, autocommit: bool
+) -> None:
+    """The proxy answers a replicated COMMIT itself (the backend committed already): the
+    OK says "not in a transaction" and keeps the autocommit bit, and the session goes on."""
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        conn.autocommit(autocommit)
+        for round_ in range(2):
+            conn.begin()
+            cur.execute("INSERT INTO app.t VALUES (%s, 0, 'committed')", (700 + round_,))
+            assert conn.server_status & IN_TRANS
+            conn.commit()
+            assert not conn.server_status & IN_TRANS
+            assert bool(conn.server_status & AUTOCOMMIT) == autocommit
+            cur.execute("SELECT @@autocommit")
+            assert cur.fetchone() == (int(autocommit),)
+    cluster.wait_same_position()
+    for i in range(NODES):
+        with cluster.backend(i) as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM app.t WHERE id IN (700, 701)")
+            assert cur.fetchone() == (2,)
 
 
 def test_many_clients_on_every_node_see_only_conflict_errors(cluster: Cluster) -> None:

@@ -18,6 +18,15 @@ def test_pause_above_limit_resume_at_limit_times_factor() -> None:
     assert gate.paused_seconds == 3.0
 
 
+def test_limit_grows_with_the_square_root_of_the_group() -> None:
+    gate = FlowGate(limit=16, factor=0.5)
+    gate.scale(3)
+    assert gate.limit == 28 and gate.resume_at == 14
+    assert not gate.wanted(28) and gate.wanted(29)
+    gate.scale(1)
+    assert gate.limit == 16
+
+
 @given(st.lists(st.tuples(st.integers(0, 40), st.floats(0.0, 10.0)), max_size=50))
 def test_paused_time_is_the_sum_of_pauses(steps: list[tuple[int, float]]) -> None:
     gate = FlowGate(limit=16, factor=1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 
 import pytest
@@ -233,7 +234,12 @@ def test_flow_control_pauses_the_group_until_the_queue_drains() -> None:
     sim = cluster(members(3))
     slow = sim.nodes["n2"].member
     leader = sim.nodes["n0"].member
-    limit = GroupConfig(MemberInfo("x", "")).fc_limit
+    # Galera's scaling: fc_limit * sqrt(members)
+    limit = round(GroupConfig(MemberInfo("x", "")).fc_limit * math.sqrt(3))
+    slow.set_apply_queue(limit, sim.now)
+    sim.drain(sim.nodes["n2"])
+    sim.run_until(sim.now + 0.5)
+    assert not leader.flow_paused
     slow.set_apply_queue(limit + 1, sim.now)
     sim.drain(sim.nodes["n2"])
     sim.run_until(sim.now + 0.5)

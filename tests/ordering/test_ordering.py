@@ -95,3 +95,90 @@ async def test_waiting_for_a_seqno_returns_once_it_committed(
     gate.skip(4)
     with trio.fail_after(1):
         await gate.wait_committed(4)
+
+
+def test_entered_commits_may_finish_out_of_order() -> None:
+    mon = OrderingMonitor(last_committed=0)
+    with pytest.raises(OrderingError):
+        mon.enter(2)  # 1 has not entered
+    mon.enter(1)
+    mon.enter(2)
+    mon.enter(2)  # again: a retry after a failed COMMIT
+    assert mon.last_entered == 2
+    with pytest.raises(OrderingError):
+        mon.commit(3)  # neither next nor entered
+    assert mon.commit(2) == 0  # its COMMIT returned first
+    assert mon.commit(1) == 2
+    with pytest.raises(OrderingError):
+        mon.commit(2)
+
+
+def test_a_skip_counts_as_entered() -> None:
+    mon = OrderingMonitor(last_committed=0)
+    mon.skip(2)
+    mon.enter(1)
+    assert mon.last_entered == 2 and mon.may_enter(3)
+
+
+@given(st.data())
+def test_pipelined_commits_enter_in_order_and_leave_a_gapless_prefix(
+    data: st.DataObject,
+) -> None:
+    """Any interleaving of skips, entries (in turn) and commits (once entered) ends with
+    every seqno committed, entered strictly in seqno order, `last_committed` never past
+    a seqno that has not finished."""
+    n = data.draw(st.integers(1, 30))
+    skipped = data.draw(st.sets(st.integers(1, n)))
+    mon = OrderingMonitor(last_committed=0)
+    to_enter = [s for s in range(1, n + 1) if s not in skipped]
+    to_skip = sorted(skipped)
+    entered: list[int] = []
+    finished: set[int] = set()
+    for _ in range(4 * n + 1):
+        moves = []
+        if to_skip:
+            moves.append("skip")
+        if to_enter and mon.may_enter(to_enter[0]):
+            moves.append("enter")
+        if set(entered) - finished:
+            moves.append("commit")
+        if not moves:
+            break
+        move = data.draw(st.sampled_from(moves))
+        if move == "skip":
+            seqno = to_skip.pop(data.draw(st.integers(0, len(to_skip) - 1)))
+            mon.skip(seqno)
+            finished.add(seqno)
+        elif move == "enter":
+            seqno = to_enter.pop(0)
+            mon.enter(seqno)
+            entered.append(seqno)
+        else:
+            seqno = data.draw(st.sampled_from(sorted(set(entered) - finished)))
+            mon.commit(seqno)
+            finished.add(seqno)
+        assert all(s in finished for s in range(1, mon.last_committed + 1))
+    assert entered == sorted(entered)
+    assert mon.last_committed == n
+
+
+async def test_pipelined_commits_enter_in_seqno_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = OrderingGate(last_committed=0)
+    rng = random.Random(3)
+    entries: list[int] = []
+
+    async def committer(seqno: int) -> None:
+        await trio.sleep(rng.random())
+        await gate.wait_commit_order(seqno)
+        entries.append(seqno)
+        gate.enter(seqno)
+        await trio.sleep(rng.random())  # the COMMIT's round trip, overlapping others
+        gate.commit(seqno)
+
+    async with trio.open_nursery() as nursery:
+        for seqno in range(1, 40):
+            nursery.start_soon(committer, seqno)
+    assert entries == list(range(1, 40))
+    assert gate.last_committed == 39

@@ -508,6 +508,7 @@ class GroupMember:
         own = next((i for i, m in enumerate(members) if m.id == self._id), -1)
         view = View(self._cluster_uuid, e.conf_id if primary else -1, members, primary, own)
         self._view = view
+        self._flow.scale(sum(not m.arbitrator for m in members))
         self._actions.append(ViewChange(view))
 
     def _deliver(self) -> None:
