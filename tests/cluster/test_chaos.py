@@ -26,8 +26,8 @@ CREATE DATABASE chaos;
 CREATE TABLE chaos.acks (id BIGINT PRIMARY KEY, node INT NOT NULL, note VARCHAR(64));
 """
 CLIENTS_PER_NODE = 2
-BEFORE_KILL = 3.0  # seconds of load on all three nodes
-AFTER_KILL = 6.0  # seconds of load after the kill
+BEFORE_KILL = 2.0  # seconds of load on all three nodes
+AFTER_KILL = 4.0  # seconds of load after the kill
 MAX_WRITES = 5_000  # per client: bounded in count as well as in time
 # Connection-level errors: what a client of a dead node may see.
 CONNECTION_ERRORS = {2003, 2006, 2013}
