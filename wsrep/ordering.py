@@ -24,6 +24,9 @@ counts as committed for ordering. `OrderingMonitor` is the pure bookkeeping;
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 import trio
 
 
@@ -102,7 +105,11 @@ class OrderingGate:
 
     def __init__(self, last_committed: int) -> None:
         self.monitor = OrderingMonitor(last_committed)
-        self._changed = trio.Event()
+        # Waiters by the seqno they wait for (heaps): a commit wakes only the tasks whose
+        # turn it is, not every applier and committing session.
+        self._committed: list[tuple[int, int, trio.Event]] = []
+        self._entered: list[tuple[int, int, trio.Event]] = []
+        self._tiebreak = itertools.count()
 
     @property
     def last_committed(self) -> int:
@@ -110,8 +117,8 @@ class OrderingGate:
 
     async def wait_committed(self, seqno: int) -> None:
         """Until everything up to `seqno` committed here (causal reads, apply admission)."""
-        while self.monitor.last_committed < seqno:
-            await self._changed.wait()
+        if self.monitor.last_committed < seqno:
+            await self._wait(self._committed, seqno)
 
     async def wait_apply_turn(self, depends_seqno: int) -> None:
         await self.wait_committed(depends_seqno)
@@ -127,8 +134,8 @@ class OrderingGate:
     async def wait_commit_order(self, seqno: int) -> None:
         """Until everything before `seqno` entered its commit: `seqno` may start its own,
         then `enter(seqno)` once it cannot be overtaken, `commit(seqno)` once done."""
-        while self.monitor.last_entered < seqno - 1:
-            await self._changed.wait()
+        if self.monitor.last_entered < seqno - 1:
+            await self._wait(self._entered, seqno - 1)
 
     def enter(self, seqno: int) -> None:
         self.monitor.enter(seqno)
@@ -142,6 +149,15 @@ class OrderingGate:
         self.monitor.skip(seqno)
         self._wake()
 
+    async def _wait(self, waiters: list[tuple[int, int, trio.Event]], seqno: int) -> None:
+        event = trio.Event()  # (left in the heap if cancelled: set and dropped later)
+        heapq.heappush(waiters, (seqno, next(self._tiebreak), event))
+        await event.wait()
+
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        for waiters, reached in (
+            (self._committed, self.monitor.last_committed),
+            (self._entered, self.monitor.last_entered),
+        ):
+            while waiters and waiters[0][0] <= reached:
+                heapq.heappop(waiters)[2].set()

@@ -36,6 +36,8 @@ def test_options() -> None:
     assert args.targets == ["galera", "direct"]
     assert cluster_bench.parse_args(["--direct-threads", "8"]).direct_threads == 8
     assert cluster_bench.parse_args(["--base-port", "16000"]).base_port == 16000
+    assert cluster_bench.parse_args([]).appliers == 8  # both clusters, the same
+    assert cluster_bench.parse_args(["--appliers", "4"]).appliers == 4
 
 
 @pytest.mark.parametrize(
