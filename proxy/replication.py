@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import trio
 
+from certification.limits import WriteSetTooLarge
 from proxy.backend_client import BackendClient, BackendError, QueryResult, read_result, run_query
 from proxy.capture import (
     CaptureError,
@@ -73,6 +74,7 @@ ER_LOCK_DEADLOCK = (
 ER_NOT_READY = (1047, "08S01", "WSREP has not yet prepared node for application use")
 ER_NOT_SUPPORTED = 1235
 ER_ERROR_DURING_COMMIT = 1180
+ER_UNKNOWN_ERROR = 1105  # MariaDB Galera's code for "Maximum writeset size exceeded"
 ER_QUERY_INTERRUPTED = 1317
 
 _APPLIER_VARIABLE = re.compile(re.escape(sql.APPLIER_FLAG), re.IGNORECASE)
@@ -666,6 +668,10 @@ class Replication:
             raise _Refused(*ER_NOT_READY) from None
         except OutcomeUnknown as exc:
             raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", str(exc)) from None
+        except WriteSetTooLarge as exc:
+            log.warning("session %d: %s: rolled back", session.session_id, exc)
+            message = f"Maximum writeset size exceeded: {exc}"
+            raise _Refused(ER_UNKNOWN_ERROR, "HY000", message) from None
         finally:
             state.replicating = False  # no new abort starts; wait for one under way
             if state.aborting is not None:

@@ -59,6 +59,10 @@ class SubmitRefused(GroupError):
     """The core refused or dropped the submission (non-primary, evicted, too large, ...)."""
 
 
+class PayloadTooLarge(SubmitRefused):
+    """The payload is over `max_payload`: no view would order it."""
+
+
 class SubmitTimeout(GroupError):
     """No answer in time: the payload may still be ordered later (the outcome is unknown)."""
 
@@ -148,7 +152,7 @@ class GroupNode:
         SubmitTimeout when no answer came in time.
         """
         if len(payload) > self.config.max_payload:
-            raise SubmitRefused(
+            raise PayloadTooLarge(
                 f"payload of {len(payload)} bytes exceeds max_payload {self.config.max_payload}"
             )
         limit = self.submit_timeout if timeout is None else timeout

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import trio
 
 from certification.index import Verdict
+from certification.limits import WriteSetTooLarge
 from wsrep.causal import CausalBarrier
 from wsrep.group.types import Behind, Deliver, MemberId, View, ViewChange
-from wsrep.group_node import GroupNode, SubmitRefused, SubmitTimeout
+from wsrep.group_node import GroupNode, PayloadTooLarge, SubmitRefused, SubmitTimeout
 from wsrep.node_state import NodeState
 from wsrep.ordering import OrderingGate
 from wsrep.provider_core import Action, ProviderCore
@@ -118,6 +119,9 @@ class Provider:
         try:
             try:
                 await self.group.submit(payload, timeout)
+            except PayloadTooLarge:  # Galera's repl.max_ws_size; the node is fine
+                limit = self.group.config.max_payload
+                raise WriteSetTooLarge("bytes", len(payload), limit) from None
             except SubmitRefused as exc:
                 raise NotReady(f"{self.node_name}: write set not ordered: {exc}") from None
             except SubmitTimeout:
