@@ -212,7 +212,9 @@ async def read_result(stream: PacketStream, deprecate_eof: bool) -> QueryResult:
         _raise_if_err(packet.payload)
     if packet.payload[:1] == bytes((OK_HEADER,)):
         ok = OkPacket.parse(packet.payload)
-        return QueryResult((), [], ok.affected_rows, ok.last_insert_id, ok.status_flags)
+        return QueryResult(
+            (), [], ok.affected_rows, ok.last_insert_id, ok.status_flags, ok.warnings
+        )
     count, _ = read_lenenc_int(packet.payload, 0)
     columns = tuple([Column.parse((await stream.read_packet()).payload) for _ in range(count)])
     if not deprecate_eof:

@@ -291,6 +291,10 @@ def test_failing_ddl_fails_alike_with_the_servers_own_error(cluster: Cluster) ->
         with pytest.raises(pymysql.err.OperationalError) as missing:
             cur.execute("DROP TABLE app.never_there")
         assert missing.value.args[0] == 1051
+        cur.execute("CREATE TABLE IF NOT EXISTS app.t (id INT PRIMARY KEY)")
+        assert cur.warning_count == 1  # the server's own note, as direct
+        cur.execute("SHOW WARNINGS")
+        assert cur.fetchall()[0][:2] == ("Note", 1050)
         cur.execute("SELECT COUNT(*) FROM app.t")  # the session goes on
     # each failure was ordered and its outcome reported: positions moved on together
     assert cluster.wait_same_position() > seqno
