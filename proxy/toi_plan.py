@@ -159,14 +159,12 @@ def _object(cur: TokenCursor, verb: str) -> tuple[str, int | None]:
             word == "AGGREGATE" or (word == "SQL" and cur.word(1) == "SECURITY")
         ):
             insert_at = tok.start
-        if word in _OBJECTS or word in _REFUSED or word == "TEMPORARY":
+        if word in _OBJECTS or word in _REFUSED:
             break
         cur.next()
     else:
         return "", None
     obj = cur.word()
-    if obj == "TEMPORARY":
-        return obj, None
     if obj not in _DEFINED or verb == "DROP" or has_definer:
         return obj, None
     if obj == "FUNCTION" and _is_udf(cur):
