@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import pymysql
 import pytest
@@ -279,3 +280,107 @@ def test_every_variable_we_model_is_mariadbs(mariadb: MariaDBServer) -> None:
         "wsrep_start_position", "wsrep_sst_method", "wsrep_cluster_name",
     )  # fmt: skip
     assert {n: ours[n] for n in same_default} == {n: real[n] for n in same_default}
+
+
+async def test_causal_wait_times_out_through_the_proxy(wsrep_proxy: Proxy) -> None:
+    """The fixture's barrier never answers (no group) and its timeout is 1 s: a causal
+    read gets Galera's 1205, the session goes on, statements whose bit is unset run."""
+    _, port, _ = wsrep_proxy
+
+    def client() -> list[object]:
+        seen: list[object] = []
+        with _connect(port) as conn, conn.cursor() as cur:
+            for sql in (
+                "SELECT 1",
+                "SET SESSION wsrep_sync_wait = 1",
+                "SELECT 1",
+                "SET SESSION wsrep_sync_wait = 2",  # UPDATE/DELETE only
+                "SELECT 2",
+                "SET SESSION wsrep_causal_reads = ON",
+                "SELECT 3",
+            ):
+                try:
+                    cur.execute(sql)
+                    seen.append(tuple(cur.fetchall()))
+                except pymysql.err.MySQLError as exc:
+                    seen.append(exc.args[0])
+        return seen
+
+    assert await run(client) == [((1,),), (), 1205, (), ((2,),), (), 1205]
+
+
+def _connector(port: int) -> Any:
+    import mysql.connector
+
+    return mysql.connector.connect(
+        host="127.0.0.1", port=port, user="root", password="", autocommit=True,
+        use_pure=True, ssl_disabled=True, connection_timeout=10,
+    )  # fmt: skip
+
+
+def _error(run_it: Callable[[], object]) -> object:
+    import mysql.connector
+
+    try:
+        return run_it()
+    except mysql.connector.Error as exc:
+        return exc.errno
+
+
+async def test_not_ready_node_refuses_prepared_statements(
+    wsrep_proxy: Proxy, node_status: Any, mariadb: MariaDBServer
+) -> None:
+    _, port, _ = wsrep_proxy
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS status_p")
+        cur.execute("CREATE TABLE IF NOT EXISTS status_p.t (a INT PRIMARY KEY)")
+        cur.execute("REPLACE INTO status_p.t VALUES (1)")
+    not_ready = synced_status(
+        state=NodeState.OPEN, ready=False, cluster_status="non-Primary", cluster_size=1
+    )
+
+    def become(status: object) -> None:  # on the proxy's trio thread
+        trio.from_thread.run_sync(setattr, node_status, "status", status)
+
+    def client() -> list[object]:
+        conn = _connector(port)
+        read, delete = "SELECT a FROM status_p.t WHERE a = ?", "DELETE FROM status_p.t WHERE a = ?"
+
+        def execute(sql: str, cursor: Any = None) -> object:
+            cur = cursor or conn.cursor(prepared=True)
+            cur.execute(sql, (1,))
+            return cur.fetchall() if cur.description else None
+
+        def text(sql: str) -> object:
+            cur = conn.cursor()
+            cur.execute(sql)
+            return cur.fetchall() if cur.description else None
+
+        try:
+            prepared = conn.cursor(prepared=True)
+            seen = [execute(read, prepared)]
+            become(not_ready)
+            seen += [
+                _error(lambda: execute(read, prepared)),  # COM_STMT_EXECUTE
+                _error(lambda: execute(read)),  # COM_STMT_PREPARE
+                _error(lambda: execute(delete)),
+                conn.cmd_reset_connection(),  # False: refused (1047), as Galera's check does
+                text("SET wsrep_dirty_reads = ON"),
+                execute(read, prepared),
+                execute(read),
+                _error(lambda: execute(delete)),
+            ]
+            become(synced_status())
+            conn.cmd_reset_connection()
+            seen += [text("SELECT @@wsrep_dirty_reads"), execute(delete)]
+            return seen
+        finally:
+            conn.close()
+
+    assert await run(client) == [
+        [(1,)], 1047, 1047, 1047, False, None, [(1,)], [(1,)], 1047, [(0,)], None
+    ]  # fmt: skip
+    with mariadb.connect() as check, check.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM status_p.t")
+        assert cur.fetchall() == ((0,),)  # only the DELETE after the node was ready again
+        cur.execute("DROP DATABASE status_p")
