@@ -323,7 +323,7 @@ def test_refused_statements_are_named(cluster: Cluster) -> None:
 RETRYABLE = (1213, 1205)
 
 
-def test_ddl_racing_with_writes_on_other_nodes(cluster: Cluster) -> None:
+def test_ddl_racing_with_writes_on_every_node(cluster: Cluster) -> None:
     with cluster.proxy(0) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE app.race (id INT PRIMARY KEY, v INT NOT NULL)")
         cur.execute("INSERT INTO app.race VALUES " + ", ".join(f"({i}, 0)" for i in range(20)))
@@ -359,7 +359,8 @@ def test_ddl_racing_with_writes_on_other_nodes(cluster: Cluster) -> None:
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=writer, args=(1 + i % 2, i + 1)) for i in range(4)]
+    # writers on every node, the DDL's own included
+    threads = [threading.Thread(target=writer, args=(i % NODES, i + 1)) for i in range(4)]
     for thread in threads:
         thread.start()
     try:
@@ -376,6 +377,40 @@ def test_ddl_racing_with_writes_on_other_nodes(cluster: Cluster) -> None:
     assert not unexpected, unexpected
     assert counts["ok"] > 0
     _same_everywhere(cluster, "app.race")
+
+
+def test_the_same_ddl_on_two_nodes_at_once_runs_once(cluster: Cluster) -> None:
+    """Total order: whichever is ordered first adds the column everywhere; the other
+    fails everywhere with the server's own 1060, and no node is inconsistent."""
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE app.twice (id INT PRIMARY KEY)")
+    cluster.wait_same_position()
+    conns = [cluster.proxy(i) for i in range(NODES)]
+    outcomes: list[object] = [None] * NODES
+    barrier = threading.Barrier(NODES, timeout=30)
+
+    def alter(i: int) -> None:
+        barrier.wait()
+        try:
+            with conns[i].cursor() as cur:
+                cur.execute("ALTER TABLE app.twice ADD COLUMN dup INT")
+            outcomes[i] = "ok"
+        except pymysql.err.MySQLError as exc:
+            outcomes[i] = exc.args[0]
+
+    threads = [threading.Thread(target=alter, args=(i,)) for i in range(NODES)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for conn in conns:
+            conn.close()
+    assert sorted(map(str, outcomes)) == ["1060", "1060", "ok"], outcomes
+    _same_everywhere(cluster, "app.twice")
+    for i in range(NODES):
+        assert cluster.fresh_status(i)["toi_inconsistencies"] == 0
 
 
 def test_local_transactions_holding_the_table_are_bf_aborted_by_ddl(cluster: Cluster) -> None:
