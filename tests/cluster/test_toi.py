@@ -8,6 +8,7 @@ import re
 import threading
 import time
 
+import mysql.connector
 import pymysql
 import pytest
 
@@ -321,6 +322,25 @@ def test_refused_statements_are_named(cluster: Cluster) -> None:
 # 1213: certification failed (the row write set did not see the DDL) or the transaction
 # was BF-aborted for it; 1205: a lock wait behind an applier timed out.
 RETRYABLE = (1213, 1205)
+
+
+def test_ddl_as_a_prepared_statement_is_refused_clearly(cluster: Cluster) -> None:
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=cluster.base_port, user="root", autocommit=True
+    )
+    try:
+        cur = conn.cursor(prepared=True)
+        with pytest.raises(mysql.connector.Error) as refused:
+            cur.execute("CREATE TABLE app.prepared (id INT PRIMARY KEY)")
+        assert refused.value.errno == 1235 and "as text only" in str(refused.value)
+        cur.close()
+        text = conn.cursor()
+        text.execute("SELECT COUNT(*) FROM app.t")  # the session goes on
+        text.fetchall()
+    finally:
+        conn.close()
+    tables = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'prepared'"
+    assert _on_all(cluster, tables) == [((0,),)] * NODES
 
 
 def test_ddl_racing_with_writes_on_every_node(cluster: Cluster) -> None:
