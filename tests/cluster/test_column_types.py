@@ -480,6 +480,31 @@ def test_conflicting_writers_on_every_node_in_both_protocols(cluster: Cluster) -
     assert exact[0] == exact[1] == exact[2]
 
 
+def test_every_type_after_the_table_changes_shape(cluster: Cluster) -> None:
+    """ALTER TABLE through node 3 (TOI) adds columns, fills them from others in one
+    write set of every row, then every node and protocol writes again: capture follows
+    the new shape everywhere."""
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        cur.execute(SESSION)
+        cur.execute(
+            f"ALTER TABLE {TABLE} ADD COLUMN late_ts TIMESTAMP(6) NULL DEFAULT NULL, "
+            "ADD COLUMN late_js JSON, ADD COLUMN late_b VARBINARY(300) NOT NULL DEFAULT ''"
+        )
+        cur.execute(f"UPDATE {TABLE} SET late_ts = ts, late_js = js, late_b = COALESCE(vb, '')")
+    work = Workload(SEED + 100)
+    work.next_id = 60_000
+    for node in range(NODES):
+        for binary in (False, True):
+            w = Writer(cluster, node, binary)
+            try:
+                work.batch(w, inserts=3, updates=3, deletes=1)
+            finally:
+                w.close()
+    assert len(set(cluster.checksums(TABLE))) == 1
+    exact = [_exact_rows(cluster, i) for i in range(NODES)]
+    assert exact[0] == exact[1] == exact[2]
+
+
 def test_negative_zero_and_dst_gap_times_store_alike_everywhere(cluster: Cluster) -> None:
     """-0.0 (MariaDB stores +0; ATAN2 tells the sign apart where text cannot) and a local
     time in the DST gap, from every node in both protocols: every backend holds the same
