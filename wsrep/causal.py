@@ -63,9 +63,11 @@ class CausalBarrier:
         self._next = _Round()
         self._wanted = trio.Event()
         self.markers = 0  # markers submitted: one per round, however many callers
+        self.calls = 0  # Galera's wsrep_causal_reads status counter
 
     async def seqno(self) -> int:
         """A seqno at or above everything ordered cluster-wide before this call."""
+        self.calls += 1
         joined = self._next
         joined.waiters += 1
         self._wanted.set()

@@ -220,6 +220,7 @@ def node_snapshot(config: NodeConfig, provider: Provider) -> NodeStatus:
         flow_control_sent=group.flow_control_sent,
         flow_control_recv=group.flow_control_recv,
         cert_index_size=provider.core.index.stats.index_size,
+        causal_reads=provider.causal.calls,
         applier_thread_count=config.appliers,
     )
 

@@ -93,6 +93,9 @@ def test_causal_read_sees_a_write_committed_on_another_node(cluster: Cluster) ->
                 with contextlib.suppress(pymysql.err.MySQLError):
                     holder.close()  # killed by the watchdog, usually
         print(f"plain reads that missed the write: {stale} of {CAUSAL_ROUNDS}")
+        with causal.cursor() as cur:
+            cur.execute("SHOW STATUS LIKE 'wsrep_causal_reads'")
+            assert int(cur.fetchone()[1]) >= CAUSAL_ROUNDS  # Galera's counter of causal waits
     assert len(set(cluster.checksums("app.t"))) == 1
 
 

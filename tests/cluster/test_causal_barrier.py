@@ -63,6 +63,7 @@ async def test_barrier_covers_earlier_writes_and_batches_callers() -> None:
                     readers.start_soon(read)
             assert len(seqnos) == 20 and min(seqnos) > barrier
             assert b.causal.markers - markers_before <= 3  # not one marker per caller
+            assert b.causal.calls == 21 and a.causal.calls == 0
             nursery.cancel_scope.cancel()
 
 
