@@ -5,10 +5,15 @@ barrier fails instead of answering."""
 
 from __future__ import annotations
 
+import random
+
 import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.cluster.test_provider import SECRET, member, until, ws
-from wsrep.causal import CAUSAL_MARKER, CausalBarrierError
+from wsrep.causal import CAUSAL_MARKER, CausalBarrier, CausalBarrierError
 from wsrep.group.log import InMemoryLogStorage
 from wsrep.group_node import open_group_node
 from wsrep.provider import Provider
@@ -84,3 +89,55 @@ async def test_barrier_fails_outside_a_primary_component() -> None:
             else:
                 raise AssertionError("a barrier answered outside a primary component")
         nursery.cancel_scope.cancel()
+
+
+class _Orderer:
+    """A stand-in for the group's total order: every submission (a write or a marker)
+    takes the next seqno when submitted (the leader appends it) and its submitter hears
+    of it after a random delay."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.ordered = 0  # the last seqno handed out
+        self.markers = 0
+
+    async def submit(self, payload: bytes, timeout: float) -> int:
+        self.ordered += 1
+        seqno = self.ordered
+        self.markers += payload == CAUSAL_MARKER
+        await trio.sleep(self.rng.uniform(0, 0.01))
+        return seqno
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30))
+def test_every_caller_gets_a_seqno_above_what_was_ordered_before_it_called(
+    seed: int, callers: int
+) -> None:
+    """The batching must never hand a caller a marker that was submitted before it
+    called: its seqno could then be below a write ordered in between."""
+
+    async def main() -> None:
+        rng = random.Random(seed)
+        group = _Orderer(rng)
+        barrier = CausalBarrier(group.submit, "n")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(barrier.run)
+
+            async def writer() -> None:
+                for _ in range(20):
+                    await group.submit(b"write", 1)
+
+            async def caller() -> None:
+                await trio.sleep(rng.uniform(0, 0.05))
+                seen = group.ordered
+                assert await barrier.seqno() > seen
+
+            async with trio.open_nursery() as clients:
+                clients.start_soon(writer)
+                for _ in range(callers):
+                    clients.start_soon(caller)
+            assert barrier.calls == callers and group.markers == barrier.markers <= callers
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
