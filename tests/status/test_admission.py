@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import cast
 
 import pytest
@@ -18,11 +19,14 @@ from proxy.admission import (
     reads_no_table,
     wait_for_causality,
 )
+from proxy.auto_increment import AutoIncrementControl, auto_increment_for
+from proxy.backend_client import BackendClient
 from proxy.protocol.constants import Command, ServerStatus
 from proxy.relay import Relay
 from proxy.session import Session
 from proxy.statement_class import classify
 from wsrep.causal import CausalBarrierError
+from wsrep.group.types import MemberInfo, View
 from wsrep.ordering import OrderingGate
 
 ALLOW, REFUSE, WAIT = Verdict.ALLOW, Verdict.REFUSE, Verdict.WAIT_FOR_CAUSALITY
@@ -255,3 +259,30 @@ async def _commit_later(gate: OrderingGate, seqnos: tuple[int, ...]) -> None:
     for seqno in seqnos:
         await trio.sleep(1)
         gate.commit(seqno)
+
+
+def _view(members: int, own: int, primary: bool = True) -> View:
+    infos = tuple(MemberInfo(f"node{i}", f"127.0.0.1:{i}") for i in range(members))
+    return View(uuid.UUID(int=1), 1, infos, primary, own)
+
+
+def test_auto_increment_follows_primary_views_only() -> None:
+    assert auto_increment_for(None) is None
+    assert auto_increment_for(_view(3, 1, primary=False)) is None
+    assert auto_increment_for(_view(3, -1)) is None
+    assert [auto_increment_for(_view(3, i)) for i in range(3)] == [(3, 1), (3, 2), (3, 3)]
+    current: list[View | None] = [None]
+
+    async def never() -> BackendClient:
+        raise AssertionError("the task is not running")
+
+    control = AutoIncrementControl(lambda: current[0], never, "node2")
+    for view, values in [
+        (None, None),
+        (_view(3, 1), (3, 2)),
+        (_view(3, 1, primary=False), (3, 2)),  # outside a primary view the last values stay
+        (_view(2, 0), (2, 1)),
+    ]:
+        current[0] = view
+        control.view_changed()
+        assert control.values == values
