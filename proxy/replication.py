@@ -562,17 +562,20 @@ class Replication:
     async def _isolation_barrier(self, relay: Relay, info: StatementInfo) -> None:
         """A TOI statement runs on this node and capture does not follow its new shapes
         yet: a write must not go through the old capture triggers (or none, on a table
-        just created). Outside a transaction it waits for the TOI; inside one, a write or
-        commit aborts the transaction (1213): it began before the TOI, so certification
-        would fail it on the TOI's tables anyway."""
+        just created). Outside a transaction it waits for the TOI; inside one it aborts
+        the transaction (1213): it began before the TOI, so certification would fail it
+        on the TOI's tables anyway, and waiting could wait for a metadata lock it holds.
+        A COMMIT goes on: rows it wrote on the TOI's tables hold the metadata lock the
+        DDL waits for, so they were captured and are drained with the old shape (and
+        the watchdog aborts the transaction)."""
         session = relay.session
-        if not session.in_transaction:
-            if _may_write(info):
-                await self.isolation.wait_finished()
+        if not _may_write(info):
             return
-        if _may_write(info) or info.kind in _COMMITS or info.implicit_commit:
-            await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
-            raise _Refused(*ER_LOCK_DEADLOCK)
+        if not session.in_transaction:
+            await self.isolation.wait_finished()
+            return
+        await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
+        raise _Refused(*ER_LOCK_DEADLOCK)
 
     async def _isolate(self, relay: Relay, packet: Packet, info: StatementInfo) -> None:
         """A DDL or account statement: it commits an open transaction first (implicitly,

@@ -359,21 +359,31 @@ def test_ddl_racing_with_writes_on_every_node(cluster: Cluster) -> None:
                 for n in range(400):  # bounded; stops earlier once the DDLs are done
                     if stop.is_set() and n > 20:
                         return
+                    choice = rng.random()
                     try:
-                        if rng.random() < 0.3:
+                        if choice < 0.3:
                             cur.execute(
                                 "INSERT INTO app.race (id, v) VALUES (%s, %s)",
                                 (1000 * seed + n, n),
                             )
-                        else:
+                        elif choice < 0.7:
                             cur.execute(
                                 "UPDATE app.race SET v = v + 1 WHERE id = %s", (rng.randrange(20),)
                             )
+                        else:  # an explicit transaction, committed whatever runs meanwhile
+                            conn.begin()
+                            for _ in range(2):
+                                cur.execute(
+                                    "UPDATE app.race SET v = v + 2 WHERE id = %s",
+                                    (rng.randrange(20),),
+                                )
+                            conn.commit()
                         counts["ok"] += 1
                     except pymysql.err.MySQLError as exc:
                         if exc.args[0] not in RETRYABLE:
                             raise
                         counts["1213"] += 1
+                        conn.rollback()
         except BaseException as exc:  # reported below
             unexpected.append(exc)
         finally:
