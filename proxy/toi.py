@@ -24,6 +24,7 @@ before anything after it starts (`Isolation._run_at`):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Container, Iterable
@@ -43,7 +44,7 @@ from proxy.sql_text import SqlMode
 from proxy.statement_class import classify
 from proxy.statement_types import StatementInfo
 from proxy.toi_payload import IsolatedStatement, IsolationOutcome, PayloadError, decode, encode
-from proxy.toi_plan import IsolationPlan, NotIsolatable, plan_isolation
+from proxy.toi_plan import IsolationPlan, Name, NotIsolatable, plan_isolation
 from proxy.toi_vote import Inconsistent, Voting
 from wsrep.provider import Provider
 from wsrep.writeset import WriteSet, WriteSetFlags
@@ -51,6 +52,7 @@ from wsrep.writeset import WriteSet, WriteSetFlags
 log = logging.getLogger("wsrep.toi")
 
 BF_ABORT_AFTER = 0.2  # seconds a TOI statement waits for a metadata lock before aborting
+ESCALATE_AFTER = 5  # rounds of aborting its tables' lock holders before whole schemas
 UNREADABLE = 0xFFFF  # outcome of a payload this node cannot read (every node alike)
 _FLAGS = WriteSetFlags.ISOLATION | WriteSetFlags.COMMIT
 _REPORT_FLAGS = WriteSetFlags.ISOLATION | WriteSetFlags.ROLLBACK
@@ -279,23 +281,31 @@ class Isolation:
         self, seqno: int, plan: IsolationPlan | None, waiters: Callable[[], set[int]]
     ) -> None:
         """Galera BF-aborts local transactions whose metadata locks a TOI statement waits
-        for; so does this, for the statement and the trigger regeneration after it."""
+        for; so does this, for the statement and the trigger regeneration after it: first
+        the holders of its tables and their FK neighbours, then, if it still waits (a
+        lock we cannot name), of any table in their schemas."""
         await trio.sleep(BF_ABORT_AFTER)
-        schemas: list[str] = []
-        if plan is not None:
-            schemas = sorted({s for s, _ in plan.tables} | set(plan.schemas))
+        tables, schemas = self._lock_scope(plan)
         try:
             admin = await self._connect()
         except _LOST as exc:
             log.warning("%s: cannot look for metadata lock holders: %s", self._name, exc)
             return
         try:
-            while True:
+            for attempt in itertools.count():
+                if attempt == ESCALATE_AFTER:
+                    schemas = sorted({*schemas, *(s for s, _ in tables)})
                 ours = waiters() | {admin.thread_id}
-                rows = (await admin.query(sql.mdl_blockers(sorted(ours), schemas))).rows
-                for (raw,) in rows:
-                    victim = int(raw or 0)
-                    if victim and victim not in ours and victim not in self._applier_threads:
+                query = sql.mdl_blockers(sorted(ours), tables, schemas)
+                rows = (await admin.query(query)).rows
+                # Shielded: this task is cancelled as soon as the statement gets its lock,
+                # which an abort's own rollback brings about; a cancelled abort would leave
+                # the rollback's reply unread on the victim's connection.
+                with trio.CancelScope(shield=True):
+                    for (raw,) in rows:
+                        victim = int(raw or 0)
+                        if victim in ours or victim in self._applier_threads or not victim:
+                            continue
                         log.info(
                             "%s: TOI seqno %d waits for a metadata lock of backend thread %d: "
                             "aborting it",
@@ -310,6 +320,18 @@ class Isolation:
         finally:
             with trio.CancelScope(shield=True):
                 await admin.aclose()
+
+    def _lock_scope(self, plan: IsolationPlan | None) -> tuple[list[Name], list[str]]:
+        """The tables whose metadata locks the statement may need (its own and their FK
+        parents and children), and the schemas it takes whole."""
+        if plan is None:
+            return [], []
+        tables = set(plan.tables)
+        for name in plan.tables:
+            if (shape := self.catalog.shapes.get(name)) is not None:
+                tables |= {(fk.parent_schema, fk.parent_table) for fk in shape.foreign_keys}
+            tables |= {(fk.schema, fk.table) for fk in self.catalog.referencing.get(name, ())}
+        return sorted(tables), sorted(plan.schemas)
 
     def _inconsistent(self, verdict: Inconsistent | None) -> None:
         if verdict is not None:

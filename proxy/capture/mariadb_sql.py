@@ -649,14 +649,22 @@ MDL_PLUGIN_INSTALLED = (
 INSTALL_MDL_PLUGIN = "INSTALL SONAME 'metadata_lock_info'"
 
 
-def mdl_blockers(waiters: Sequence[int], schemas: Sequence[str]) -> str:
-    """Backend threads holding metadata locks in `schemas` (any, if none given) while one
-    of the `waiters` waits for a metadata lock."""
+def mdl_blockers(
+    waiters: Sequence[int], tables: Sequence[tuple[str, str]], schemas: Sequence[str]
+) -> str:
+    """Backend threads holding metadata locks on `tables` or in `schemas` (on anything,
+    if neither is given) while one of the `waiters` waits for a metadata lock."""
     ids = ", ".join(str(int(t)) for t in waiters)
-    where = f"m.TABLE_SCHEMA IN ({', '.join(map(string_literal, schemas))})" if schemas else "1"
+    scope = []
+    if tables:
+        rows = ", ".join(f"({string_literal(s)}, {string_literal(t)})" for s, t in tables)
+        scope.append(f"(m.TABLE_SCHEMA, m.TABLE_NAME) IN ({rows})")
+    if schemas:
+        scope.append(f"m.TABLE_SCHEMA IN ({', '.join(map(string_literal, schemas))})")
+    where = " OR ".join(scope) or "1"
     return (
         "SELECT DISTINCT m.THREAD_ID FROM information_schema.METADATA_LOCK_INFO m "
-        f"WHERE m.THREAD_ID NOT IN ({ids}) AND {where} AND EXISTS (SELECT 1 FROM "
+        f"WHERE m.THREAD_ID NOT IN ({ids}) AND ({where}) AND EXISTS (SELECT 1 FROM "
         f"information_schema.PROCESSLIST p WHERE p.ID IN ({ids}) "
         "AND p.STATE LIKE 'Waiting for%metadata lock')"
     )

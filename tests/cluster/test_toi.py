@@ -450,8 +450,11 @@ def test_local_transactions_holding_the_table_are_bf_aborted_by_ddl(cluster: Clu
     cluster.wait_same_position()
     remote = cluster.proxy(1)  # on another node than the DDL's
     local = cluster.proxy(0)  # on the DDL's own node
+    bystander = cluster.proxy(1)  # another table of the same schema: left alone
     try:
-        with remote.cursor() as rcur, local.cursor() as lcur:
+        with remote.cursor() as rcur, local.cursor() as lcur, bystander.cursor() as bcur:
+            bystander.begin()
+            bcur.execute("UPDATE app.t SET note = 'bystander' WHERE id = 2")
             remote.begin()
             rcur.execute("UPDATE app.held SET v = 1 WHERE id = 1")  # idle, holding the table
             local.begin()
@@ -465,9 +468,13 @@ def test_local_transactions_holding_the_table_are_bf_aborted_by_ddl(cluster: Clu
                 assert aborted.value.args[0] == 1213
             rcur.execute("UPDATE app.held SET v = 2, note = 'again' WHERE id = 1")
             remote.commit()
+            bystander.commit()
     finally:
         remote.close()
         local.close()
+        bystander.close()
+    notes = _on_all(cluster, "SELECT note FROM app.t WHERE id = 2")
+    assert notes == [(("bystander",),)] * NODES
     assert (
         _on_all(cluster, "SELECT id, v, note FROM app.held ORDER BY id")
         == [((1, 2, "again"), (2, 0, None))] * NODES
