@@ -27,6 +27,7 @@ from wsrepctl.cmd_node import read_status
 
 UP_TIMEOUT = 180.0
 DOWN_TIMEOUT = 30.0
+EXIT_LOG_LINES = 5  # of a node's log, shown when it exits during up
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -103,12 +104,11 @@ def _up(args: argparse.Namespace) -> int:
     configs = write_configs(args, state_dir)
     deadline = time.monotonic() + UP_TIMEOUT
     try:
-        _start(configs[0], "bootstrap")
-        _wait_synced(configs[:1], 1, deadline)
-        for config in configs[1:]:
-            _start(config, "join")
-        _wait_synced(configs, len(configs), deadline)
-    except (TimeoutError, OSError) as exc:
+        started = [_start(configs[0], "bootstrap")]
+        _wait_synced(configs[:1], started, 1, deadline)
+        started += [_start(config, "join") for config in configs[1:]]
+        _wait_synced(configs, started, len(configs), deadline)
+    except (TimeoutError, NodeExited, OSError) as exc:
         print(f"cluster up: {exc}", file=sys.stderr)
         _stop(state_dir)
         return 1
@@ -125,17 +125,30 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start(config: Path, how: str) -> None:
+class NodeExited(RuntimeError):
+    """A node process ended before its cluster was up (its own error is in node.log)."""
+
+
+def _start(config: Path, how: str) -> subprocess.Popen[bytes]:
     log = config.parent / "node.log"
     argv = [sys.executable, "-m", "wsrepctl", how, "--config", str(config)]
     with open(log, "ab") as out:
-        subprocess.Popen(
+        return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
         )
 
 
-def _wait_synced(configs: list[Path], size: int, deadline: float) -> None:
+def _wait_synced(
+    configs: list[Path], started: list[subprocess.Popen[bytes]], size: int, deadline: float
+) -> None:
     while time.monotonic() < deadline:
+        for config, process in zip(configs, started, strict=True):
+            if process.poll() is not None:  # say why now rather than time out later
+                tail = (config.parent / "node.log").read_text(errors="replace").splitlines()
+                raise NodeExited(
+                    f"{config.parent.name} exited with status {process.returncode}:\n  "
+                    + "\n  ".join(tail[-EXIT_LOG_LINES:])
+                )
         docs = [read_status(c.parent) for c in configs]
         if all(d and d.get("state") == "SYNCED" and d.get("cluster_size") == size for d in docs):
             return
