@@ -29,9 +29,13 @@ WRITE_SETS = 40
 
 
 async def test_parallel_appliers_commit_in_order(pair_factory: PairFactory) -> None:
+    # Primary key only: a unique secondary index makes InnoDB's duplicate check take
+    # next-key locks, so appliers of disjoint rows can block each other, a later one holding
+    # a gap an earlier one needs while it waits for its commit turn. Resolving that is the
+    # BF abort of `proxy.replication.Appliers` (tested on real clusters), not this driver's.
     pair = await pair_factory(
-        "CREATE TABLE t (id INT PRIMARY KEY, u INT UNIQUE, v BIGINT NOT NULL) ENGINE=InnoDB",
-        "INSERT INTO t SELECT seq, seq, 0 FROM seq_1_to_40",
+        "CREATE TABLE t (id INT PRIMARY KEY, v BIGINT NOT NULL) ENGINE=InnoDB",
+        "INSERT INTO t SELECT seq, 0 FROM seq_1_to_40",
     )
     rng = random.Random(3)
     log: list[tuple[int, bytes]] = []  # (depends_seqno, payload) for seqno 1, 2, ...
