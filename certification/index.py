@@ -128,6 +128,15 @@ class CertificationIndex:
             self._failed += 1
         return verdict
 
+    def precheck(self, keys: tuple[Key, ...], last_seen: int) -> Verdict:
+        """The verdict `keys` would get if ordered now, without indexing anything. A
+        CONFLICT is final: the write set that conflicts stays in the index until a purge,
+        and a purge past it makes `last_seen` STALE. So the caller may fail the transaction
+        without ordering it (a PASSED here proves nothing: later write sets may conflict)."""
+        if not self._purged_to <= last_seen <= self._last_seqno:
+            return Verdict(Outcome.PASSED)
+        return self._check(keys, last_seen)
+
     def preload(self, ws: CertificationRequest) -> None:
         """Index a write set the cluster already passed, without certifying it again.
 

@@ -107,12 +107,19 @@ class Provider:
         return self._next_trx_id
 
     async def replicate(self, ws: WriteSet, timeout: float = 30.0) -> Replicated:
-        """Order `ws` and certify it; a failed verdict's seqno is already skipped. A passed
-        one must be committed: wait for the commit turn, commit, then `commit(seqno)`.
+        """Order `ws` and certify it; a failed verdict's seqno is already skipped (seqno 0:
+        it was known to fail before ordering and was not sent). A passed one must be
+        committed: wait for the commit turn, commit, then `commit(seqno)`.
         If the caller is cancelled before the verdict, the write set (if ordered and
         passed) is applied by the appliers instead."""
         if not self.ready:
             raise NotReady(f"{self.node_name} is {self.state.name}, not in a primary component")
+        early = self.core.index.precheck(ws.keys, ws.last_seen)
+        if not early.passed:
+            # A write set ordered since `last_seen` already wrote one of our keys: it would
+            # fail certification on every node once ordered, so it is not sent (seqno 0).
+            self.stats.local_cert_failures += 1
+            return Replicated(0, early)
         key = (ws.origin, ws.trx_id)
         waiter = self._waiters[key] = _Waiter(trio.Event())
         payload = encode(ws)
