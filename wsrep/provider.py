@@ -29,7 +29,7 @@ from wsrep.group_node import GroupNode, PayloadTooLarge, SubmitRefused, SubmitTi
 from wsrep.node_state import NodeState
 from wsrep.ordering import OrderingGate
 from wsrep.provider_core import Action, ProviderCore
-from wsrep.writeset import WriteSet, encode
+from wsrep.writeset import WriteSet, WriteSetFlags, encode
 
 log = logging.getLogger("wsrep.provider")
 
@@ -114,12 +114,14 @@ class Provider:
         passed) is applied by the appliers instead."""
         if not self.ready:
             raise NotReady(f"{self.node_name} is {self.state.name}, not in a primary component")
-        early = self.core.index.precheck(ws.keys, ws.last_seen)
-        if not early.passed:
-            # A write set ordered since `last_seen` already wrote one of our keys: it would
-            # fail certification on every node once ordered, so it is not sent (seqno 0).
-            self.stats.local_cert_failures += 1
-            return Replicated(0, early)
+        if ws.flags == WriteSetFlags.COMMIT:  # a plain transaction (TOI is always ordered)
+            early = self.core.index.precheck(ws.keys, ws.last_seen)
+            if not early.passed:
+                # A write set ordered since `last_seen` already wrote one of our keys: it
+                # would fail certification on every node once ordered, so it is not sent
+                # (seqno 0).
+                self.stats.local_cert_failures += 1
+                return Replicated(0, early)
         key = (ws.origin, ws.trx_id)
         waiter = self._waiters[key] = _Waiter(trio.Event())
         payload = encode(ws)
