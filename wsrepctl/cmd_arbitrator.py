@@ -2,7 +2,8 @@
 
 It takes part in quorum (so two data nodes plus an arbitrator survive losing either data
 node), receives and drops the payloads, logs view changes, and exits cleanly on SIGTERM or
-SIGINT.
+SIGINT. Its log and term/vote live in `--gcache-dir` (required): a restarted arbitrator
+must remember whom it voted for, or two leaders could be elected in one term.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "arbitrator", help="run a voting member with no database (garbd)", description=__doc__
     )
-    add_member_arguments(parser)
+    add_member_arguments(parser, gcache_required=True)
     parser.set_defaults(func=lambda args: run_member(args, True, _follow))
 
 

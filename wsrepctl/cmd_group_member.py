@@ -1,5 +1,10 @@
 """`wsrepctl group-member`: a group member with no database, for tests and the bench.
 
+With `--gcache-dir DIR` its log and Raft hard state (term, vote) live on disk there, so a
+restart with the same name and directory keeps them (and never votes twice in a term);
+without it they are kept in memory, which is for benches only: such a member must not be
+restarted under the same name while it is still in the configuration.
+
 It joins (or bootstraps) a group and prints one JSON object per line on stdout: `ready`,
 `view`, `deliver` (seqno, origin, size, crc32c of the payload), answers to commands read
 from stdin (`submit ID TEXT`, `status`), and with `--load-*` the progress and summary of
@@ -19,15 +24,18 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
 from crc32c import crc32c
 
-from wsrep.group.log import InMemoryLogStorage
+from wsrep.gcache import GCache, GCacheError
+from wsrep.group.log import InMemoryLogStorage, LogStorage
 from wsrep.group.types import Behind, Deliver, GroupConfig, MemberInfo, View, ViewChange
 from wsrep.group_node import GroupError, GroupEvent, GroupNode, open_group_node
 from wsrep.transport.address import parse_address, parse_group
+from wsrepctl.node_config import GCACHE_SIZE, GCACHE_SYNC, parse_size
 
 log = logging.getLogger("wsrep.group_member")
 
@@ -37,7 +45,7 @@ _LOAD_HEADER = struct.Struct(">Qd")  # counter, submit time: identifies our own 
 # ---- shared with `wsrepctl arbitrator` ---------------------------------------------------
 
 
-def add_member_arguments(parser: argparse.ArgumentParser) -> None:
+def add_member_arguments(parser: argparse.ArgumentParser, gcache_required: bool) -> None:
     parser.add_argument("--name", required=True, help="member name, unique in the cluster")
     parser.add_argument("--listen", required=True, help="host:port of the group transport")
     parser.add_argument("--group", default="", help="gcomm://host:port,... members to join through")
@@ -66,6 +74,42 @@ def add_member_arguments(parser: argparse.ArgumentParser) -> None:
         default=GroupConfig.max_batch,
         help="payloads the leader packs in one message",
     )
+    gcache = parser.add_argument_group("gcache: the log and the term/vote on disk")
+    gcache.add_argument(
+        "--gcache-dir",
+        required=gcache_required,
+        help="directory of this member's gcache (one process at a time; keep it across "
+        "restarts: it holds the term and vote)",
+    )
+    gcache.add_argument(
+        "--gcache-size",
+        type=parse_size,
+        default=GCACHE_SIZE,
+        help="Galera gcache.size: bytes or 128M, 1G (default 128M)",
+    )
+    gcache.add_argument(
+        "--gcache-sync",
+        choices=("on", "off"),
+        default="on" if GCACHE_SYNC else "off",
+        help="fdatasync each log append batch (hard state is always synced)",
+    )
+
+
+def open_gcache(path: Path, size: int, sync: bool) -> GCache:
+    """The member's gcache in `path`; GCacheError (clear message) if it cannot be used."""
+    segment_size = max(1 << 20, min(16 << 20, size // 8))  # the bound overshoots <= 1/8
+    return GCache(path, size=size, segment_size=segment_size, sync=sync)
+
+
+def _open_storage(args: argparse.Namespace) -> LogStorage:
+    if args.gcache_dir is None:
+        log.warning(
+            "%s: no --gcache-dir: term, vote and log are in memory only; do not restart "
+            "this member under the same name while it is in the configuration",
+            args.name,
+        )
+        return InMemoryLogStorage()
+    return open_gcache(Path(args.gcache_dir), args.gcache_size, args.gcache_sync == "on")
 
 
 def member_config(args: argparse.Namespace, arbitrator: bool) -> GroupConfig:
@@ -105,14 +149,15 @@ def run_member(
     try:
         config = member_config(args, arbitrator)
         secret = read_secret(args.secret_file)
-    except (OSError, ValueError) as exc:
+        storage = _open_storage(args)
+    except (OSError, ValueError, GCacheError) as exc:
         print(f"wsrepctl {args.command}: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with (
-                open_group_node(config, InMemoryLogStorage(), secret) as node,
+                open_group_node(config, storage, secret) as node,
                 trio.open_nursery() as nursery,
             ):
                 nursery.start_soon(body, node, nursery)
@@ -126,6 +171,9 @@ def run_member(
     except OSError as exc:  # e.g. the listen address is taken
         print(f"wsrepctl {args.command}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if isinstance(storage, GCache):
+            storage.close()
     return 0
 
 
@@ -150,7 +198,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_member_arguments(parser)
+    add_member_arguments(parser, gcache_required=False)
     parser.add_argument(
         "--print",
         dest="print_events",

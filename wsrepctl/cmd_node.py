@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.managed_mariadb import process_alive
+from wsrep import grastate
 from wsrepctl.node_config import NodeConfigError, load_node_config
 
 
@@ -66,13 +67,14 @@ def _status(args: argparse.Namespace) -> int:
             return 2
     else:
         dirs = sorted(p.parent for p in args.dir.glob("*/node.toml"))
+    dirs_by_name = {d.name: d for d in dirs}
     docs = {d.name: read_status(d) for d in dirs}
     if args.json:
         print(json.dumps(docs, indent=2, sort_keys=True))
     else:
         for name, doc in docs.items():
             if doc is None:
-                print(f"{name}: not running")
+                print(f"{name}: not running{_saved_position(dirs_by_name[name])}")
                 continue
             print(
                 f"{doc['name']}: {doc['local_state_comment']} ({doc['state']}), "
@@ -81,3 +83,17 @@ def _status(args: argparse.Namespace) -> int:
                 f"cert failures {doc['local_cert_failures']}"
             )
     return 0 if docs and all(d is not None and d.get("ready") for d in docs.values()) else 1
+
+
+def _saved_position(state_dir: Path) -> str:
+    """What grastate.dat says of a stopped node (seqno -1: it did not stop cleanly)."""
+    try:
+        saved = grastate.read(state_dir / grastate.FILE_NAME)
+    except grastate.GraStateError as exc:
+        return f" ({exc})"
+    if saved is None:
+        return ""
+    return (
+        f" (grastate.dat: {saved.cluster_uuid}:{saved.seqno}, "
+        f"safe_to_bootstrap {int(saved.safe_to_bootstrap)})"
+    )

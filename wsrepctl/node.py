@@ -5,7 +5,9 @@ backend; `init_sql` once on a fresh backend (joiners start from the same initial
 there is no state transfer yet); capture installed on every table; then the group, the
 provider, the appliers and last the proxy, so no client write can go uncaptured. The node
 writes `status.json` next to its config twice a second (what `wsrepctl status` and
-`cluster up --detach` read) and `node.pid` while it runs.
+`cluster up --detach` read) and `node.pid` while it runs. Its group log and term/vote live
+in `<state dir>/gcache` (so a restarted node never votes twice in a term), and
+`grastate.dat` says `seqno: -1` while it runs and the committed position after a clean stop.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,23 +29,25 @@ import trio
 from proxy.admission import NodeAdmission, SessionSettings
 from proxy.auto_increment import AutoIncrementControl
 from proxy.backend_client import BackendClient
-from proxy.capture import Catalog, install, read_position
+from proxy.capture import Catalog, Position, install, read_position
 from proxy.health import HealthConfig, serve_health
 from proxy.managed_mariadb import MariaDBServer
 from proxy.replication import Appliers, Replication
 from proxy.server import ProxyConfig, serve_proxy
 from proxy.wsrep_status import status_interceptor
-from wsrep.group.log import InMemoryLogStorage
+from wsrep import grastate
+from wsrep.gcache import GCache, GCacheError
 from wsrep.group_node import open_group_node
 from wsrep.provider import Provider
 from wsrep.status import NodeStatus, NodeVariables
-from wsrepctl.cmd_group_member import read_secret
+from wsrepctl.cmd_group_member import open_gcache, read_secret
 from wsrepctl.node_config import NodeConfig
 from wsrepctl.profiling import profiled
 
 log = logging.getLogger("wsrep.node")
 
 STATUS_INTERVAL = 0.5
+GCACHE_HOLD_INTERVAL = 0.5
 
 
 class NodeError(RuntimeError):
@@ -61,18 +66,24 @@ def run_node(config: NodeConfig, bootstrap: bool) -> None:
     """Run until SIGTERM/SIGINT; the managed backend is stopped on the way out (and dies
     with this process if it is killed)."""
     secret = read_secret(str(config.secret_file))
+    try:  # first: a second process on this state dir is refused before it touches anything
+        gcache = open_gcache(config.gcache_path, config.gcache_size, config.gcache_sync)
+    except GCacheError as exc:
+        raise NodeError(f"{config.name}: {exc}") from None
     server = None
     backend = config.backend
     host, port = backend.host, backend.port
-    if backend.managed_dir is not None:
-        server = MariaDBServer(backend.managed_dir, name=config.name, port=backend.port)
-        server.start()
-        host, port = server.host, server.port
-    pid_path(config.state_dir).write_text(f"{os.getpid()}\n")
     try:
+        grastate.write(config.grastate_path, _grastate_at_start(config, gcache))
+        if backend.managed_dir is not None:
+            server = MariaDBServer(backend.managed_dir, name=config.name, port=backend.port)
+            server.start()
+            host, port = server.host, server.port
+        pid_path(config.state_dir).write_text(f"{os.getpid()}\n")
         with profiled(config.state_dir):
-            trio.run(_serve, config, bootstrap, secret, host, port)
+            trio.run(_serve, config, bootstrap, secret, host, port, gcache)
     finally:
+        gcache.close()
         _write_status(config.state_dir, {"name": config.name, "state": "CLOSED", "ready": False})
         if server is not None:
             log.info("%s: stopping MariaDB (pid %s)", config.name, server.pid)
@@ -81,7 +92,26 @@ def run_node(config: NodeConfig, bootstrap: bool) -> None:
             pid_path(config.state_dir).unlink()
 
 
-async def prepare_backend(admin: BackendClient, config: NodeConfig) -> Catalog:
+def _grastate_at_start(config: NodeConfig, gcache: GCache) -> grastate.GraState:
+    """Galera's `seqno: -1` while running (a crash leaves it so), refusing an unreadable file."""
+    try:
+        grastate.read(config.grastate_path)
+    except grastate.GraStateError as exc:
+        raise NodeError(f"{config.name}: {exc}: fix or remove it") from None
+    cluster = gcache.hard_state().cluster_uuid or grastate.NIL_UUID
+    return grastate.GraState(cluster).running()
+
+
+def _gcache_delivered_seqno(gcache: GCache) -> int:
+    """The last payload seqno this member's group log handed out (0: none)."""
+    delivered = gcache.hard_state().delivered
+    base = gcache.base()[0]
+    if base is not None and base.index >= delivered:
+        return base.seqno
+    return gcache.entry(delivered).seqno if delivered else 0
+
+
+async def prepare_backend(admin: BackendClient, config: NodeConfig, gcache: GCache) -> Catalog:
     """Initial data on a fresh backend, then capture on every table."""
     fresh = not (
         await admin.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'wsrep'")
@@ -96,21 +126,30 @@ async def prepare_backend(admin: BackendClient, config: NodeConfig) -> Catalog:
             f"{config.name}: the backend is at {position}; rejoining with data needs a state "
             "transfer, which does not exist yet: start from a fresh data dir"
         )
+    delivered = _gcache_delivered_seqno(gcache)
+    if delivered > 0:
+        # the group would go on after `delivered`: the backend would miss 1..delivered
+        raise NodeError(
+            f"{config.name}: gcache {gcache.path} has delivered up to seqno {delivered} "
+            f"but the backend is at {position}: it belongs to this node's previous data; "
+            "rejoining needs a state transfer, which does not exist yet"
+        )
     return catalog
 
 
-async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, port: int) -> None:
+async def _serve(
+    config: NodeConfig, bootstrap: bool, secret: bytes, host: str, port: int, gcache: GCache
+) -> None:
     user, password = config.backend.user, config.backend.password
     async with await BackendClient.connect(host, port, user, password) as admin:
-        catalog = await prepare_backend(admin, config)
+        catalog = await prepare_backend(admin, config, gcache)
     connect = functools.partial(BackendClient.connect, host, port, user, password)
     appliers = Appliers(connect, config.appliers)
+    gcache.purge_floor = gcache.last_index() + 1  # nothing new is committed yet
     group_config = config.group_config(bootstrap)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with (
-            open_group_node(
-                group_config, InMemoryLogStorage(), secret, submit_timeout=config.submit
-            ) as group,
+            open_group_node(group_config, gcache, secret, submit_timeout=config.submit) as group,
             trio.open_nursery() as nursery,
         ):
             provider = Provider(group, appliers.enqueue)
@@ -148,6 +187,7 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
                 health = HealthConfig(host=config.health[0], port=config.health[1])
                 await nursery.start(serve_health, lambda: node_snapshot(config, provider), health)
             nursery.start_soon(_report_status, config, provider, f"{host}:{port}")
+            nursery.start_soon(_hold_gcache, gcache, provider)
             log.info(
                 "%s: node up (%s), proxy on %s:%d, backend %s:%d, group %s",
                 config.name,
@@ -161,6 +201,32 @@ async def _serve(config: NodeConfig, bootstrap: bool, secret: bytes, host: str, 
                 log.info("%s: %s: leaving", config.name, signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
+    # a clean stop: the position the backend committed (appliers and clients are stopped)
+    view = provider.view
+    last_in_primary = view is not None and view.primary and len(view.members) == 1
+    async with await BackendClient.connect(host, port, user, password) as admin:
+        position = await read_position(admin)
+    saved = grastate.clean_shutdown(_cluster_uuid(position), position.seqno, last_in_primary)
+    grastate.write(config.grastate_path, saved)
+    log.info("%s: stopped at %s, safe_to_bootstrap %d", config.name, position, last_in_primary)
+
+
+def _cluster_uuid(position: Position) -> uuid.UUID:
+    try:
+        return uuid.UUID(position.cluster_uuid)
+    except ValueError:
+        return grastate.NIL_UUID
+
+
+async def _hold_gcache(gcache: GCache, provider: Provider) -> None:
+    """Galera's seqno_release: the gcache may purge only what the backend has committed
+    (delivered is ahead of it), so a restart can resume from the backend's position."""
+    while True:
+        try:
+            gcache.purge_floor = gcache.index_of_seqno(provider.gate.last_committed + 1)
+        except KeyError:  # not delivered yet: everything held is committed
+            gcache.purge_floor = gcache.last_index() + 1
+        await trio.sleep(GCACHE_HOLD_INTERVAL)
 
 
 async def _start_admission(

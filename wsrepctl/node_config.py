@@ -18,6 +18,11 @@ auto_increment_control = true        # wsrep_auto_increment_control: increment =
 managed_dir = "db"
 # ... or an external server:  host = "127.0.0.1"  port = 3306  user = "root"  password = ""
 
+[gcache]                             # the group log and Raft hard state (Galera gcache.*)
+dir = "gcache"                       # gcache.dir, relative to this file (default: gcache)
+size = "128M"                        # gcache.size: bytes, or with a K/M/G suffix
+sync = true                          # fdatasync every log append batch (see docs/design/gcache.md)
+
 [timeouts]                           # seconds
 heartbeat = 1.0  suspect = 5.0  inactive = 15.0  election = 3.0
 submit = 30.0  commit_turn = 5.0
@@ -26,11 +31,13 @@ causal_read = 30.0                   # repl.causal_read_timeout: a causal wait e
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wsrep import grastate
 from wsrep.group.types import GroupConfig, MemberInfo
 from wsrep.status import SYNC_WAIT_MAX
 from wsrep.transport.address import parse_address
@@ -38,6 +45,25 @@ from wsrep.transport.address import parse_address
 
 class NodeConfigError(ValueError):
     """The config file is missing, unreadable or wrong (the message says where)."""
+
+
+GCACHE_SIZE = 128 << 20  # Galera's gcache.size default
+GCACHE_SYNC = True  # durable appends: see docs/design/gcache.md, "Durability policy"
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from an int or Galera's size syntax ("128M", "1G"); ValueError if bad."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)B?\s*", str(text), re.IGNORECASE)
+        if match is None:
+            raise ValueError(f"invalid size {text!r} (bytes, or a number with K, M or G)")
+        value = int(match[1]) * _SIZE_UNITS[match[2].upper()]
+    if not 1 << 20 <= value <= 1 << 40:
+        raise ValueError(f"size {text!r} must be between 1M and 1T")
+    return value
 
 
 @dataclass(frozen=True)
@@ -72,11 +98,22 @@ class NodeConfig:
     submit: float = 30.0
     commit_turn: float = 5.0
     causal_read: float = 30.0
+    gcache_dir: Path | None = None  # default: <state dir>/gcache
+    gcache_size: int = GCACHE_SIZE
+    gcache_sync: bool = GCACHE_SYNC
 
     @property
     def state_dir(self) -> Path:
         """Where the node keeps its pid, status and logs: next to its config."""
         return self.path.parent
+
+    @property
+    def gcache_path(self) -> Path:
+        return self.gcache_dir or self.state_dir / "gcache"
+
+    @property
+    def grastate_path(self) -> Path:
+        return self.state_dir / grastate.FILE_NAME
 
     def group_config(self, bootstrap: bool) -> GroupConfig:
         return GroupConfig(
@@ -95,6 +132,7 @@ _NODE_KEYS = {
     "sync_wait", "dirty_reads", "auto_increment_control",
 }  # fmt: skip
 _BACKEND_KEYS = {"managed_dir", "host", "port", "user", "password"}
+_GCACHE_KEYS = {"dir", "size", "sync"}
 _TIMEOUT_KEYS = {
     "heartbeat", "suspect", "inactive", "election", "submit", "commit_turn", "causal_read",
 }  # fmt: skip
@@ -116,7 +154,8 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
     node = _table(doc, "node", _NODE_KEYS, path)
     backend = _table(doc, "backend", _BACKEND_KEYS, path)
     timeouts = _table(doc, "timeouts", _TIMEOUT_KEYS, path)
-    if unknown := set(doc) - {"node", "backend", "timeouts"}:
+    gcache = _table(doc, "gcache", _GCACHE_KEYS, path)
+    if unknown := set(doc) - {"node", "backend", "timeouts", "gcache"}:
         raise NodeConfigError(f"{path}: unknown section(s) {sorted(unknown)}")
     name = _get(node, "name", str, path)
     if not name or len(name.encode()) > 255:
@@ -153,6 +192,11 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
     for key, value in times.items():
         if value is not None and not 0 < value <= 3600:
             raise NodeConfigError(f"{path}: [timeouts] {key} must be in (0, 3600]")
+    gcache_dir = _get(gcache, "dir", str, path, "")
+    try:
+        gcache_size = parse_size(_get(gcache, "size", (int, str), path, GCACHE_SIZE))
+    except ValueError as exc:
+        raise NodeConfigError(f"{path}: [gcache] {exc}") from None
     return NodeConfig(
         path=path,
         name=name,
@@ -168,6 +212,9 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
         sync_wait=sync_wait,
         dirty_reads=_get(node, "dirty_reads", bool, path, False),
         auto_increment_control=_get(node, "auto_increment_control", bool, path, True),
+        gcache_dir=base / gcache_dir if gcache_dir else None,
+        gcache_size=gcache_size,
+        gcache_sync=_get(gcache, "sync", bool, path, GCACHE_SYNC),
         **{key: float(value) for key, value in times.items() if value is not None},
     )
 

@@ -179,6 +179,8 @@ class Cluster:
             address,
             "--secret-file",
             str(secret_file or self.secret_file),
+            "--gcache-dir",
+            str(self.gcache_dir(name)),
             *TIMEOUTS,
             *extra,
         ]
@@ -189,6 +191,9 @@ class Cluster:
         member = MemberProcess(name, address, argv, self.tmp_path / f"{name}.log")
         self.members[name] = member
         return member
+
+    def gcache_dir(self, name: str) -> Path:
+        return self.tmp_path / f"{name}.gcache"
 
     async def start(self, *names: str) -> None:
         for name in names:

@@ -35,7 +35,10 @@ def test_bad_settings_exit_2_with_the_reason(tmp_path: Path, args: list[str], sa
     (tmp_path / "EMPTY").write_text("\n")
     (tmp_path / "SECRET").write_text("s3cret\n")
     args = [str(tmp_path / a) if a in ("EMPTY", "SECRET") else a for a in args]
-    result = run("arbitrator", "--name", "arb", "--listen", free_address(), *args)
+    gcache = str(tmp_path / "gcache")
+    result = run(
+        "arbitrator", "--name", "arb", "--listen", free_address(), "--gcache-dir", gcache, *args
+    )
     assert result.returncode == 2, result
     assert says in result.stderr
 

@@ -112,6 +112,13 @@ class GroupMember:
         self._refused: set[tuple[MemberId, uuid.UUID]] = set()
 
         self._load_log()
+        # Started from empty storage: new, or its storage was lost. In a previous life it may
+        # have voted in the current term or acknowledged committed entries it no longer has,
+        # so it neither votes nor campaigns until it has caught up with a primary leader's
+        # commit (which covers every entry committed in earlier terms).
+        self._amnesiac = (
+            hs == HardState() and self._log.last_index == 0 and storage.base()[0] is None
+        )
 
         # submissions: our own until ordered; the leader's record of everyone's
         self._outstanding = Outstanding()
@@ -413,6 +420,9 @@ class GroupMember:
         self._set_flow_control(body.fc_paused)
         if body.primary:
             self._set_primary(True)
+            if self._amnesiac and self._commit >= body.commit:
+                self._amnesiac = False
+                logger.info("%s: caught up to commit index %d: votes now", self._id, body.commit)
         self._deliver()
 
     def _retry_hint(self, prev_index: int) -> int:
@@ -566,6 +576,7 @@ class GroupMember:
             and cfg is not None
             and self._id in cfg.voters()
             and self._cluster_uuid is not None
+            and not self._amnesiac
         )
 
     def _wants_in(self) -> bool:
@@ -619,7 +630,7 @@ class GroupMember:
 
     def _on_vote_request(self, sender: MemberId, term: int, body: VoteRequest) -> None:
         # check-quorum's lease: while a leader is heard from, nobody may start a new term
-        if self._leader_is_fresh():
+        if self._leader_is_fresh() or self._amnesiac:
             if not body.pre and term > self._term:
                 return
             self._send(sender, VoteResponse(body.pre, False))
@@ -661,6 +672,7 @@ class GroupMember:
             self._cluster_uuid = uuid.UUID(int=self._rng.getrandbits(128), version=4)
         self._term = 1
         self._voted_for = self._id
+        self._amnesiac = False
         self._persist()
         logger.info("%s: bootstrapping cluster %s", self._id, self._cluster_uuid)
         self._become_leader(Configuration((self._me,)))
