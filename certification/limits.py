@@ -37,3 +37,6 @@ class WriteSetLimits:
     def check_bytes(self, size: int) -> None:
         if size > self.max_bytes:
             raise WriteSetTooLarge("bytes", size, self.max_bytes)
+
+
+NO_LIMITS = WriteSetLimits()  # Galera's defaults: any number of rows, 2 GiB - 1

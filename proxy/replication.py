@@ -664,6 +664,7 @@ class Replication:
         )
         state.replicating = True
         try:
+            provider.limits.check_rows(len(captured.changes))
             with self.times.stage("replicate"):
                 replicated = await provider.replicate(ws)
         except NotReady as exc:
@@ -673,8 +674,11 @@ class Replication:
             raise _Refused(ER_ERROR_DURING_COMMIT, "HY000", str(exc)) from None
         except WriteSetTooLarge as exc:
             log.warning("session %d: %s: rolled back", session.session_id, exc)
-            message = f"Maximum writeset size exceeded: {exc}"
-            raise _Refused(ER_UNKNOWN_ERROR, "HY000", message) from None
+            if exc.what == "rows":  # MariaDB Galera's words and codes for each limit
+                code, message = ER_ERROR_DURING_COMMIT, "wsrep_max_ws_rows exceeded"
+            else:
+                code, message = ER_UNKNOWN_ERROR, f"Maximum writeset size exceeded: {exc}"
+            raise _Refused(code, "HY000", message) from None
         finally:
             state.replicating = False  # no new abort starts; wait for one under way
             if state.aborting is not None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import trio
 
 from certification.index import Verdict
-from certification.limits import WriteSetTooLarge
+from certification.limits import NO_LIMITS, WriteSetLimits, WriteSetTooLarge
 from wsrep.causal import CausalBarrier
 from wsrep.group.types import Behind, Deliver, MemberId, View, ViewChange
 from wsrep.group_node import GroupNode, PayloadTooLarge, SubmitRefused, SubmitTimeout
@@ -71,8 +71,17 @@ class ProviderStats:
 
 
 class Provider:
-    def __init__(self, group: GroupNode, apply: ApplyCallback, initial_seqno: int = 0) -> None:
+    def __init__(
+        self,
+        group: GroupNode,
+        apply: ApplyCallback,
+        initial_seqno: int = 0,
+        limits: WriteSetLimits = NO_LIMITS,
+    ) -> None:
         self.group = group
+        # Galera's wsrep_max_ws_rows/size: this node's own writes only, checked before
+        # ordering (never in certification: nodes may be configured differently).
+        self.limits = limits
         self.node_name: MemberId = group.config.member.id
         self.core = ProviderCore(self.node_name, initial_seqno)
         self.gate = OrderingGate(initial_seqno)
@@ -124,7 +133,7 @@ class Provider:
                 return Replicated(0, early)
         key = (ws.origin, ws.trx_id)
         waiter = self._waiters[key] = _Waiter(trio.Event())
-        payload = encode(ws)
+        payload = encode(ws, self.limits)
         try:
             try:
                 await self.group.submit(payload, timeout)

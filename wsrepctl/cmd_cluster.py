@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (1..9)")
     up.add_argument("--dir", type=Path, required=True, help="state directory")
     up.add_argument("--base-port", type=int, default=13306, help="node i's proxy: P+i-1")
-    up.add_argument("--appliers", type=int, default=4, help="applier connections per node")
+    up.add_argument("--appliers", type=int, default=8, help="applier connections per node")
     up.add_argument("--init-sql", type=Path, help="SQL loaded on every fresh backend")
     up.add_argument("--detach", action="store_true", help="return once every node is Synced")
     up.set_defaults(func=_up)

@@ -152,7 +152,7 @@ async def _serve(
             open_group_node(group_config, gcache, secret, submit_timeout=config.submit) as group,
             trio.open_nursery() as nursery,
         ):
-            provider = Provider(group, appliers.enqueue)
+            provider = Provider(group, appliers.enqueue, limits=config.limits)
             appliers.attach(provider)
             replication = Replication(provider, appliers, catalog, config.commit_turn)
             await nursery.start(provider.run)
@@ -168,6 +168,8 @@ async def _serve(
                 sync_wait=config.sync_wait,
                 dirty_reads=config.dirty_reads,
                 auto_increment_control=config.auto_increment_control,
+                max_ws_rows=config.limits.max_rows,
+                max_ws_size=config.limits.max_bytes,
             ).system_variables()
             interceptor = status_interceptor(
                 lambda: node_snapshot(config, provider), lambda _session: variables

@@ -8,7 +8,7 @@ group = "127.0.0.1:14567"            # group transport listen address
 peers = ["127.0.0.1:14568"]          # members to join through (wsrep_cluster_address)
 weight = 1                           # pc.weight
 secret_file = "secret"               # shared cluster secret (relative to this file)
-appliers = 4                         # wsrep_slave_threads
+appliers = 8                         # wsrep_slave_threads
 init_sql = "init.sql"                # optional: run once on a fresh backend
 sync_wait = 0                        # wsrep_sync_wait default for sessions (0..15; 1 = reads)
 dirty_reads = false                  # wsrep_dirty_reads default: reads outside a primary component
@@ -22,6 +22,11 @@ managed_dir = "db"
 dir = "gcache"                       # gcache.dir, relative to this file (default: gcache)
 size = "128M"                        # gcache.size: bytes, or with a K/M/G suffix
 sync = true                          # fdatasync every log append batch (see docs/design/gcache.md)
+
+[limits]                             # this node's own write sets, checked before ordering
+max_ws_rows = 0                      # wsrep_max_ws_rows: rows changed; 0 = no limit (1180)
+max_ws_size = 2147483647             # wsrep_max_ws_size: encoded bytes, or "64M" (1105);
+                                     # the group's 64 MiB message limit applies too
 
 [timeouts]                           # seconds
 heartbeat = 1.0  suspect = 5.0  inactive = 15.0  election = 3.0
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certification.limits import NO_LIMITS, WriteSetLimits
 from wsrep import grastate
 from wsrep.group.types import GroupConfig, MemberInfo
 from wsrep.status import SYNC_WAIT_MAX
@@ -48,6 +54,7 @@ class NodeConfigError(ValueError):
 
 
 GCACHE_SIZE = 128 << 20  # Galera's gcache.size default
+MAX_WS_SIZE = NO_LIMITS.max_bytes  # Galera's wsrep_max_ws_size default
 GCACHE_SYNC = True  # durable appends: see docs/design/gcache.md, "Durability policy"
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -101,6 +108,7 @@ class NodeConfig:
     gcache_dir: Path | None = None  # default: <state dir>/gcache
     gcache_size: int = GCACHE_SIZE
     gcache_sync: bool = GCACHE_SYNC
+    limits: WriteSetLimits = NO_LIMITS
 
     @property
     def state_dir(self) -> Path:
@@ -155,7 +163,8 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
     backend = _table(doc, "backend", _BACKEND_KEYS, path)
     timeouts = _table(doc, "timeouts", _TIMEOUT_KEYS, path)
     gcache = _table(doc, "gcache", _GCACHE_KEYS, path)
-    if unknown := set(doc) - {"node", "backend", "timeouts", "gcache"}:
+    limits = _table(doc, "limits", {"max_ws_rows", "max_ws_size"}, path)
+    if unknown := set(doc) - {"node", "backend", "timeouts", "gcache", "limits"}:
         raise NodeConfigError(f"{path}: unknown section(s) {sorted(unknown)}")
     name = _get(node, "name", str, path)
     if not name or len(name.encode()) > 255:
@@ -171,7 +180,7 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
             raise NodeConfigError(f"{path}: [node] peers must be strings, got {peer!r}")
         _address(peer, "peers", path)
     weight = _get(node, "weight", int, path, 1)
-    appliers = _get(node, "appliers", int, path, 4)
+    appliers = _get(node, "appliers", int, path, 8)
     if weight < 0 or not 1 <= appliers <= 64:
         raise NodeConfigError(f"{path}: weight must be >= 0 and appliers 1..64")
     init_sql = _get(node, "init_sql", str, path, "")
@@ -197,6 +206,13 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
         gcache_size = parse_size(_get(gcache, "size", (int, str), path, GCACHE_SIZE))
     except ValueError as exc:
         raise NodeConfigError(f"{path}: [gcache] {exc}") from None
+    try:
+        write_set_limits = WriteSetLimits(
+            max_rows=_get(limits, "max_ws_rows", int, path, 0),
+            max_bytes=parse_size(_get(limits, "max_ws_size", (int, str), path, MAX_WS_SIZE)),
+        )
+    except ValueError as exc:
+        raise NodeConfigError(f"{path}: [limits] {exc}") from None
     return NodeConfig(
         path=path,
         name=name,
@@ -215,6 +231,7 @@ def parse_node_config(doc: dict[str, Any], path: Path) -> NodeConfig:
         gcache_dir=base / gcache_dir if gcache_dir else None,
         gcache_size=gcache_size,
         gcache_sync=_get(gcache, "sync", bool, path, GCACHE_SYNC),
+        limits=write_set_limits,
         **{key: float(value) for key, value in times.items() if value is not None},
     )
 

@@ -65,6 +65,9 @@ def test_good_config(tmp_path: Path) -> None:
         (("appliers = 2", 'appliers = 2\nauto_increment_control = "on"'), "wrong type"),
         (("suspect = 2", "causal_read = 0"), "causal_read must be"),
         (("[node]", "[node"), "not valid TOML"),
+        (("[timeouts]", "[limits]\nmax_ws_rows = -1\n[timeouts]"), "max_rows must be >= 0"),
+        (("[timeouts]", '[limits]\nmax_ws_size = "lots"\n[timeouts]'), r"\[limits\] invalid size"),
+        (("[timeouts]", "[limits]\nmax_ws_sizes = 1\n[timeouts]"), "unknown key"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(
@@ -89,3 +92,10 @@ def test_admission_keys(tmp_path: Path) -> None:
     config = load_node_config(write(tmp_path, text))
     assert (config.sync_wait, config.dirty_reads, config.auto_increment_control) == (3, True, False)
     assert config.causal_read == 2.5
+
+
+def test_write_set_limits(tmp_path: Path) -> None:
+    assert load_node_config(write(tmp_path, GOOD)).limits.max_rows == 0  # Galera: no limit
+    text = GOOD.replace("[timeouts]", '[limits]\nmax_ws_rows = 5\nmax_ws_size = "2M"\n[timeouts]')
+    limits = load_node_config(write(tmp_path, text)).limits
+    assert (limits.max_rows, limits.max_bytes) == (5, 2 << 20)
