@@ -74,7 +74,7 @@ def run_node(config: NodeConfig, bootstrap: bool) -> None:
     backend = config.backend
     host, port = backend.host, backend.port
     try:
-        grastate.write(config.grastate_path, _grastate_at_start(config, gcache))
+        _check_grastate(config)
         if backend.managed_dir is not None:
             server = MariaDBServer(backend.managed_dir, name=config.name, port=backend.port)
             server.start()
@@ -92,14 +92,11 @@ def run_node(config: NodeConfig, bootstrap: bool) -> None:
             pid_path(config.state_dir).unlink()
 
 
-def _grastate_at_start(config: NodeConfig, gcache: GCache) -> grastate.GraState:
-    """Galera's `seqno: -1` while running (a crash leaves it so), refusing an unreadable file."""
+def _check_grastate(config: NodeConfig) -> None:
     try:
         grastate.read(config.grastate_path)
     except grastate.GraStateError as exc:
         raise NodeError(f"{config.name}: {exc}: fix or remove it") from None
-    cluster = gcache.hard_state().cluster_uuid or grastate.NIL_UUID
-    return grastate.GraState(cluster).running()
 
 
 def _gcache_delivered_seqno(gcache: GCache) -> int:
@@ -143,6 +140,9 @@ async def _serve(
     user, password = config.backend.user, config.backend.password
     async with await BackendClient.connect(host, port, user, password) as admin:
         catalog = await prepare_backend(admin, config, gcache)
+    # Galera's `seqno: -1` while running (a crash leaves it so); a refused start keeps the file
+    cluster = gcache.hard_state().cluster_uuid or grastate.NIL_UUID
+    grastate.write(config.grastate_path, grastate.GraState(cluster).running())
     connect = functools.partial(BackendClient.connect, host, port, user, password)
     appliers = Appliers(connect, config.appliers)
     gcache.purge_floor = gcache.last_index() + 1  # nothing new is committed yet
