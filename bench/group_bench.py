@@ -112,6 +112,9 @@ async def run_once(
                     "--max-batch",
                     str(args.max_batch),
                 ]
+                if args.gcache != "memory":  # the log and term/vote on disk, as in a node
+                    gcache_dir = workdir / f"{label}-{name}.gcache"
+                    argv += ["--gcache-dir", str(gcache_dir), "--gcache-sync", args.gcache]
                 if i == 0:
                     argv.append("--bootstrap")
                 with open(workdir / f"{label}-{name}.log", "wb") as log:
@@ -192,6 +195,12 @@ def main() -> int:
     parser.add_argument("--only", choices=("low", "saturating"), default=None)
     parser.add_argument("--max-batch", type=int, default=1024, help="GroupConfig.max_batch")
     parser.add_argument("--keep", action="store_true", help="keep the member logs")
+    parser.add_argument(
+        "--gcache",
+        choices=("memory", "on", "off"),
+        default="memory",
+        help="members' log: in memory, or a gcache with per-append fdatasync on/off",
+    )
     args = parser.parse_args()
     runs = {
         "low": ("low load", args.low_rate, 16),

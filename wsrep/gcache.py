@@ -18,9 +18,9 @@ by up to one segment, or by whatever the floors hold.
 Durability: with `sync=True` (the default) `append`, `truncate_from` and `save_hard_state`
 return only once their data is on disk (fdatasync / fsync, directory fsynced when files
 come and go). With `sync=False` the same writes reach the OS but are not flushed: a
-killed process loses nothing, a power loss or kernel crash loses the unflushed tail
-(the log recovers to a shorter valid prefix; the hard state to an older one), which
-breaks Raft's promises for that member: use it for tests and benchmarks only.
+killed process loses nothing, a power loss or kernel crash loses the unflushed tail of the
+log and the latest `delivered` index. A change of term, vote or cluster uuid is always
+synced, whatever `sync` says: a member never forgets a vote it gave.
 
 Recovery on open scans every segment, verifies each record's crc, and cuts the log at the
 first torn or damaged record (everything after it is dropped, and logged); entries are
@@ -114,7 +114,9 @@ class GCache:
         old = self._state.cluster_uuid
         if old is not None and state.cluster_uuid != old:
             raise ValueError(f"cluster uuid change from {old} to {state.cluster_uuid}")
-        self._write_state(state, self._base, self._base_view)
+        old_vote = (self._state.term, self._state.voted_for, self._state.cluster_uuid)
+        vote = (state.term, state.voted_for, state.cluster_uuid)
+        self._write_state(state, self._base, self._base_view, sync=self.sync or vote != old_vote)
         self._state = state
         self._purge()
 
@@ -240,7 +242,7 @@ class GCache:
                     "are lost; remove the directory to rejoin through state transfer"
                 ) from None
             self._state, self._base, self._base_view = HardState(), None, None
-            self._write_state(self._state, None, None)
+            self._write_state(self._state, None, None, sync=True)
         else:
             try:
                 self._state, self._base, self._base_view = decode_state(data)
@@ -393,8 +395,10 @@ class GCache:
             fsync_dir(self.path)
         return seg
 
-    def _write_state(self, state: HardState, base: Entry | None, base_view: Entry | None) -> None:
-        atomic_write(self.path / STATE_FILE, encode_state(state, base, base_view), self.sync)
+    def _write_state(
+        self, state: HardState, base: Entry | None, base_view: Entry | None, sync: bool
+    ) -> None:
+        atomic_write(self.path / STATE_FILE, encode_state(state, base, base_view), sync)
 
     def _read(self, lo: int, hi: int) -> list[Entry]:
         """Entries lo <= index < hi from the segment files (one read per segment, decoded
@@ -447,7 +451,7 @@ class GCache:
         base_view = self.entry(views[v - 1]) if v else self._base_view
         # the new base is durable before the entries go: a crash in between leaves
         # segments below the base, which recovery removes
-        self._write_state(self._state, base, base_view)
+        self._write_state(self._state, base, base_view, self.sync)
         for s in doomed:
             s.remove()
         if self.sync:

@@ -84,14 +84,36 @@ def test_every_write_is_flushed_before_it_returns_unless_told_not_to(
     spy("fsync")
     spy("fdatasync")
     with filled(tmp_path, 3, sync=sync) as g:
-        for action, flush in (
-            (lambda: g.append(payloads(1, after=g.entry(3))), "fdatasync"),
-            (lambda: g.save_hard_state(HardState(2, "a", None, 1)), "fsync"),
-            (lambda: g.truncate_from(3), "fsync"),
+        for action, flush, always in (
+            (lambda: g.append(payloads(1, after=g.entry(3))), "fdatasync", False),
+            (lambda: g.save_hard_state(HardState(2, "a", None, 1)), "fsync", True),  # a vote
+            (lambda: g.save_hard_state(HardState(2, "a", None, 2)), "fsync", False),
+            (lambda: g.truncate_from(3), "fsync", False),
         ):
             flushed.clear()
             action()
-            assert flushed == ({flush} if sync else set())
+            assert flushed == ({flush} if sync or always else set())
+
+
+def test_a_new_term_or_vote_is_flushed_even_without_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raft's promise (never two votes in a term) holds across a power loss in any mode."""
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    with filled(tmp_path, 3, sync=False) as g:
+        base = g.hard_state()
+        for state in (
+            HardState(base.term + 1, None, base.cluster_uuid, base.delivered),
+            HardState(base.term + 1, "b", base.cluster_uuid, base.delivered),
+            HardState(base.term + 2, "b", base.cluster_uuid, base.delivered),
+        ):
+            synced.clear()
+            g.save_hard_state(state)
+            assert len(synced) == 2  # the new state file and its directory
+    with GCache(tmp_path) as g:
+        assert g.hard_state().voted_for == "b"
 
 
 def test_truncate_from_then_append(tmp_path: Path) -> None:
