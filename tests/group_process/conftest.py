@@ -48,6 +48,7 @@ class MemberProcess:
     delivered: dict[int, tuple[str, int]] = field(default_factory=dict)  # seqno -> origin, crc
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    behind: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     _submits: int = 0
     _stdin_lock: trio.Lock = field(default_factory=trio.Lock)
@@ -101,6 +102,8 @@ class MemberProcess:
             self.answers[doc["id"]] = doc
         elif kind == "status":
             self.statuses.append(doc)
+        elif kind == "behind":
+            self.behind.append(doc)
 
     async def command(self, line: str) -> None:
         assert self.process is not None and self.process.stdin is not None

@@ -87,6 +87,40 @@ async def test_an_arbitrator_with_a_lost_gcache_votes_only_once_caught_up(
     cluster.check_agreement()
 
 
+async def test_the_gcache_stays_bounded_and_a_far_behind_member_is_told(
+    cluster: Cluster,
+) -> None:
+    small = ("--gcache-size", "1M")
+    m1 = cluster.add("m1", bootstrap=True, extra=small)
+    m2 = cluster.add("m2", join=["m1"], extra=small)
+    m3 = cluster.add("m3", join=["m1", "m2"], extra=small)
+    await cluster.start("m1", "m2", "m3")
+    everyone = {"m1", "m2", "m3"}
+    await wait_until(lambda: all(m.primary_with(everyone) for m in (m1, m2, m3)))
+    await m3.kill()
+    # ~3 MiB of payloads while m3 is away: m1 and m2 purge what they delivered
+    filler = "x" * 4000
+    count = 800
+    for i in range(count):
+        await m1.command(f"submit fill-{i} {filler}")
+    await wait_until(lambda: sum(k.startswith("fill-") for k in m1.answers) == count, 120)
+    assert all(a["event"] == "submitted" for a in m1.answers.values()), m1.answers
+    last = max(int(a["seqno"]) for a in m1.answers.values())
+    await wait_until(lambda: m2.last_seqno >= last, 60)
+    for name in ("m1", "m2"):
+        held = sum(f.stat().st_size for f in cluster.gcache_dir(name).glob("seg-*.gcache"))
+        assert held <= 2 * 1024 * 1024 + 64 * 1024, (name, held)  # size + one segment
+        assert "purged entries" in cluster.members[name].log_path.read_text()
+
+    await cluster.restart("m3")  # with its gcache: it knows the cluster, far behind it
+    await wait_until(lambda: bool(m3.behind), 60)
+    behind = m3.behind[-1]
+    assert behind["delivered_seqno"] < behind["oldest_seqno"] - 1, behind
+    assert behind["donor"] in ("m1", "m2")
+    assert m3.last_seqno <= behind["delivered_seqno"]  # it delivers nothing it cannot
+    cluster.check_agreement()
+
+
 async def test_a_second_process_on_a_gcache_dir_is_refused(cluster: Cluster) -> None:
     arb = cluster.add("arb", bootstrap=True, command="arbitrator")
     await cluster.start("arb")
