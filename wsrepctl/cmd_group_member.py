@@ -83,7 +83,7 @@ def add_member_arguments(parser: argparse.ArgumentParser, gcache_required: bool)
     )
     gcache.add_argument(
         "--gcache-size",
-        type=parse_size,
+        type=_size_argument,
         default=GCACHE_SIZE,
         help="Galera gcache.size: bytes or 128M, 1G (default 128M)",
     )
@@ -93,6 +93,13 @@ def add_member_arguments(parser: argparse.ArgumentParser, gcache_required: bool)
         default="on" if GCACHE_SYNC else "off",
         help="fdatasync each log append batch (hard state is always synced)",
     )
+
+
+def _size_argument(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def open_gcache(path: Path, size: int, sync: bool) -> GCache:

@@ -3,6 +3,7 @@ dir, the lock that refuses a second process, Galera's grastate lifecycle."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ import pytest
 from proxy.managed_mariadb import free_port_run
 from wsrep import grastate
 from wsrep.gcache import GCache
+from wsrepctl.node_config import NodeConfigError, load_node_config
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +85,57 @@ def test_node_gcache_and_grastate_lifecycle(node_dir: tuple[Path, int]) -> None:
     assert again.returncode == 2, again
     assert "rejoining with data needs a state transfer" in again.stderr
     assert grastate.read(state / "grastate.dat") == saved
+
+    # a fresh backend under a gcache that delivered write sets: it would miss them
+    shutil.rmtree(state / "db")
+    wiped = wsrepctl("join", "--config", str(state / "node.toml"), timeout=240)
+    assert wiped.returncode == 2, wiped
+    assert f"has delivered up to seqno {seqno} but the backend is at" in wiped.stderr
+
+
+@pytest.mark.parametrize(
+    ("gcache", "says"),
+    [
+        ('size = "12Q"', "[gcache] invalid size '12Q'"),
+        ("size = 1024", "[gcache] size 1024 must be between 1M and 1T"),
+        ("sync = 1", "sync has the wrong type"),
+        ('path = "x"', "[gcache] unknown key(s) ['path']"),
+    ],
+)
+def test_bad_gcache_settings_are_refused_clearly(tmp_path: Path, gcache: str, says: str) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(
+        '[node]\nname = "n"\nproxy = "127.0.0.1:1"\ngroup = "127.0.0.1:2"\n'
+        'secret_file = "s"\n[backend]\nmanaged_dir = "db"\n[gcache]\n' + gcache + "\n"
+    )
+    with pytest.raises(NodeConfigError) as error:
+        load_node_config(config)
+    assert says in str(error.value)
+
+
+def test_gcache_settings(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    base = '[node]\nname = "n"\nproxy = "127.0.0.1:1"\ngroup = "127.0.0.1:2"\n'
+    config.write_text(base + 'secret_file = "s"\n[backend]\nmanaged_dir = "db"\n')
+    default = load_node_config(config)
+    assert default.gcache_path == tmp_path / "gcache"
+    assert (default.gcache_size, default.gcache_sync) == (128 << 20, True)
+    config.write_text(
+        base + 'secret_file = "s"\n[backend]\nmanaged_dir = "db"\n'
+        '[gcache]\ndir = "/var/gc"\nsize = "1G"\nsync = false\n'
+    )
+    custom = load_node_config(config)
+    assert (custom.gcache_path, custom.gcache_size, custom.gcache_sync) == (
+        Path("/var/gc"),
+        1 << 30,
+        False,
+    )
+
+
+def test_bad_gcache_size_on_the_command_line() -> None:
+    result = wsrepctl(
+        "arbitrator", "--name", "a", "--listen", "127.0.0.1:1", "--secret-file", "s",
+        "--gcache-dir", "g", "--gcache-size", "lots",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--gcache-size: invalid size 'lots'" in result.stderr, result.stderr
