@@ -43,6 +43,8 @@ def test_each_node_runs_its_own_config_with_a_real_subcommand(name: str) -> None
     assert mounted, f"{name} mounts no node config"
     assert mounted.group(1) == f"{name}.toml"
     assert command[command.index("--config") + 1] == mounted.group(2)
+    # The config's directory is the node's state dir (status, gcache, data): not read-only.
+    assert mounted.group(2).startswith("/var/lib/")
     assert command[0] == ("bootstrap" if name == "node1" else "join")
     assert _config(name).name == name
 
