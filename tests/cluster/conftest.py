@@ -7,8 +7,9 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,24 @@ def running_cluster(state: Path, init_sql: str | None = None) -> Iterator[Cluste
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("cluster"), INIT_SQL) as running:
         yield running
+
+
+def run_clients(client: Callable[[int], None], count: int, timeout: float) -> None:
+    """`client(slot)` for slots 0..count-1, each in its own thread (blocking client
+    libraries); fails if one is still running after `timeout` seconds or raised."""
+    failures: list[BaseException] = []
+
+    def guarded(slot: int) -> None:
+        try:
+            client(slot)
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(slot,), daemon=True) for slot in range(count)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), f"a client still runs after {timeout}s"
+    assert not failures, failures

@@ -15,7 +15,6 @@ import os
 import random
 import struct
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,7 +24,7 @@ import mysql.connector
 import pymysql
 import pytest
 
-from tests.cluster.conftest import NODES, Cluster, running_cluster
+from tests.cluster.conftest import NODES, Cluster, run_clients, running_cluster
 
 SEED = int(os.environ.get("WSREP_TYPES_SEED", "20261125"))  # another seed: other rows
 ZONE = "Europe/Berlin"
@@ -439,7 +438,6 @@ def test_conflicting_writers_on_every_node_in_both_protocols(cluster: Cluster) -
         w.close()
     rows = set(seed.ids)
     commits: list[int] = []
-    unexpected: list[BaseException] = []
 
     def writer(slot: int) -> None:
         work = Workload(SEED + 2 + slot)
@@ -461,19 +459,12 @@ def test_conflicting_writers_on_every_node_in_both_protocols(cluster: Cluster) -
                     if _errno(exc) != 1213:
                         raise
                     w.rollback()
-        except BaseException as exc:  # reported below
-            unexpected.append(exc)
         finally:
             commits.append(done)
             w.close()
 
-    threads = [threading.Thread(target=writer, args=(slot,)) for slot in range(2 * NODES)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
+    run_clients(writer, 2 * NODES, timeout=180)
     print(f"committed {sum(commits)} of {2 * NODES * CONCURRENT_OPS}")  # the rest: 1213
-    assert not unexpected, unexpected
     assert len(commits) == 2 * NODES and sum(commits) > 0, commits
     assert len(set(cluster.checksums(TABLE))) == 1
     exact = [_exact_rows(cluster, i) for i in range(NODES)]
