@@ -2,14 +2,14 @@
 
 Text protocol only: `query(sql)` runs one statement (or several, separated by `;`) and
 returns rows as tuples of raw bytes (None for NULL), exactly what the server sent; the
-caller decides how to decode. Server errors raise `BackendError` with the server's code,
-SQLSTATE and message; the connection stays usable after them.
+caller decides how to decode (`proxy.protocol.text_result` reads the replies). Server
+errors raise `BackendError` with the server's code, SQLSTATE and message; the connection
+stays usable after them.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from types import TracebackType
 
 import trio
@@ -22,19 +22,16 @@ from proxy.protocol.auth import (
     native_password,
 )
 from proxy.protocol.constants import (
-    EOF_HEADER,
     ERR_HEADER,
-    LOCAL_INFILE_HEADER,
-    OK_HEADER,
     UTF8MB4_GENERAL_CI,
     Capability,
     Command,
     ServerStatus,
 )
 from proxy.protocol.handshake import Greeting
-from proxy.protocol.packet_reader import Packet
-from proxy.protocol.results import Column, ErrPacket, OkPacket, Row, parse_text_row
-from proxy.protocol.wire import ProtocolError, frame, lenenc_bytes, read_lenenc_int, read_nul_str
+from proxy.protocol.results import ErrPacket, OkPacket
+from proxy.protocol.text_result import QueryResult, TextResultReader
+from proxy.protocol.wire import ProtocolError, frame, lenenc_bytes, read_nul_str
 
 log = logging.getLogger("wsrep.backend_client")
 
@@ -52,6 +49,7 @@ DEFAULT_CAPABILITIES = (
     | Capability.DEPRECATE_EOF
 )
 _MAX_PACKET = 1 << 30
+_MORE_RESULTS = int(ServerStatus.MORE_RESULTS_EXISTS)  # a plain int: IntFlag ops are slow
 
 
 class BackendError(Exception):
@@ -62,20 +60,6 @@ class BackendError(Exception):
         self.code = code
         self.sqlstate = sqlstate
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class QueryResult:
-    columns: tuple[Column, ...] = ()
-    rows: list[Row] = field(default_factory=list)
-    affected_rows: int = 0
-    last_insert_id: int = 0
-    status_flags: int = 0
-    warnings: int = 0
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(col.name for col in self.columns)
 
 
 class BackendClient:
@@ -198,35 +182,23 @@ async def run_query(stream: PacketStream, sql: str, deprecate_eof: bool) -> list
     while True:
         result = await read_result(stream, deprecate_eof)
         results.append(result)
-        if not result.status_flags & ServerStatus.MORE_RESULTS_EXISTS:
+        if not result.status_flags & _MORE_RESULTS:
             return results
 
 
 async def read_result(stream: PacketStream, deprecate_eof: bool) -> QueryResult:
     """One text-protocol result: OK, or columns and rows. ERR raises BackendError."""
-    packet = await stream.read_packet()
-    _raise_if_err(packet.payload)
-    if packet.payload[:1] == bytes((LOCAL_INFILE_HEADER,)):  # refuse: send an empty "file"
-        await stream.send(frame(b"", packet.seq + 1))
-        packet = await stream.read_packet()
-        _raise_if_err(packet.payload)
-    if packet.payload[:1] == bytes((OK_HEADER,)):
-        ok = OkPacket.parse(packet.payload)
-        return QueryResult(
-            (), [], ok.affected_rows, ok.last_insert_id, ok.status_flags, ok.warnings
-        )
-    count, _ = read_lenenc_int(packet.payload, 0)
-    columns = tuple([Column.parse((await stream.read_packet()).payload) for _ in range(count)])
-    if not deprecate_eof:
-        await stream.read_packet()
-    rows = []
+    reader = TextResultReader(deprecate_eof)
     while True:
-        packet = await stream.read_packet()
-        if _is_terminator(packet, deprecate_eof):
-            status, warnings = _terminator_status(packet.payload, deprecate_eof)
-            return QueryResult(columns, rows, 0, 0, status, warnings)
-        _raise_if_err(packet.payload)
-        rows.append(parse_text_row(packet.payload, count))
+        outcome = reader.read(stream.reader)
+        if outcome is None:
+            await stream.receive_more()
+        elif isinstance(outcome, QueryResult):
+            return outcome
+        elif isinstance(outcome, ErrPacket):
+            raise BackendError(outcome.code, outcome.sqlstate, outcome.message)
+        else:  # LOAD DATA LOCAL: refuse with an empty "file"; OK or ERR follows
+            await stream.send(frame(b"", outcome.seq))
 
 
 def _raise_if_err(payload: bytes) -> None:
@@ -235,15 +207,3 @@ def _raise_if_err(payload: bytes) -> None:
         raise BackendError(err.code, err.sqlstate, err.message)
     if not payload:
         raise ProtocolError("empty packet from the server")
-
-
-def _is_terminator(packet: Packet, deprecate_eof: bool) -> bool:
-    limit = 0xFFFFFF if deprecate_eof else 9
-    return packet.payload[:1] == bytes((EOF_HEADER,)) and len(packet.payload) < limit
-
-
-def _terminator_status(payload: bytes, deprecate_eof: bool) -> tuple[int, int]:
-    if deprecate_eof:
-        ok = OkPacket.parse(payload)
-        return ok.status_flags, ok.warnings
-    return int.from_bytes(payload[3:5], "little"), int.from_bytes(payload[1:3], "little")

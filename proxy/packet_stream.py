@@ -43,6 +43,10 @@ class PacketStream:
             packet = reader.next_packet()
         return packet
 
+    async def receive_more(self) -> None:
+        """Waits for the peer's next bytes and buffers them in `reader`."""
+        self.reader.feed(await self._receive())
+
     async def receive_some(self) -> bytes:
         """Buffered bytes first, then whatever the peer sends next."""
         if self.reader.buffered:

@@ -37,6 +37,12 @@ class PacketReader:
         self._buf = bytearray()
 
     @property
+    def buffer(self) -> bytearray:
+        """The bytes fed and not taken yet, for parsers that consume whole packets in
+        place (`text_result.TextResultReader`): they delete what they consumed."""
+        return self._buf
+
+    @property
     def buffered(self) -> int:
         return len(self._buf)
 
