@@ -101,10 +101,7 @@ async def _final_images(
             if key_image in found:  # matched twice, e.g. 'a' and 'A' under a _ci key
                 continue
             found.add(bytes(key_image))
-            values = tuple(
-                sql.parse_value(c.kind, raw) for c, raw in zip(spec.columns, image, strict=True)
-            )
-            upserts.append(RowChange(spec, Op.UPSERT, values))
+            upserts.append(RowChange(spec, Op.UPSERT, sql.parse_row(spec, image)))
             keys.extend(certkeys.unique_keys(shape, sql.split_key_list(uniques or b"")))
             keys.extend(certkeys.parent_keys(shape, sql.split_key_list(parents or b"")))
     return found

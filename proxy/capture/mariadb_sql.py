@@ -17,8 +17,9 @@ Certification keys need a value's identity under the column's collation, not its
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from proxy.capture.rowimage import ColumnSpec, Kind, TableSpec, Value, check_value
 from proxy.capture.shape import Column, ForeignKey, Hop, TableShape
@@ -78,25 +79,54 @@ def string_literal(value: str) -> str:
 
 def literal(kind: Kind, charset: str, value: Value) -> str:
     """SQL literal that stores exactly `value` in a column of `kind` (applier session)."""
-    if value is None:
-        return "NULL"
+    return "NULL" if value is None else _LITERALS[kind](kind, charset, value)
+
+
+def _number_literal(kind: Kind, charset: str, value: Value) -> str:
     check_value(kind, value)
-    if kind in (Kind.INT, Kind.BITS, Kind.ENUM, Kind.SET, Kind.DECIMAL):
-        return str(value)
-    if kind in (Kind.FLOAT32, Kind.FLOAT64):
-        shown = repr(value)
-        return shown if "e" in shown else shown + "e0"  # a DOUBLE literal, not a DECIMAL
-    if kind is Kind.TEMPORAL:
-        return f"'{value}'"
-    if kind is Kind.TIMESTAMP:
-        assert isinstance(value, str)
-        if float(value) == 0:  # the zero timestamp is not a point in time
-            return "'0000-00-00 00:00:00'"
-        return f"FROM_UNIXTIME({value})"
-    assert isinstance(value, bytes)
-    if kind is Kind.TEXT:
-        return f"_{charset} X'{value.hex()}'"
-    return f"X'{value.hex()}'"
+    return str(value)
+
+
+def _float_literal(kind: Kind, charset: str, value: Value) -> str:
+    check_value(kind, value)
+    shown = repr(value)
+    return shown if "e" in shown else shown + "e0"  # a DOUBLE literal, not a DECIMAL
+
+
+def _temporal_literal(kind: Kind, charset: str, value: Value) -> str:
+    check_value(kind, value)
+    return f"'{value}'"
+
+
+def _timestamp_literal(kind: Kind, charset: str, value: Value) -> str:
+    check_value(kind, value)
+    assert isinstance(value, str)
+    if float(value) == 0:  # the zero timestamp is not a point in time
+        return "'0000-00-00 00:00:00'"
+    return f"FROM_UNIXTIME({value})"
+
+
+def _text_literal(kind: Kind, charset: str, value: Value) -> str:
+    if not isinstance(value, bytes):
+        check_value(kind, value)  # raises
+    return f"_{charset} X'{value.hex()}'"  # type: ignore[union-attr]
+
+
+def _bytes_literal(kind: Kind, charset: str, value: Value) -> str:
+    if not isinstance(value, bytes):
+        check_value(kind, value)  # raises
+    return f"X'{value.hex()}'"  # type: ignore[union-attr]
+
+
+_LITERALS = {
+    **dict.fromkeys((Kind.INT, Kind.BITS, Kind.ENUM, Kind.SET, Kind.DECIMAL), _number_literal),
+    Kind.FLOAT32: _float_literal,
+    Kind.FLOAT64: _float_literal,
+    Kind.TEMPORAL: _temporal_literal,
+    Kind.TIMESTAMP: _timestamp_literal,
+    Kind.TEXT: _text_literal,
+    Kind.BYTES: _bytes_literal,
+}
 
 
 # --- reading values -------------------------------------------------------------------
@@ -119,15 +149,29 @@ def read_expr(ref: str, kind: Kind) -> str:
 
 def parse_value(kind: Kind, raw: bytes | None) -> Value:
     """The value a `read_expr` column came back as."""
-    if raw is None:
-        return None
-    if kind in (Kind.INT, Kind.BITS, Kind.ENUM, Kind.SET):
-        return int(raw)
-    if kind in (Kind.FLOAT32, Kind.FLOAT64):
-        return float(raw)
-    if kind in (Kind.DECIMAL, Kind.TEMPORAL, Kind.TIMESTAMP):
-        return raw.decode("ascii")
-    return bytes(raw)
+    return None if raw is None else _PARSERS[kind](raw)
+
+
+def parse_row(spec: TableSpec, raw: Sequence[bytes | None]) -> tuple[Value, ...]:
+    """`parse_value` of a row of `read_expr` columns of `spec.columns`."""
+    parsers = _row_parsers(spec)
+    if len(raw) != len(parsers):
+        raise ValueError(f"{spec.name}: {len(raw)} values for {len(parsers)} columns")
+    return tuple([None if v is None else parse(v) for parse, v in zip(parsers, raw)])  # noqa: B905
+
+
+_ASCII = functools.partial(bytes.decode, encoding="ascii")
+_PARSERS: dict[Kind, Callable[[bytes], Value]] = {
+    **dict.fromkeys((Kind.INT, Kind.BITS, Kind.ENUM, Kind.SET), int),
+    **dict.fromkeys((Kind.FLOAT32, Kind.FLOAT64), float),
+    **dict.fromkeys((Kind.DECIMAL, Kind.TEMPORAL, Kind.TIMESTAMP), _ASCII),
+    **dict.fromkeys((Kind.TEXT, Kind.BYTES), bytes),
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _row_parsers(spec: TableSpec) -> tuple[Callable[[bytes], Value], ...]:
+    return tuple(_PARSERS[c.kind] for c in spec.columns)
 
 
 def cert_expr(ref: str, col: Column, prefix: int | None = None) -> str:
@@ -192,13 +236,15 @@ def split_key_list(raw: bytes) -> list[tuple[bytes, ...] | None]:
 
 def split_key_image(raw: bytes, shape: TableShape) -> tuple[Value, ...]:
     """Undo `key_image_expr`: the typed values of the identifying key."""
-    cols = shape.identifying_key().columns
+    spec = shape.spec
+    parsers = _row_parsers(spec)
     parts = raw.split(b",")
-    if len(parts) != len(cols):
-        raise ValueError(f"key image of {shape.qualified} has {len(parts)} parts, not {len(cols)}")
+    if len(parts) != len(spec.key):
+        raise ValueError(
+            f"key image of {shape.qualified} has {len(parts)} parts, not {len(spec.key)}"
+        )
     return tuple(
-        parse_value(_kind(shape.by_name[c]), bytes.fromhex(p.decode()))
-        for c, p in zip(cols, parts, strict=True)
+        parsers[i](bytes.fromhex(p.decode())) for i, p in zip(spec.key, parts, strict=True)
     )
 
 
@@ -517,13 +563,19 @@ def forget_captured(seqs: Sequence[int]) -> str:
 
 def row_literal(columns: Sequence[ColumnSpec], values: Sequence[Value]) -> str:
     """`(v1, v2, ...)`: one row (or key) for a VALUES or IN list."""
-    shown = (literal(c.kind, c.charset, v) for c, v in zip(columns, values, strict=True))
+    if len(columns) != len(values):
+        raise ValueError(f"{len(values)} values for {len(columns)} columns")
+    shown = [
+        "NULL" if v is None else _LITERALS[c.kind](c.kind, c.charset, v)
+        for c, v in zip(columns, values)  # noqa: B905 - lengths checked
+    ]
     return f"({', '.join(shown)})"
 
 
-def _key_match(alias: str, spec: TableSpec, rows: Sequence[str]) -> str:
+def _key_match(alias: str, spec: TableSpec) -> str:
+    """`(k1, k2) IN (`: the rows follow."""
     names = [f"{alias}{ident(c.name)}" for c in spec.key_columns]
-    return f"({', '.join(names)}) IN ({', '.join(rows)})"
+    return f"({', '.join(names)}) IN ("
 
 
 def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
@@ -534,16 +586,33 @@ def select_rows(shape: TableShape, keys: Sequence[Sequence[Value]]) -> str:
     which certification makes safe: if a newer version committed since, this write set's
     EXCLUSIVE key on it conflicts and it aborts. In UTC, so FROM_UNIXTIME() of a TIMESTAMP
     key is exact even in a DST fall-back hour of the user's time zone."""
+    key_columns = shape.spec.key_columns
+    rows = [row_literal(key_columns, key) for key in keys]
+    return f"{_select_prefix(shape)}{', '.join(rows)})"
+
+
+# Shapes are immutable and a catalog reload makes new ones: the text is kept per shape
+# object (by identity: hashing a shape walks all its columns and keys).
+_SELECT_PREFIXES: dict[int, tuple[TableShape, str]] = {}
+
+
+def _select_prefix(shape: TableShape) -> str:
+    cached = _SELECT_PREFIXES.get(id(shape))
+    if cached is not None and cached[0] is shape:
+        return cached[1]
     spec = shape.spec
     exprs = [read_expr(f"u.{ident(c.name)}", c.kind) for c in spec.columns]
-    rows = [row_literal(spec.key_columns, key) for key in keys]
-    return (
+    prefix = (
         "SET STATEMENT time_zone = '+00:00' FOR "
         f"SELECT {key_image_expr('u', shape)}, {unique_keys_expr('u', shape)}, "
         f"{parent_keys_expr('u', shape)}, {', '.join(exprs)} "
         f"FROM {qualified(shape.schema, shape.name)} u "
-        f"WHERE {_key_match('u.', spec, rows)}"
+        f"WHERE {_key_match('u.', spec)}"
     )
+    if len(_SELECT_PREFIXES) >= 4096:
+        _SELECT_PREFIXES.clear()
+    _SELECT_PREFIXES[id(shape)] = (shape, prefix)
+    return prefix
 
 
 # --- applier --------------------------------------------------------------------------
@@ -579,15 +648,25 @@ ROLLBACK = "ROLLBACK"
 
 def delete_rows(spec: TableSpec, keys: Sequence[str]) -> str:
     """`keys` rendered by `row_literal`."""
-    return f"DELETE FROM {qualified(spec.schema, spec.name)} WHERE {_key_match('', spec, keys)}"
+    return f"{_delete_prefix(spec)}{', '.join(keys)})"
 
 
 def replace_rows(spec: TableSpec, images: Sequence[str]) -> str:
     """`images` rendered by `row_literal`. REPLACE, not INSERT ... ON DUPLICATE KEY UPDATE:
     a row that collides on a unique key with a row this write set changes later must go
     (it is re-written with its own image)."""
+    return f"{_replace_prefix(spec)}{', '.join(images)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _delete_prefix(spec: TableSpec) -> str:
+    return f"DELETE FROM {qualified(spec.schema, spec.name)} WHERE {_key_match('', spec)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _replace_prefix(spec: TableSpec) -> str:
     cols = ", ".join(ident(c.name) for c in spec.columns)
-    return f"REPLACE INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES {', '.join(images)}"
+    return f"REPLACE INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES "
 
 
 # --- total order isolation (TOI) ------------------------------------------------------

@@ -115,7 +115,7 @@ def test_truncated_or_flipped_never_crashes(rows: list[RowChange], data: st.Data
 @given(st.binary(max_size=200))
 def test_garbage_is_rejected_with_a_clear_error(blob: bytes) -> None:
     try:
-        decode_changes(MAGIC + b"\x01" + blob)
+        decode_changes(MAGIC + b"\x02" + blob)
     except RowImageError as exc:
         assert str(exc)
 
@@ -125,11 +125,11 @@ def test_garbage_is_rejected_with_a_clear_error(blob: bytes) -> None:
     [
         (b"", "bad magic"),
         (b"XYZ\x01\x00\x00", "bad magic"),
-        (MAGIC + b"\x02\x00\x00", "version 2 not supported"),
-        (MAGIC + b"\x01\x00\x01\x00", "table index 0 of 0"),
-        (MAGIC + b"\x01\x00\x00\x00", "trailing bytes"),
-        (MAGIC + b"\x01" + b"\xff" * 11, "overlong varint"),
-        (MAGIC + b"\x01\x05", "truncated"),
+        (MAGIC + b"\x01\x00\x00", "version 1 not supported"),
+        (MAGIC + b"\x02\x00\x01\x00", "table index 0 of 0"),
+        (MAGIC + b"\x02\x00\x00\x00", "trailing bytes"),
+        (MAGIC + b"\x02" + b"\xff" * 11, "overlong varint"),
+        (MAGIC + b"\x02\x05", "truncated"),
     ],
 )
 def test_specific_errors(blob: bytes, message: str) -> None:
