@@ -91,8 +91,8 @@ def row_key(
         raise ValueError("a row key is EXCLUSIVE or SHARED; use table_key() for TABLE")
     if not values:
         raise ValueError("a row key needs at least one column value")
-    tid = table_ident(schema, table)
-    parts = [tid, _name(index.lower()), encode_varint(len(values))]
+    tid, head = _index_head(schema, table, index)
+    parts = [head, encode_varint(len(values))]
     for value in values:
         if value is None:
             parts.append(b"\x00")
@@ -104,6 +104,13 @@ def row_key(
     return Key(kind, b"".join(parts), tid)
 
 
+@functools.lru_cache(maxsize=4096)
+def _index_head(schema: str, table: str, index: str) -> tuple[bytes, bytes]:
+    """(table ident, row ident up to its values) of a table's index."""
+    tid = table_ident(schema, table)
+    return tid, tid + _name(index.lower())
+
+
 def decode_key(data: bytes, pos: int = 0) -> tuple[Key, int]:
     """Parse one key's wire form at `pos`; return it and the position after it."""
     keys, end = decode_keys(data, pos, 1)
@@ -113,10 +120,10 @@ def decode_key(data: bytes, pos: int = 0) -> tuple[Key, int]:
 def decode_keys(data: bytes, pos: int, count: int) -> tuple[tuple[Key, ...], int]:
     """Parse `count` keys at `pos`; return them and the position after the last.
 
-    Keys of one write set mostly share a few tables: each table prefix is validated once
-    per call, and its keys share one bytes object for it.
+    Keys mostly share a few tables and indexes: each distinct head (the names before the
+    values) is validated once per process (`_HEADS`), and its keys share one bytes object
+    for their table.
     """
-    tables: dict[bytes, bytes] = {}
     keys = []
     size = len(data)
     for _ in range(count):
@@ -130,20 +137,78 @@ def decode_keys(data: bytes, pos: int, count: int) -> tuple[tuple[Key, ...], int
         if end > size:
             raise KeyFormatError("truncated key ident")
         ident = data[pos:end]
-        tpos = _name_span(ident, _name_span(ident, 0)[1])[1]
-        prefix = ident[:tpos]
-        table = tables.get(prefix)
-        if table is None:
-            _read_name(ident, _read_name(ident, 0)[0])  # utf-8 check, once per table
-            table = tables[prefix] = prefix
         if kind is KeyKind.TABLE:
-            if tpos != len(ident):
-                raise KeyFormatError("trailing bytes in a TABLE key")
-        elif not _read_values(ident, _read_name(ident, tpos)[0]):
-            raise KeyFormatError("a row key needs at least one value")
-        keys.append(Key(kind, table if kind is KeyKind.TABLE else ident, table))
+            table = _table_of(ident, len(ident))
+            keys.append(Key(kind, table, table))
+        else:
+            vpos = _values_pos(ident)
+            table = _HEADS.get(ident[:vpos])
+            if table is None:
+                table = _check_head(ident, vpos)
+            _check_values(ident, vpos)
+            keys.append(Key(kind, ident, table))
         pos = end
     return tuple(keys), pos
+
+
+# Validated row-key heads (table ident + index name) -> their table ident; bounded.
+_HEADS: dict[bytes, bytes] = {}
+_MAX_HEADS = 4096
+
+
+def _values_pos(ident: bytes) -> int:
+    """Where the values of a row ident start (after three names; checked by the caller)."""
+    pos = 0
+    for _ in range(3):
+        if pos < len(ident) and ident[pos] < 0x80:
+            pos += 1 + ident[pos]  # a name shorter than 128 bytes: no varint loop
+        else:
+            pos = _name_span(ident, pos)[1]
+    return pos
+
+
+def _check_head(ident: bytes, vpos: int) -> bytes:
+    tpos = _name_span(ident, _name_span(ident, 0)[1])[1]
+    table = _table_of(ident, tpos)
+    end, _ = _read_name(ident, tpos)
+    if end != vpos:
+        raise KeyFormatError("malformed index name in key")
+    if len(_HEADS) >= _MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[ident[:vpos]] = table
+    return table
+
+
+def _table_of(ident: bytes, end: int) -> bytes:
+    """The table ident `ident[:end]`, checked (two utf-8 names, nothing else)."""
+    table = ident[:end]
+    if table not in _TABLES:
+        pos, _ = _read_name(table, 0)
+        if _read_name(table, pos)[0] != end:
+            raise KeyFormatError("trailing bytes in a TABLE key")
+        if len(_TABLES) >= _MAX_HEADS:
+            _TABLES.clear()
+        _TABLES[table] = table
+    return _TABLES[table]
+
+
+_TABLES: dict[bytes, bytes] = {}  # validated table idents, one shared object each
+
+
+def _check_values(ident: bytes, start: int) -> None:
+    """A row ident's values: at least one, each NULL (0) or varint(len + 1) bytes, to the end."""
+    size = len(ident)
+    if start < size and 0 < ident[start] < 0x80:  # the common case: short values, no varints
+        pos = start + 1
+        for _ in range(ident[start]):
+            if pos >= size or ident[pos] >= 0x80:
+                break
+            pos += ident[pos] or 1  # tag t: NULL (one byte) or t - 1 bytes after the tag
+        else:
+            if pos == size:
+                return
+    if not _read_values(ident, start):  # the general parse, with its exact error
+        raise KeyFormatError("a row key needs at least one value")
 
 
 _KINDS = tuple(KeyKind)

@@ -48,6 +48,8 @@ class WriteSetFlags(IntFlag):
 
 
 _KNOWN_FLAGS = sum(flag.value for flag in WriteSetFlags)
+_FLAGS = tuple(WriteSetFlags(bits) for bits in range(_KNOWN_FLAGS + 1))  # by value, no enum call
+_COMMIT_AND_ROLLBACK = WriteSetFlags.COMMIT.value | WriteSetFlags.ROLLBACK.value
 
 
 class WriteSetFormatError(ValueError):
@@ -145,7 +147,7 @@ def _decode_body(body: bytes, flags: int, trx_id: int, last_seen: int) -> WriteS
     pos, length = decode_varint(body, pos)
     if pos + length != len(body):
         raise WriteSetFormatError("data length does not match the write set's size")
-    return WriteSet(origin, trx_id, last_seen, keys, body[pos:], WriteSetFlags(flags))
+    return WriteSet(origin, trx_id, last_seen, keys, body[pos:], _FLAGS[flags])
 
 
 def flag_names(flags: WriteSetFlags) -> str:
@@ -153,7 +155,8 @@ def flag_names(flags: WriteSetFlags) -> str:
 
 
 def _check_flags(flags: int, error: type[ValueError]) -> None:
+    """`flags` as a plain int (IntFlag operators are Python calls)."""
     if flags & ~_KNOWN_FLAGS:
         raise error(f"unknown write-set flags {flags & ~_KNOWN_FLAGS:#x}")
-    if flags & WriteSetFlags.COMMIT and flags & WriteSetFlags.ROLLBACK:
+    if flags & _COMMIT_AND_ROLLBACK == _COMMIT_AND_ROLLBACK:
         raise error("a write set cannot both commit and roll back")

@@ -106,6 +106,28 @@ def test_truncation_is_detected(key: Key, data: st.DataObject) -> None:
         decode_key(wire[:cut])
 
 
+# Names and values past 127 bytes take the varint paths of the decoder, short ones its
+# fast paths; both must accept and refuse exactly the same bytes.
+long_names = names | st.text(min_size=100, max_size=140)
+long_values = st.lists(st.none() | st.binary(max_size=300), min_size=1, max_size=200).map(tuple)
+long_keys = st.tuples(long_names, long_names, long_names, long_values, st.sampled_from([EX, SH]))
+
+
+@no_deadline
+@given(keys | long_keys.map(key_from), st.data())
+def test_a_flipped_byte_is_refused_or_a_well_formed_key(key: Key, data: st.DataObject) -> None:
+    wire = key.to_bytes()
+    assert decode_key(wire) == (key, len(wire))  # its table and index are known from now on
+    pos = data.draw(st.integers(0, len(wire) - 1))
+    flipped = wire[:pos] + bytes([wire[pos] ^ data.draw(st.integers(1, 255))]) + wire[pos + 1 :]
+    try:
+        got, end = decode_key(flipped)
+    except KeyFormatError:
+        return
+    assert got.to_bytes() == flipped[:end]
+    assert got.describe()  # every part of an accepted key parses
+
+
 @pytest.mark.parametrize(
     ("wire", "message"),
     [
