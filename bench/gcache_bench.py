@@ -56,6 +56,7 @@ def appends(path: Path, payload: bytes, per_call: int, sync: bool, seconds: floa
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             g.append(entries(n + 1, per_call, payload))
+            g.flush()  # what the group driver's sync job does once per batch
             n += per_call
         elapsed = time.perf_counter() - started
     mode = "sync" if sync else "no sync"
@@ -68,8 +69,15 @@ def hard_state_saves(path: Path, seconds: float) -> None:
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             n += 1
-            g.save_hard_state(HardState(1, ME.id, None, 0 if n % 2 else 1))
-        rate("save_hard_state, sync", n, time.perf_counter() - started, "saves/s  ")
+            g.save_hard_state(HardState(n, ME.id, None, 0))
+        rate("save_hard_state, a new term (synced)", n, time.perf_counter() - started,
+             "saves/s  ")  # fmt: skip
+        term, n, started = n, 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            n += 1
+            g.save_hard_state(HardState(term, ME.id, None, n))
+        rate("save_hard_state, delivered only (a mark)", n, time.perf_counter() - started,
+             "saves/s  ")  # fmt: skip
 
 
 def fill(path: Path, mib: int, payload: bytes) -> int:

@@ -7,6 +7,9 @@ A directory holds:
   `segment_size`;
 - `gcache.state`: the Raft hard state (term, vote, cluster uuid, delivered) and the base
   (the last purged entry and the stable view in force at it), replaced atomically;
+- `gcache.delivered`: the delivered index, rewritten in place (one `pwrite`) after every
+  delivery batch: it only spares a restarted member re-deliveries, so it is never synced
+  on its own (a power loss may leave it behind; a killed process loses nothing);
 - `gcache.lock`: held (flock) while a process has the cache open.
 
 Size bound (Galera's `gcache.size`): when the segments take more than `size` bytes, the
@@ -15,12 +18,15 @@ oldest segments are dropped, but only those whose entries are all delivered by t
 still streams for IST). The current segment is never dropped, so the bound can be exceeded
 by up to one segment, or by whatever the floors hold.
 
-Durability: with `sync=True` (the default) `append`, `truncate_from` and `save_hard_state`
-return only once their data is on disk (fdatasync / fsync, directory fsynced when files
-come and go). With `sync=False` the same writes reach the OS but are not flushed: a
-killed process loses nothing, a power loss or kernel crash loses the unflushed tail of the
-log and the latest `delivered` index. A change of term, vote or cluster uuid is always
-synced, whatever `sync` says: a member never forgets a vote it gave.
+Durability: every write reaches the OS before the call returns, so a killed process loses
+nothing. With `sync=True` (the default) appended records become durable through
+`sync_job()` (or `flush()`): one fdatasync per segment written since the last job, which
+the group driver runs in a worker thread, once per batch, before it sends anything the
+core decided after those appends; `truncate_from`, new segments and purges are synced on
+the spot (rare). With `sync=False` appends are never flushed: a power loss or kernel crash
+loses the unflushed tail of the log. A change of term, vote or cluster uuid is always
+synced before `save_hard_state` returns, whatever `sync` says: a member never forgets a
+vote it gave. `delivered` alone is never synced (see `gcache.delivered` above).
 
 Recovery on open scans every segment, verifies each record's crc, and cuts the log at the
 first torn or damaged record (everything after it is dropped, and logged); entries are
@@ -36,10 +42,20 @@ import os
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from wsrep.gcache_codec import StateError, decode_bodies, decode_state, encode_body, encode_state
+from wsrep.gcache_codec import (
+    DELIVERED_SIZE,
+    StateError,
+    decode_bodies,
+    decode_delivered,
+    decode_state,
+    encode_body,
+    encode_delivered,
+    encode_state,
+)
 from wsrep.gcache_files import atomic_write, fsync_dir
 from wsrep.gcache_segment import (
     HEADER_SIZE,
@@ -57,6 +73,7 @@ from wsrep.group.log import Entry, EntryKind, HardState
 logger = logging.getLogger("wsrep.gcache")
 
 STATE_FILE = "gcache.state"
+DELIVERED_FILE = "gcache.delivered"
 LOCK_FILE = "gcache.lock"
 _MiB = 1 << 20
 
@@ -95,8 +112,10 @@ class GCache:
         self._segments: list[Segment] = []
         self._firsts: list[int] = []  # first index of each segment, for bisect
         self._stable_views: list[int] = []  # indexes of held stable VIEW entries
+        self._unsynced: list[Segment] = []  # segments appended to since the last sync job
+        self._delivered_fd = -1
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(self.path)
+        self._lock_fd: int | None = _lock(self.path)
         try:
             self._open(cluster_uuid)
         except BaseException:
@@ -116,7 +135,10 @@ class GCache:
             raise ValueError(f"cluster uuid change from {old} to {state.cluster_uuid}")
         old_vote = (self._state.term, self._state.voted_for, self._state.cluster_uuid)
         vote = (state.term, state.voted_for, state.cluster_uuid)
-        self._write_state(state, self._base, self._base_view, sync=self.sync or vote != old_vote)
+        if vote != old_vote:
+            self._write_state(state, self._base, self._base_view, sync=True)
+        if state.delivered != self._state.delivered:
+            _write_mark(self._delivered_fd, encode_delivered(state.delivered))
         self._state = state
         self._purge()
 
@@ -177,6 +199,31 @@ class GCache:
         self._cut(index)
         logger.info("gcache %s: dropped %d entries from index %d", self.path, dropped, index)
 
+    def sync_job(self) -> Callable[[], None] | None:
+        """A job that fdatasyncs every segment appended to so far (on duplicated file
+        descriptors, so it may run in a worker thread while appends, purges and truncations
+        go on); None when nothing is waiting for a sync."""
+        fds = [os.dup(s.fd) for s in self._unsynced if s.fd >= 0]
+        self._unsynced = []
+        if not fds:
+            return None
+
+        def job() -> None:
+            try:
+                for fd in fds:
+                    os.fdatasync(fd)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+        return job
+
+    def flush(self) -> None:
+        """Make every append so far durable, here and now."""
+        job = self.sync_job()
+        if job is not None:
+            job()
+
     # ---- IST lookups ----------------------------------------------------------------------
 
     def seqno_range(self) -> tuple[int, int] | None:
@@ -213,6 +260,10 @@ class GCache:
         for s in self._segments:
             s.close()
         self._segments = []
+        self._unsynced = []
+        if self._delivered_fd >= 0:
+            os.close(self._delivered_fd)
+            self._delivered_fd = -1
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
@@ -243,17 +294,31 @@ class GCache:
                 ) from None
             self._state, self._base, self._base_view = HardState(), None, None
             self._write_state(self._state, None, None, sync=True)
+            (self.path / DELIVERED_FILE).unlink(missing_ok=True)  # of an earlier cache
         else:
             try:
                 self._state, self._base, self._base_view = decode_state(data)
             except StateError as e:
                 raise GCacheError(f"gcache {self.path}: {STATE_FILE}: {e}") from e
+        self._delivered_fd = os.open(self.path / DELIVERED_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        marked = decode_delivered(os.pread(self._delivered_fd, DELIVERED_SIZE, 0))
         known = self._state.cluster_uuid
         if cluster_uuid is not None and known is not None and known != cluster_uuid:
             raise GCacheError(f"gcache {self.path} belongs to cluster {known}, not {cluster_uuid}")
         self._first = self._base.index + 1 if self._base else 1
         self._last = self._first - 1
         self._recover(names)
+        if marked is not None and marked > self._state.delivered:
+            if marked > self._last:
+                # after a power loss: the mark reached the disk, the log's unsynced tail did
+                # not; entries past the synced log were never handed out (the driver syncs
+                # before it carries out a delivery)
+                logger.warning(
+                    "gcache %s: delivered mark %d is beyond the log end %d (a lost unsynced "
+                    "tail): delivering again from %d", self.path, marked, self._last,
+                    self._last + 1,
+                )  # fmt: skip
+            self._state = replace(self._state, delivered=min(marked, self._last))
         span = self.seqno_range()
         logger.info(
             "gcache %s: opened in %.2fs: entries [%d..%d], seqnos %s, %d segments, %.1f MiB, "
@@ -343,7 +408,7 @@ class GCache:
         return None, seg
 
     def _write(self, entries: list[Entry]) -> None:
-        """Append records, one write (and one sync) per segment touched."""
+        """Append records, one write per segment touched (synced by the next sync job)."""
         seg = self._segments[-1] if self._segments else None
         pending: list[bytes] = []
         meta: list[tuple[int, int]] = []
@@ -353,14 +418,21 @@ class GCache:
             record = encode_record(e.index, e.seqno, kind, encode_body(e))
             if seg is None or (size + len(record) > self.segment_size and size > HEADER_SIZE):
                 if seg is not None and pending:
-                    seg.append(pending, meta, self.sync)
+                    self._append_records(seg, pending, meta)
                 seg = self._new_segment(e.index)
                 pending, meta, size = [], [], seg.size
             pending.append(record)
             meta.append((e.seqno, kind))
             size += len(record)
         assert seg is not None
-        seg.append(pending, meta, self.sync)
+        self._append_records(seg, pending, meta)
+
+    def _append_records(
+        self, seg: Segment, records: list[bytes], meta: list[tuple[int, int]]
+    ) -> None:
+        seg.append(records, meta)
+        if self.sync and (not self._unsynced or self._unsynced[-1] is not seg):
+            self._unsynced.append(seg)
 
     def _cut(self, index: int) -> None:
         """Drop the records with index >= `index` from the files and the index."""
@@ -493,6 +565,12 @@ def _stable(e: Entry) -> bool:
 
 def _weight(e: Entry) -> int:
     return len(e.payload) + 64
+
+
+def _write_mark(fd: int, data: bytes) -> None:
+    """Overwrite the delivered mark in place: one small write (no rename, no fsync)."""
+    if os.pwrite(fd, data, 0) != len(data):
+        raise OSError(f"short write of the delivered mark ({len(data)} bytes)")
 
 
 def _lock(path: Path) -> int:

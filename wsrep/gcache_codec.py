@@ -11,6 +11,10 @@ The state file (`gcache.state`), replaced atomically on every change:
     term u64, delivered u64, voted_for (u16 length + utf-8, 0xFFFF = none),
     base and base view (each: u32 length, u64 index, one encoded entry; length 0 = none),
     crc32c u32 of everything before it
+
+The delivered mark (`gcache.delivered`), rewritten in place after every delivery batch:
+
+    magic "WSGD", delivered u64, crc32c u32 of the 12 bytes before it
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _BASE = struct.Struct("<IQ")
 _NO_VOTE = 0xFFFF
+DELIVERED_MAGIC = b"WSGD"
+_DELIVERED = struct.Struct("<4sQ")
+DELIVERED_SIZE = _DELIVERED.size + 4
 
 
 class StateError(ValueError):
@@ -107,3 +114,17 @@ def decode_state(data: bytes) -> tuple[HardState, Entry | None, Entry | None]:
         term, voted_for, None if cluster_uuid == NIL_UUID else cluster_uuid, delivered
     )
     return state, entries[0], entries[1]
+
+
+def encode_delivered(delivered: int) -> bytes:
+    raw = _DELIVERED.pack(DELIVERED_MAGIC, delivered)
+    return raw + _U32.pack(crc32c.crc32c(raw))
+
+
+def decode_delivered(data: bytes) -> int | None:
+    """The delivered index of a mark; None when it is missing, torn or damaged."""
+    if len(data) != DELIVERED_SIZE or data[:4] != DELIVERED_MAGIC:
+        return None
+    if _U32.unpack_from(data, _DELIVERED.size)[0] != crc32c.crc32c(data[: _DELIVERED.size]):
+        return None
+    return int(_DELIVERED.unpack_from(data)[1])

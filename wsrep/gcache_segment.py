@@ -151,13 +151,11 @@ class Segment:
     def last_index(self) -> int:
         return self.first_index + len(self.offsets) - 1
 
-    def append(self, records: list[bytes], meta: list[tuple[int, int]], sync: bool) -> None:
-        """Write consecutive records (with their (seqno, kind)) at the end; durable if `sync`."""
+    def append(self, records: list[bytes], meta: list[tuple[int, int]]) -> None:
+        """Write consecutive records (with their (seqno, kind)) at the end (not synced)."""
         data = b"".join(records)
         try:
             _write_all(self.fd, data, self.size)
-            if sync:
-                os.fdatasync(self.fd)
         except BaseException:
             # leave no half-written record behind the ones the index knows
             os.ftruncate(self.fd, self.size)
@@ -198,7 +196,9 @@ class Segment:
         self.size = end
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def remove(self) -> None:
         self.close()

@@ -7,6 +7,12 @@ round leaves batched, and carries them out in order: Send over the transport,
 Deliver/ViewChange/Behind onto the event stream, Submitted to the waiting submitter. The
 same task calls `tick()` at the core's `next_deadline()`.
 
+Durability (Raft: a member acknowledges, votes for or delivers only what its disk holds):
+before carrying out a round's actions the task runs the storage's sync job (one
+fdatasync for every entry appended since the last round) in a worker thread, so the event
+loop keeps relaying, applying and receiving meanwhile; what arrives during the sync is
+the next round's batch (group commit).
+
     async with open_group_node(config, storage, secret) as node:
         seqno = await node.submit(b"write set")
         for event in await node.next_events():  # Deliver | ViewChange | Behind, same order
@@ -107,6 +113,7 @@ class GroupNode:
         self.submit_timeout = submit_timeout
         seed = rng_seed if rng_seed is not None else uuid.uuid4().int & 0xFFFFFFFF
         self._core = GroupMember(config, storage, trio.current_time(), rng_seed=seed)
+        self._storage = storage
         self._transport = TcpTransport(transport or transport_config(config, secret), self)
         self._events_in, self.events = trio.open_memory_channel[GroupEvent](math.inf)
         self._waiters: dict[int, _Waiter] = {}
@@ -226,13 +233,13 @@ class GroupNode:
         while True:
             if self._dirty:
                 self._dirty = False
-                self._pump()
+                await self._pump()
             now = trio.current_time()
             self._expire_waiters(now)
             deadline = self._core.next_deadline()
             if now >= deadline:
                 self._core.tick(now)
-                self._pump()
+                await self._pump()
                 continue
             if self._deadlines:
                 deadline = min(deadline, self._deadlines[0][0])
@@ -253,9 +260,14 @@ class GroupNode:
         self._dirty = True
         self._wake.set()
 
-    def _pump(self) -> None:
-        """Carry out the core's actions, in order."""
-        for action in self._core.take_actions():
+    async def _pump(self) -> None:
+        """Carry out the core's actions, in order, once the writes they rest on are durable."""
+        actions = self._core.take_actions()
+        job = self._storage.sync_job()
+        if job is not None:
+            await trio.to_thread.run_sync(job)
+            await trio.lowlevel.checkpoint_if_cancelled()  # stopped meanwhile: carry out nothing
+        for action in actions:
             if isinstance(action, Send):
                 self._transport.send(action.to, action.data)
             elif isinstance(action, Deliver):

@@ -11,7 +11,8 @@ from pathlib import Path
 import crc32c
 import pytest
 
-from wsrep.gcache import STATE_FILE, GCache, GCacheError
+from wsrep.gcache import DELIVERED_FILE, STATE_FILE, GCache, GCacheError
+from wsrep.gcache_codec import encode_delivered
 from wsrep.gcache_segment import HEADER, MAGIC, encode_header, encode_record, segment_name
 from wsrep.group.log import HardState
 
@@ -66,33 +67,97 @@ def test_hard_state_survives_reopen(tmp_path: Path) -> None:
     assert not (tmp_path / (STATE_FILE + ".tmp")).exists()
 
 
-@pytest.mark.parametrize("sync", [True, False])
-def test_every_write_is_flushed_before_it_returns_unless_told_not_to(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: bool
-) -> None:
-    flushed: set[str] = set()
+def spy_flushes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Record (call, size of the file synced) for every fsync and fdatasync."""
+    flushed: list[tuple[str, int]] = []
 
     def spy(name: str) -> None:
         real = getattr(os, name)
 
         def flush(fd: int) -> None:
-            flushed.add(name)
+            flushed.append((name, os.fstat(fd).st_size))
             real(fd)
 
         monkeypatch.setattr(os, name, flush)
 
     spy("fsync")
     spy("fdatasync")
+    return flushed
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_what_is_flushed_when(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: bool) -> None:
+    flushed = spy_flushes(monkeypatch)
     with filled(tmp_path, 3, sync=sync) as g:
         for action, flush, always in (
-            (lambda: g.append(payloads(1, after=g.entry(3))), "fdatasync", False),
+            (lambda: g.append(payloads(1, after=g.entry(3))), None, False),  # by the sync job
+            (g.flush, "fdatasync", False),
             (lambda: g.save_hard_state(HardState(2, "a", None, 1)), "fsync", True),  # a vote
-            (lambda: g.save_hard_state(HardState(2, "a", None, 2)), "fsync", False),
+            (lambda: g.save_hard_state(HardState(2, "a", None, 2)), None, False),  # delivered
             (lambda: g.truncate_from(3), "fsync", False),
         ):
             flushed.clear()
             action()
-            assert flushed == ({flush} if sync or always else set())
+            assert {name for name, _ in flushed} == (
+                {flush} if flush and (sync or always) else set()
+            )
+
+
+def test_a_sync_job_covers_exactly_the_appends_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver takes the job, then more appends may come while a worker thread runs it:
+    the job syncs at least what was written before it was taken, and the later appends
+    wait for the next job."""
+    flushed = spy_flushes(monkeypatch)
+    with small(tmp_path) as g:
+        assert g.sync_job() is None  # nothing written
+        g.append(payloads(3))
+        size_before = (tmp_path / "seg-00000000000000000001.gcache").stat().st_size
+        job = g.sync_job()
+        assert job is not None and g.sync_job() is None
+        g.append(payloads(2, after=g.entry(3)))
+        flushed.clear()  # (creating the segment synced it and the directory)
+        job()
+        assert [name for name, _ in flushed] == ["fdatasync"]
+        assert flushed[0][1] >= size_before
+        later = g.sync_job()
+        assert later is not None
+        flushed.clear()
+        later()
+        assert [name for name, _ in flushed] == ["fdatasync"]
+
+
+def test_a_sync_job_outlives_the_segments_it_syncs(tmp_path: Path) -> None:
+    """A purge or truncation may drop a segment while its sync runs in a worker thread: the
+    job syncs its own duplicate of the descriptor."""
+    with small(tmp_path, size=SEG) as g:
+        g.append(payloads(40, size=200))
+        job = g.sync_job()
+        assert job is not None
+        g.save_hard_state(HardState(1, None, None, delivered=30))  # purges old segments
+        assert g.first_index() > 1
+        g.truncate_from(35)
+        job()
+        assert g.sync_job() is None
+
+
+def test_the_delivered_mark_survives_a_reopen_and_never_exceeds_the_log(tmp_path: Path) -> None:
+    with small(tmp_path) as g:
+        g.append(payloads(10))
+        g.save_hard_state(HardState(1, None, None, delivered=2))  # term: the state file
+        g.save_hard_state(HardState(1, None, None, delivered=7))  # the mark only
+    with small(tmp_path) as g:
+        assert g.hard_state() == HardState(1, None, None, delivered=7)
+        g.truncate_from(8)
+    # a mark past the log: a power loss kept the mark, not the unsynced tail
+    (tmp_path / DELIVERED_FILE).write_bytes(encode_delivered(9))
+    with small(tmp_path) as g:
+        assert g.hard_state().delivered == 7 and g.last_index() == 7
+    # a torn or damaged mark: the state file's delivered
+    (tmp_path / DELIVERED_FILE).write_bytes(encode_delivered(5)[:-1] + b"x")
+    with small(tmp_path) as g:
+        assert g.hard_state().delivered == 2
 
 
 def test_a_new_term_or_vote_is_flushed_even_without_sync(

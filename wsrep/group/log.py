@@ -14,6 +14,7 @@ in Galera terms is known without scanning the log.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -91,7 +92,14 @@ class HardState:
 
 
 class LogStorage(Protocol):
-    """Where a member keeps its log. Writes must be durable when the call returns.
+    """Where a member keeps its log.
+
+    A change of term, vote or cluster uuid is durable when `save_hard_state` returns.
+    Appended entries may become durable later: by the job `sync_job()` hands out, which
+    the driver runs before it carries out anything the core decided after those appends
+    (an acknowledgement, a vote, a delivery), so nothing leaves a member that its disk
+    does not back. `delivered` alone may be persisted lazily (it only spares a restarted
+    member re-deliveries; never beyond what was delivered).
 
     Entries below `first_index()` were purged; `base()` describes the last purged one (its
     term, index, seqno, conf_id) and the stable configuration in force at it, so the log can
@@ -122,6 +130,11 @@ class LogStorage(Protocol):
 
     def truncate_from(self, index: int) -> None:
         """Drop entries with index >= `index` (never below what was delivered)."""
+        ...
+
+    def sync_job(self) -> Callable[[], None] | None:
+        """A callable that makes every write so far durable, safe to run in a worker thread
+        while more is written; None when everything written is durable already."""
         ...
 
 
@@ -177,6 +190,9 @@ class InMemoryLogStorage:
         if index <= self._state.delivered:
             raise ValueError(f"truncating delivered entry {index}")
         del self._entries[max(0, index - self._first) :]
+
+    def sync_job(self) -> Callable[[], None] | None:
+        return None  # memory is as durable as it gets
 
     def _purge_to(self, index: int) -> None:
         """Drop entries with index <= `index`."""
