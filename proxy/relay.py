@@ -47,8 +47,15 @@ _UNSUPPORTED = frozenset(range(256)) - {
     Command.RESET_CONNECTION,
 }
 
+# Plain ints for the per-command comparisons (enum attribute lookups cost more).
+_QUIT = int(Command.QUIT)
+_INIT_DB = int(Command.INIT_DB)
 _QUERY = int(Command.QUERY)
+_CHANGE_USER = int(Command.CHANGE_USER)
+_STMT_PREPARE = int(Command.STMT_PREPARE)
 _STMT_EXECUTE = int(Command.STMT_EXECUTE)
+_STMT_CLOSE = int(Command.STMT_CLOSE)
+_RESET_CONNECTION = int(Command.RESET_CONNECTION)
 
 _SQL_MODE_QUERY = "SELECT @@SESSION.sql_mode"
 
@@ -81,7 +88,7 @@ class AdmissionHook(Protocol):
     async def check(self, relay: Relay, packet: Packet) -> bool: ...
 
 
-_HOOKED = frozenset({_QUERY, _STMT_EXECUTE, int(Command.STMT_PREPARE)})
+_HOOKED = frozenset({_QUERY, _STMT_EXECUTE, _STMT_PREPARE})
 
 
 class BackendLost(Exception):
@@ -147,9 +154,9 @@ class Relay:
             sql = await self._begin_statement(payload)
             if self.interceptor is not None and await self._answer_locally(packet, sql):
                 return True
-        elif command == Command.STMT_PREPARE:
+        elif command == _STMT_PREPARE:
             await self._begin_statement(payload)
-        elif command == Command.STMT_CLOSE:
+        elif command == _STMT_CLOSE:
             session.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
         elif command in _UNSUPPORTED:
             await self._refuse_command(command, packet)
@@ -167,8 +174,8 @@ class Relay:
         self.tracker.start(command, packet.last_seq + 1)
         await self._to_backend(packet)
         if command in NO_RESPONSE:
-            return command != Command.QUIT
-        if command == Command.CHANGE_USER:
+            return command != _QUIT
+        if command == _CHANGE_USER:
             return await self._change_user(payload)
         await self._relay_response(command, packet)
         return True
@@ -277,11 +284,11 @@ class Relay:
         session.statement_done(tracker.status_flags, ok)
         if not ok:
             return
-        if command == Command.INIT_DB:
+        if command == _INIT_DB:
             session.schema = payload[1:].decode("utf-8", "replace")
-        elif command == Command.STMT_PREPARE and session.statement is not None:
+        elif command == _STMT_PREPARE and session.statement is not None:
             session.prepared[tracker.stmt_id] = session.statement
-        elif command == Command.RESET_CONNECTION:
+        elif command == _RESET_CONNECTION:
             session.reset()
 
     async def _change_user(self, payload: bytes) -> bool:

@@ -14,6 +14,9 @@ from proxy.protocol.constants import ServerStatus
 from proxy.statement_class import SqlMode, StatementInfo, StatementKind, classify, classify_each
 from wsrep.status import VarValue
 
+# Plain ints: IntFlag arithmetic goes through Python-level enum code (hot: every command).
+_IN_TRANS = int(ServerStatus.IN_TRANS)
+_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _NO_BACKSLASH_ESCAPES = int(ServerStatus.NO_BACKSLASH_ESCAPES)
 
 
@@ -28,7 +31,7 @@ class Session:
     backend_thread_id: int = 0
     capabilities: int = 0  # negotiated between client and backend
     tls: bool = False
-    status_flags: int = int(ServerStatus.AUTOCOMMIT)
+    status_flags: int = _AUTOCOMMIT
     statement: StatementInfo | None = None  # the current (or last) statement
     sql: str | None = None  # text of the current (or last) COM_QUERY/COM_STMT_PREPARE
     prepared: dict[int, StatementInfo] = field(default_factory=dict)  # by statement id
@@ -48,11 +51,11 @@ class Session:
 
     @property
     def in_transaction(self) -> bool:
-        return bool(self.status_flags & ServerStatus.IN_TRANS)
+        return bool(self.status_flags & _IN_TRANS)
 
     @property
     def autocommit(self) -> bool:
-        return bool(self.status_flags & ServerStatus.AUTOCOMMIT)
+        return bool(self.status_flags & _AUTOCOMMIT)
 
     @property
     def parse_mode(self) -> SqlMode:

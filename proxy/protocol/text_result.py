@@ -193,8 +193,11 @@ class TextResultReader:
 
 def _ok_fields(data: bytes, start: int, stop: int) -> tuple[int, int, int, int]:
     """(affected rows, last insert id, status flags, warnings) of an OK packet."""
-    affected, pos = read_lenenc_int(data, start + 1)
-    insert_id, pos = read_lenenc_int(data, pos)
+    if stop - start >= 7 and data[start + 1] < 0xFB and data[start + 2] < 0xFB:  # small counts
+        affected, insert_id, pos = data[start + 1], data[start + 2], start + 3
+    else:
+        affected, pos = read_lenenc_int(data, start + 1)
+        insert_id, pos = read_lenenc_int(data, pos)
     if pos + 4 > stop:
         raise ProtocolError("truncated OK packet")
     return affected, insert_id, data[pos] | data[pos + 1] << 8, data[pos + 2] | data[pos + 3] << 8

@@ -69,14 +69,15 @@ def test_same_result_as_the_per_packet_reader_in_any_chunking(
     )
 
 
-def test_ok_and_what_follows_it_stays_buffered() -> None:
-    ok = frame(OkPacket(3, 77, 0x000A, 2).encode(), 1)
+@pytest.mark.parametrize("affected, insert_id", [(3, 77), (0xFB, 1 << 40), (0, 0xFFFF)])
+def test_ok_and_what_follows_it_stays_buffered(affected: int, insert_id: int) -> None:
+    ok = frame(OkPacket(affected, insert_id, 0x000A, 2).encode(), 1)
     rows = result_set([Column("a")], [(b"x",)], True, 0x0002)
     packets = PacketReader()
     packets.feed(ok + rows)
     outcome = TextResultReader(True).read(packets)
     assert isinstance(outcome, QueryResult)
-    assert (outcome.affected_rows, outcome.last_insert_id) == (3, 77)
+    assert (outcome.affected_rows, outcome.last_insert_id) == (affected, insert_id)
     assert (outcome.status_flags, outcome.warnings) == (0x000A, 2)
     assert outcome.columns == () and outcome.rows == []
     assert packets.buffered == len(rows)
