@@ -128,9 +128,12 @@ class _StreamSession:
         self.status_flags = 0
 
     async def query(self, text: str) -> QueryResult:
-        result = (await run_query(self.stream, text, self.deprecate_eof))[-1]
-        self.status_flags = result.status_flags
-        return result
+        return (await self.query_all(text))[-1]
+
+    async def query_all(self, text: str) -> list[QueryResult]:
+        results = await run_query(self.stream, text, self.deprecate_eof)
+        self.status_flags = results[-1].status_flags
+        return results
 
 
 @dataclass(slots=True)

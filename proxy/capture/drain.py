@@ -32,6 +32,7 @@ from proxy.capture.shape import TableShape
 log = logging.getLogger("wsrep.capture")
 
 SELECT_BATCH = 500  # keys per read of final images
+SCRIPT_BYTES = 4 << 20  # reads sent together stay well under max_allowed_packet
 FORGET_BATCH = 1000  # capture rows forgotten per script (one DELETE each)
 
 
@@ -58,9 +59,7 @@ async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
         assert table_id is not None and key_image is not None
         # the first capture of a key tells whether the row existed before the transaction
         captured.setdefault(int(table_id), {}).setdefault(bytes(key_image), old_keys)
-    deletes: list[RowChange] = []
-    upserts: list[RowChange] = []
-    keys: list[Key] = []
+    tables: list[tuple[TableShape, dict[bytes, bytes | None]]] = []
     for table_id, entries in captured.items():
         shape = catalog.by_id.get(table_id)
         if shape is None:
@@ -68,10 +67,16 @@ async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
                 f"captured rows of table id {table_id}, which the catalog does not know: "
                 "reload it after DDL"
             )
+        tables.append((shape, entries))
+    deletes: list[RowChange] = []
+    upserts: list[RowChange] = []
+    keys: list[Key] = []
+    images = await _final_images(reads, tables)
+    for (shape, entries), rows in zip(tables, images, strict=True):
         for old in entries.values():
             if old is not None:
                 keys.extend(certkeys.unique_keys(shape, sql.split_key_list(old)))
-        found = await _final_images(reads, shape, list(entries), upserts, keys)
+        found = _upserts(shape, rows, upserts, keys)
         spec = shape.spec
         deletes.extend(
             RowChange(spec, Op.DELETE, sql.split_key_image(k, shape))
@@ -84,26 +89,44 @@ async def drain(session: SqlSession, catalog: Catalog) -> CapturedRows:
 
 
 async def _final_images(
-    session: SqlSession,
-    shape: TableShape,
-    key_images: list[bytes],
-    upserts: list[RowChange],
-    keys: list[Key],
+    session: _Piggyback, tables: Sequence[tuple[TableShape, dict[bytes, bytes | None]]]
+) -> list[list[Row]]:
+    """Per table, the rows of its captured keys that exist. Every table's reads go in one
+    script (one round trip; more only past SCRIPT_BYTES), not one round trip per table."""
+    reads: list[tuple[int, str]] = []  # (index into tables, SELECT)
+    for i, (shape, entries) in enumerate(tables):
+        key_values = [sql.split_key_image(k, shape) for k in entries]
+        for start in range(0, len(key_values), SELECT_BATCH):
+            reads.append((i, sql.select_rows(shape, key_values[start : start + SELECT_BATCH])))
+    images: list[list[Row]] = [[] for _ in tables]
+    script: list[tuple[int, str]] = []
+    size = 0
+    for n, read in enumerate(reads, start=1):
+        script.append(read)
+        size += len(read[1])
+        if size >= SCRIPT_BYTES or n == len(reads):
+            results = await session.query_all([statement for _, statement in script])
+            for (i, _), result in zip(script, results, strict=True):
+                images[i].extend(result.rows)
+            script, size = [], 0
+    return images
+
+
+def _upserts(
+    shape: TableShape, rows: Sequence[Row], upserts: list[RowChange], keys: list[Key]
 ) -> set[bytes]:
-    """Append the UPSERTs (and their keys) of the rows that exist; return their key images."""
+    """Append the UPSERTs (and their keys) of the rows read; return their key images."""
     spec = shape.spec
     found: set[bytes] = set()
-    for start in range(0, len(key_images), SELECT_BATCH):
-        chunk = [sql.split_key_image(k, shape) for k in key_images[start : start + SELECT_BATCH]]
-        for row in (await session.query(sql.select_rows(shape, chunk))).rows:
-            key_image, uniques, parents, *image = row
-            assert key_image is not None
-            if key_image in found:  # matched twice, e.g. 'a' and 'A' under a _ci key
-                continue
-            found.add(bytes(key_image))
-            upserts.append(RowChange(spec, Op.UPSERT, sql.parse_row(spec, image)))
-            keys.extend(certkeys.unique_keys(shape, sql.split_key_list(uniques or b"")))
-            keys.extend(certkeys.parent_keys(shape, sql.split_key_list(parents or b"")))
+    for row in rows:
+        key_image, uniques, parents, *image = row
+        assert key_image is not None
+        if key_image in found:  # matched twice, e.g. 'a' and 'A' under a _ci key
+            continue
+        found.add(bytes(key_image))
+        upserts.append(RowChange(spec, Op.UPSERT, sql.parse_row(spec, image)))
+        keys.extend(certkeys.unique_keys(shape, sql.split_key_list(uniques or b"")))
+        keys.extend(certkeys.parent_keys(shape, sql.split_key_list(parents or b"")))
     return found
 
 
@@ -118,6 +141,12 @@ class _Piggyback:
         script = "; ".join([*self.queued, sql])
         self.queued = []
         return await self.session.query(script)
+
+    async def query_all(self, statements: Sequence[str]) -> list[Result]:
+        """The results of `statements` (one each; single statements, none empty)."""
+        script = "; ".join([*self.queued, *statements])
+        self.queued = []
+        return (await self.session.query_all(script))[-len(statements) :]
 
     async def flush(self) -> None:
         if self.queued:

@@ -23,6 +23,10 @@ class SqlSession(Protocol):
         raise on the first that fails."""
         ...
 
+    async def query_all(self, sql: str) -> Sequence[Result]:
+        """Like `query`, with one result per statement."""
+        ...
+
 
 def text(raw: bytes | None) -> str:
     """A name or other utf-8 text from a result row."""
