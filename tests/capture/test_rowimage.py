@@ -151,6 +151,7 @@ def _one(kind: Kind, value: Value) -> list[RowChange]:
         (Kind.FLOAT64, math.inf),
         (Kind.FLOAT64, math.nan),
         (Kind.FLOAT32, 0.1),  # not a binary32
+        (Kind.FLOAT32, 1e300),  # beyond binary32's range
         (Kind.INT, 2**64),
         (Kind.ENUM, -1),
         (Kind.BYTES, "text"),
@@ -188,3 +189,38 @@ def test_bad_table_specs_are_refused() -> None:
     ):
         with pytest.raises(RowImageError):
             encode_changes([RowChange(spec, Op.DELETE, (1,) * len(spec.key))])
+
+
+INT_EDGES = [-(2**63), -(2**63) + 1, -129, -128, -1, 0, 1, 127, 128, 255, 256, 2**63 - 1, 2**63,
+             2**64 - 1]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", [Kind.INT, Kind.BITS, Kind.ENUM, Kind.SET])
+def test_integer_edges_round_trip(kind: Kind) -> None:
+    values = [v for v in INT_EDGES if kind is Kind.INT or v >= 0]
+    rows = [row for v in values for row in _one(kind, v)]
+    assert [c.values for c in decode_changes(encode_changes(rows))] == [(1, v) for v in values]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"\x00", "integer of 0 bytes"),
+        (b"\x0a" + bytes(10), "integer of 10 bytes"),
+        (b"\x09" + (2**64).to_bytes(9, "little"), "out of range"),
+        (b"\x09" + (-(2**63) - 1).to_bytes(9, "little", signed=True), "out of range"),
+    ],
+)
+def test_integers_out_of_their_range_are_refused(value: bytes, message: str) -> None:
+    blob = encode_changes(_one(Kind.INT, 5))
+    assert blob.endswith(b"\x01\x05")  # the value 5: one byte
+    with pytest.raises(RowImageError, match=message):
+        decode_changes(blob[:-2] + value)
+
+
+def test_equal_specs_are_equal_keys_whatever_their_codec() -> None:
+    make = lambda: TableSpec("s", "t", (ColumnSpec("id", Kind.INT),), (0,))  # noqa: E731
+    used, fresh = make(), make()
+    encode_changes([RowChange(used, Op.DELETE, (1,))])  # compiles `used`'s codec
+    assert used == fresh and hash(used) == hash(fresh) and {used: 1}[fresh] == 1
+    assert decode_changes(encode_changes([RowChange(fresh, Op.DELETE, (1,))]))[0].table == used
