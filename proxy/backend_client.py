@@ -164,14 +164,29 @@ class BackendClient:
     async def query_all(self, sql: str) -> list[QueryResult]:
         """Runs `sql` (one or more statements) and returns one result per statement.
         The first failing statement raises BackendError; the ones before it ran."""
-        async with self._lock:
+        await self._acquire()
+        try:
             return await run_query(self.stream, sql, self._deprecate_eof)
+        finally:
+            self._lock.release()
 
     async def ping(self) -> None:
-        async with self._lock:
+        await self._acquire()
+        try:
             await self.stream.send(frame(bytes((Command.PING,)), 0))
             packet = await self.stream.read_packet()
             _raise_if_err(packet.payload)
+        finally:
+            self._lock.release()
+
+    async def _acquire(self) -> None:
+        """The connection's lock, without the scheduler round trip trio's `acquire`
+        always takes (a checkpoint) when nobody holds it: the command waits for its
+        answer anyway."""
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
 
 
 async def run_query(stream: PacketStream, sql: str, deprecate_eof: bool) -> list[QueryResult]:
