@@ -846,11 +846,15 @@ async def commit_in_order(
     Once the position update returns, this transaction holds the position row's lock: a
     later seqno's update waits for our COMMIT, so nothing can overtake us and the next
     seqno may start its commit now (`gate.enter`): the backend flushes its log for both
-    at once instead of one after the other. Returns the COMMIT's result."""
-    update = sql.update_position(position.cluster_uuid, position.seqno)
+    at once instead of one after the other. The update only takes if the seqno that
+    entered before us committed (`entered_before`); if not, the backend skips our COMMIT
+    and BackendError says so (roll back; replay after it). Returns the COMMIT's result."""
+    seqno = position.seqno
+    update = sql.advance_position(position.cluster_uuid, seqno, gate.entered_before(seqno))
     await stream.send(frame(bytes((_QUERY,)) + f"{update}; {sql.COMMIT}".encode(), 0))
-    await read_result(stream, deprecate_eof)
-    gate.enter(position.seqno)
+    if (await read_result(stream, deprecate_eof)).affected_rows == 1:
+        gate.enter(seqno)
+    await read_result(stream, deprecate_eof)  # the check: raises if the update did not take
     return await read_result(stream, deprecate_eof)
 
 

@@ -17,6 +17,13 @@ start its own (`wait_commit_order`), so the backend's log flushes overlap. A seq
 entered ones, and `last_committed` (what reads and dependencies rely on) only counts an
 unbroken prefix.
 
+A pipelined commit can still fail after it entered (its connection dies between the
+position update and the COMMIT, which rolls both back): the next seqno's update, waiting
+on the row lock, would then go ahead and commit past a hole. So each commit's position
+update only succeeds if the row holds at least `entered_before(seqno)`, the last seqno
+that entered its commit before it; otherwise its COMMIT is not run and it is replayed
+after the failed one (see `proxy.replication.commit_in_order`).
+
 A write set that failed certification still owns its seqno: it is `skip`ped, which
 counts as committed for ordering. `OrderingMonitor` is the pure bookkeeping;
 `OrderingGate` wraps it for trio tasks.
@@ -24,6 +31,7 @@ counts as committed for ordering. `OrderingMonitor` is the pure bookkeeping;
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 
@@ -43,6 +51,11 @@ class OrderingMonitor:
         self._entered = last_committed
         # Finished out of order (a skip can arrive before its predecessors commit).
         self._done_ahead: set[int] = set()
+        # Seqnos that entered by their own position update, ascending; those at or below
+        # last_committed are pruned but the highest of them (`entered_before`'s answers).
+        # -1 first: what committed before we started (the backend's position, which may
+        # still be the undefined -1) sets no bound.
+        self._entries = [-1]
 
     @property
     def last_committed(self) -> int:
@@ -67,8 +80,16 @@ class OrderingMonitor:
             raise OrderingError(
                 f"seqno {seqno} enters its commit out of order (last entered {self._entered})"
             )
+        if seqno > self._entered:
+            self._entries.append(seqno)
         self._entered = max(self._entered, seqno)
         self._advance()
+
+    def entered_before(self, seqno: int) -> int:
+        """The last seqno below `seqno` that entered its commit here (-1 if none): the
+        position row must hold at least this before `seqno` may commit."""
+        entries = self._entries
+        return entries[bisect.bisect_left(entries, seqno) - 1] if entries[0] < seqno else -1
 
     def commit(self, seqno: int) -> int:
         """Record that `seqno` committed; returns the new last committed seqno. A seqno
@@ -95,6 +116,9 @@ class OrderingMonitor:
         while self._last_committed + 1 in self._done_ahead:
             self._last_committed += 1
             self._done_ahead.remove(self._last_committed)
+        entries = self._entries
+        if len(entries) > 1 and entries[1] <= self._last_committed:
+            del entries[: bisect.bisect_right(entries, self._last_committed) - 1]
         self._entered = max(self._entered, self._last_committed)
         while self._entered + 1 in self._done_ahead:  # a skip ahead counts as entered
             self._entered += 1
@@ -140,6 +164,9 @@ class OrderingGate:
     def enter(self, seqno: int) -> None:
         self.monitor.enter(seqno)
         self._wake()
+
+    def entered_before(self, seqno: int) -> int:
+        return self.monitor.entered_before(seqno)
 
     def commit(self, seqno: int) -> None:
         self.monitor.commit(seqno)

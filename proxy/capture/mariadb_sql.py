@@ -292,10 +292,27 @@ READ_POSITION = f"SELECT cluster_uuid, seqno FROM {POSITION} WHERE id = 0"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+ER_POSITION_BEHIND = 1180  # ER_ERROR_DURING_COMMIT: `advance_position`'s refusal
+
+
 def update_position(cluster_uuid: str, seqno: int) -> str:
     if not _UUID.fullmatch(cluster_uuid) or type(seqno) is not int:
         raise ValueError(f"bad position {cluster_uuid!r}:{seqno!r}")
     return f"UPDATE {POSITION} SET cluster_uuid = '{cluster_uuid}', seqno = {seqno} WHERE id = 0"
+
+
+def advance_position(cluster_uuid: str, seqno: int, at_least: int) -> str:
+    """A pipelined commit's position update, then a check (MariaDB runs compound
+    statements outside stored programs) that stops the COMMIT sent after it if the row was
+    not at `at_least` or beyond: the commit entered before ours then failed."""
+    if type(at_least) is not int:
+        raise ValueError(f"bad predecessor seqno {at_least!r}")
+    return (
+        f"{update_position(cluster_uuid, seqno)} AND seqno >= {at_least}; "
+        f"IF ROW_COUNT() <> 1 THEN SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = "
+        f"{ER_POSITION_BEHIND}, MESSAGE_TEXT = 'wsrep: position below seqno {at_least}'; "
+        "END IF"
+    )
 
 
 def set_auto_increment(scope: str, increment: int, offset: int) -> str:

@@ -120,6 +120,21 @@ def test_a_skip_counts_as_entered() -> None:
     assert mon.last_entered == 2 and mon.may_enter(3)
 
 
+def test_entered_before_names_the_commit_a_seqno_must_follow() -> None:
+    mon = OrderingMonitor(last_committed=10)
+    assert mon.entered_before(11) == -1  # what committed before sets no bound
+    mon.enter(11)
+    mon.skip(12)  # failed certification: no position update of its own
+    mon.enter(13)
+    assert [mon.entered_before(s) for s in (12, 13, 14)] == [11, 11, 13]
+    mon.enter(13)  # a replay of 13 after its COMMIT failed: still behind 11
+    assert mon.entered_before(13) == 11
+    mon.commit(11)
+    mon.commit(13)
+    mon.enter(14)
+    assert mon.entered_before(14) == 13 and mon.entered_before(15) == 14
+
+
 @given(st.data())
 def test_pipelined_commits_enter_in_order_and_leave_a_gapless_prefix(
     data: st.DataObject,
