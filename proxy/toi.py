@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import trio
 
 from proxy.backend_client import BackendClient, BackendError, QueryResult, read_result
-from proxy.capture import Catalog, Position, commit_at, follow
+from proxy.capture import Catalog, Position, commit_at, drop_capture, follow
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.position import UNDEFINED_UUID
 from proxy.capture.session import SqlSession, text
@@ -242,8 +242,15 @@ class Isolation:
                     waiters = lambda: {admin.thread_id, *threads()}  # noqa: E731
                     nursery.start_soon(self._bf_abort_mdl_holders, seqno, plan, waiters)
                     try:
+                        moving = plan is not None and _moves_across_schemas(plan)
+                        if moving:
+                            assert plan is not None
+                            shapes = self.catalog.shapes
+                            await drop_capture(admin, [n for n in plan.tables if n in shapes])
                         outcome = await execute()
-                        if plan is not None and plan.reshapes and isinstance(outcome, QueryResult):
+                        if plan is not None and plan.reshapes and (
+                            moving or isinstance(outcome, QueryResult)
+                        ):
                             await self._follow_shapes(admin, seqno, plan)
                     except _LOST as exc:  # re-raised below, not wrapped in an exception group
                         failure = exc
@@ -342,6 +349,15 @@ class Isolation:
     @property
     def _name(self) -> str:
         return self.provider.node_name
+
+
+def _moves_across_schemas(plan: IsolationPlan) -> bool:
+    """RENAME TABLE / ALTER TABLE ... RENAME into another database."""
+    return (
+        plan.verb in ("RENAME", "ALTER")
+        and plan.object == "TABLE"
+        and len({schema for schema, _ in plan.tables}) > 1
+    )
 
 
 async def _unreadable() -> Outcome:

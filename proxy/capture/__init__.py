@@ -13,7 +13,7 @@ from proxy.capture.applier import (
 )
 from proxy.capture.catalog import Catalog, load_catalog
 from proxy.capture.drain import CapturedRows, CaptureError, discard, drain
-from proxy.capture.install import follow, install, install_table, uninstall
+from proxy.capture.install import drop_capture, follow, install, install_table, uninstall
 from proxy.capture.position import Position, read_position, record_position
 from proxy.capture.rowimage import (
     Kind,
@@ -46,6 +46,7 @@ __all__ = [
     "decode_changes",
     "discard",
     "drain",
+    "drop_capture",
     "encode_changes",
     "follow",
     "install",

@@ -114,6 +114,15 @@ async def uninstall(session: SqlSession, schemas: Sequence[str] | None = None) -
     await session.query(sql.DROP_SCHEMA)
 
 
+async def drop_capture(session: SqlSession, names: Iterable[Name]) -> None:
+    """Drop our triggers on these tables (MariaDB refuses to move a table that has
+    triggers to another database); `follow` puts them back on the new names."""
+    for name in names:
+        for trig in await _triggers(session, name):
+            if trig.ours:
+                await session.query(sql.drop_trigger(name[0], trig.name))
+
+
 def _wanted(catalog: Catalog, shape: TableShape) -> list[Wanted]:
     def ours(timing: str, event: str, body: str) -> Trigger:
         return Trigger(sql.trigger_name(shape, timing, event), timing, event, body)

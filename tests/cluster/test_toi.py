@@ -92,6 +92,26 @@ def test_alter_add_column_and_change_primary_key_then_writes(cluster: Cluster) -
     _same_everywhere(cluster, "app.shape")
 
 
+def test_rename_into_another_database(cluster: Cluster) -> None:
+    """MariaDB refuses to move a table with triggers across databases (1435): our capture
+    triggers step aside for the RENAME and follow the table to its new name."""
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE moved_to")
+        cur.execute("CREATE TABLE app.mover (id INT PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO app.mover VALUES (1, 1)")
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
+        cur.execute("RENAME TABLE app.mover TO moved_to.mover")
+    with cluster.proxy(2) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE moved_to.mover RENAME TO app.mover2")
+        with pytest.raises(pymysql.err.MySQLError):  # a failed move keeps its capture
+            cur.execute("RENAME TABLE app.mover2 TO no_such_db.mover")
+        cur.execute("INSERT INTO app.mover2 VALUES (2, 2)")  # captured under its new name
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE app.mover2 SET v = 20 WHERE id = 2")
+    assert _on_all(cluster, "SELECT * FROM app.mover2 ORDER BY id") == [((1, 1), (2, 20))] * NODES
+    _same_everywhere(cluster, "app.mover2")
+
+
 def test_rename_truncate_drop(cluster: Cluster) -> None:
     with cluster.proxy(0) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE app.old (id INT PRIMARY KEY, v INT)")
