@@ -1,4 +1,4 @@
-"""What the MySQL-protocol hot path costs in Python work, without a server.
+"""What the MySQL-protocol hot path costs in Python work.
 
 Feeds recorded-shape replies (the drain's row SELECT, the capture table's DELETE ...
 RETURNING, the OK packets of appliers and commits) through
@@ -6,9 +6,11 @@ RETURNING, the OK packets of appliers and commits) through
 (`PacketReader.next_packet` + `Column.parse` + `parse_text_row` per packet, the loop
 `backend_client.read_result` ran before), and relays a command through the response
 tracker. Prints CPU ns per result, per row and per packet, and Python function calls per
-result (cProfile).
+result (cProfile). With `--live`, also starts a managed MariaDB and prints the proxy
+side's CPU per internal query through `BackendClient` (round trip, trio wait and parsing
+included: the cost an applier or the drain pays per query).
 
-    .venv/bin/python bench/protocol_bench.py [--rounds 20000]
+    .venv/bin/python bench/protocol_bench.py [--rounds 20000] [--live [--queries 3000]]
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import trio
+
+from proxy.backend_client import BackendClient
+from proxy.managed_mariadb import MariaDBServer
 from proxy.protocol.constants import EOF_HEADER, Command, FieldType, ServerStatus
 from proxy.protocol.packet_reader import PacketReader
 from proxy.protocol.response_tracker import ResponseTracker
@@ -145,10 +153,38 @@ def measure(name: str, run: Callable[[], object], rounds: int, rows: int, packet
     print(f"{name:48} {ns:10.0f} {per_row} {ns / packets:9.0f} {calls:8.1f}")
 
 
+LIVE_QUERIES = {
+    "SELECT 7 cols x 4 rows": "SELECT UNHEX('0000138800'), '', NULL, id, k, c, pad FROM b.t",
+    "UPDATE (OK)": "UPDATE b.t SET k = k + 1 WHERE id = 1",
+    "UPDATE; COMMIT (2 OKs)": "UPDATE b.t SET k = k + 1 WHERE id = 2; COMMIT",
+}
+
+
+async def live(port: int, queries: int) -> None:
+    async with await BackendClient.connect("127.0.0.1", port, "root") as client:
+        await client.query("CREATE DATABASE b")
+        await client.query(
+            "CREATE TABLE b.t (id INT PRIMARY KEY, k INT, c CHAR(120), pad CHAR(60))"
+        )
+        rows = ",".join(f"({i}, {i}, '{'7' * 119}', '{'3' * 59}')" for i in range(4))
+        await client.query(f"INSERT INTO b.t VALUES {rows}")
+        for name, sql in LIVE_QUERIES.items():
+            for _ in range(min(queries, 200)):  # warm up
+                await client.query_all(sql)
+            start = time.process_time()
+            for _ in range(queries):
+                await client.query_all(sql)
+            us = (time.process_time() - start) / queries * 1e6
+            print(f"{name:48} {us:8.1f} us CPU per query (this process)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20000)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--live", action="store_true", help="also measure against MariaDB")
+    parser.add_argument("--queries", type=int, default=3000)
+    args = parser.parse_args()
+    rounds = args.rounds
     replies = {
         "drain SELECT (7 cols x 4 rows)": (drain_select(), 4),
         "capture RETURNING (4 cols x 4 rows)": (captured_rows(), 4),
@@ -167,6 +203,14 @@ def main() -> None:
         ):
             measure(f"{label}, {reader_name}", _reading(reader, reply), rounds, rows, count)
         measure(f"{label}, relay tracker", relay_tracker(reply), rounds, rows, count)
+    if args.live:
+        with tempfile.TemporaryDirectory() as home:
+            server = MariaDBServer(Path(home), name="protocol-bench")
+            server.start()
+            try:
+                trio.run(live, server.port, args.queries)
+            finally:
+                server.destroy()
 
 
 if __name__ == "__main__":
