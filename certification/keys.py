@@ -132,7 +132,11 @@ def decode_keys(data: bytes, pos: int, count: int) -> tuple[tuple[Key, ...], int
         if data[pos] >= len(_KINDS):
             raise KeyFormatError(f"unknown key kind {data[pos]}")
         kind = _KINDS[data[pos]]
-        pos, length = decode_varint(data, pos + 1)
+        if pos + 1 < size and data[pos + 1] < 0x80:  # an ident under 128 bytes
+            length = data[pos + 1]
+            pos += 2
+        else:
+            pos, length = decode_varint(data, pos + 1)
         end = pos + length
         if end > size:
             raise KeyFormatError("truncated key ident")
