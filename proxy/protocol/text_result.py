@@ -175,8 +175,8 @@ class TextResultReader:
             return LocalInfileRequest((seq + 1) & 0xFF)
         else:
             count, at = read_lenenc_int(data, start)
-            if count <= 0 or at != stop:
-                raise ProtocolError("malformed column count in a result")
+            if count <= 0 or at > stop:
+                raise ProtocolError(f"bad column count {count} in a result")
             self._left = count
             self._state = _DEFS
         return None

@@ -143,6 +143,14 @@ def test_malformed_rows_are_protocol_errors(row: bytes) -> None:
         TextResultReader(True).read(packets)
 
 
+@pytest.mark.parametrize("count", [b"\xfc\x01", b"\xfd\x00", b"\xfe\x00\x00"])
+def test_malformed_column_counts_are_protocol_errors(count: bytes) -> None:
+    packets = PacketReader()
+    packets.feed(frame(count, 1) + frame(b"\x03def", 2))
+    with pytest.raises(ProtocolError):
+        TextResultReader(True).read(packets)
+
+
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=6), st.booleans())
 def test_garbage_packets_give_a_result_or_a_protocol_error(
     payloads: list[bytes], deprecate_eof: bool
