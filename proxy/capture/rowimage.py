@@ -230,6 +230,7 @@ def _encoder(kind: Kind) -> Encoder:
 def _decoder(kind: Kind) -> Decoder:
     low = _INT_MIN if kind is Kind.INT else 0
     pattern = _PATTERNS.get(kind)
+    fmt = _F32 if kind is Kind.FLOAT32 else _F64
 
     def integer(data: bytes, pos: int) -> tuple[Value, int]:
         n = data[pos]
@@ -242,7 +243,6 @@ def _decoder(kind: Kind) -> Decoder:
         return value, end
 
     def real(data: bytes, pos: int) -> tuple[Value, int]:
-        fmt = _F32 if kind is Kind.FLOAT32 else _F64
         end = pos + fmt.size
         if end > len(data):
             raise _error(data, pos, "truncated")
