@@ -201,8 +201,8 @@ class GroupNode:
 
     def set_apply_queue(self, length: int) -> None:
         """Payloads delivered and not applied yet: drives flow control."""
-        self._core.set_apply_queue(length, trio.current_time())
-        self._touch()
+        if self._core.set_apply_queue(length, trio.current_time()):
+            self._touch()
 
     # ---- TransportHandler ----------------------------------------------------------------
 

@@ -236,11 +236,11 @@ def test_flow_control_pauses_the_group_until_the_queue_drains() -> None:
     leader = sim.nodes["n0"].member
     # Galera's scaling: fc_limit * sqrt(members)
     limit = round(GroupConfig(MemberInfo("x", "")).fc_limit * math.sqrt(3))
-    slow.set_apply_queue(limit, sim.now)
+    assert not slow.set_apply_queue(limit, sim.now)  # a follower at the limit: no report due
     sim.drain(sim.nodes["n2"])
     sim.run_until(sim.now + 0.5)
     assert not leader.flow_paused
-    slow.set_apply_queue(limit + 1, sim.now)
+    assert slow.set_apply_queue(limit + 1, sim.now)  # over it: a Flow report is due
     sim.drain(sim.nodes["n2"])
     sim.run_until(sim.now + 0.5)
     assert leader.flow_paused and slow.flow_paused
@@ -262,11 +262,12 @@ def test_flow_control_reports_pause_and_resume_as_actions() -> None:
         0.0,
     )
     m.take_actions()
-    m.set_apply_queue(3, 1.0)
+    assert not m.set_apply_queue(2, 0.5)  # at the limit: nothing to do (no round needed)
+    assert m.set_apply_queue(3, 1.0)
     assert FlowControl(True) in m.take_actions()
-    m.set_apply_queue(2, 2.0)  # above limit * factor: still paused
+    assert not m.set_apply_queue(2, 2.0)  # above limit * factor: still paused
     assert m.take_actions() == []
-    m.set_apply_queue(1, 3.0)
+    assert m.set_apply_queue(1, 3.0)
     assert FlowControl(False) in m.take_actions()
     assert m.stats.flow_control_paused_seconds == 2.0
 

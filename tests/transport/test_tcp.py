@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 
 import pytest
@@ -30,6 +31,26 @@ async def test_members_dialing_each_other_keep_one_connection_and_exchange_messa
         assert b.recorder.messages == [("a", b"a%d" % i) for i in range(100)]
         assert a.recorder.messages == [("b", b"b%d" % i) for i in range(100)]
         assert not a.transport.send("nobody", b"x")
+
+
+async def test_messages_larger_than_the_socket_buffers_arrive_whole_and_in_order() -> None:
+    """Sends go straight into the socket while the writer task is idle; what does not fit
+    is left to the writer task, and later sends queue behind it."""
+    a_addr, b_addr = free_address(), free_address()
+    rng = random.Random(3)
+    sent = [bytes([i % 251]) * rng.randint(1, 300 << 10) for i in range(120)]
+    async with (
+        trio.open_nursery() as nursery,
+        running_transport(nursery, "a", a_addr, seeds=(b_addr,)) as a,
+        running_transport(nursery, "b", b_addr) as b,
+    ):
+        await wait_until(lambda: a.transport.connected == {"b"})
+        for i, message in enumerate(sent):
+            assert a.transport.send("b", message)
+            if i % 7 == 0:
+                await trio.sleep(0)  # let the writer run now and then
+        await wait_until(lambda: len(b.recorder.messages) == len(sent), timeout=30)
+        assert [m for _, m in b.recorder.messages] == sent
 
 
 async def test_a_restarted_peer_is_reconnected() -> None:

@@ -275,10 +275,18 @@ class GroupMember:
         self._outstanding.add(token, payload)
         return token
 
-    def set_apply_queue(self, length: int, now: float) -> None:
-        """How many delivered payloads this member has not applied yet (flow control)."""
+    def set_apply_queue(self, length: int, now: float) -> bool:
+        """How many delivered payloads this member has not applied yet (flow control).
+
+        True when flow control may act on it now (a threshold crossed): only then does the
+        driver need `take_actions()` soon; otherwise the length just rides on the next ack.
+        """
         self._now = now
-        self._apply_queue = 0 if self._me.arbitrator else length
+        old, self._apply_queue = self._apply_queue, 0 if self._me.arbitrator else length
+        if self._role is Role.LEADER:
+            return self._flow.wanted(self._apply_queue) != self._flow.wanted(old)
+        threshold = self._flow.resume_at if self._reported_over else self._flow.limit
+        return (self._apply_queue > threshold) != self._reported_over
 
     def take_actions(self) -> list[Action]:
         """Everything to do now, in order; `Deliver`/`ViewChange` must reach the app in order."""
