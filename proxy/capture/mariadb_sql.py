@@ -450,16 +450,24 @@ def after_trigger_body(
         work = _capture_row(shape, key_image_expr("OLD", shape), unique_keys_expr("OLD", shape))
     else:  # the new key too, if it differs (byte-wise: 'a' -> 'A' is a change)
         work = (
-            f"SET wsrep_k = {key_image_expr('OLD', shape)}; "
-            + _capture_row(shape, "wsrep_k", unique_keys_expr("OLD", shape))
-            + f" SET wsrep_k2 = {key_image_expr('NEW', shape)};"
-            + " IF wsrep_k2 <> wsrep_k THEN "
-            + _capture_row(shape, "wsrep_k2", "NULL")
+            _capture_row(shape, key_image_expr("OLD", shape), unique_keys_expr("OLD", shape))
+            + f" IF NOT ({_same_key(shape)}) THEN "
+            + _capture_row(shape, key_image_expr("NEW", shape), "NULL")
             + " END IF; "
             + " ".join(_cascade_captures(update_cascades, shapes or {}, "UPDATE", "NEW"))
         )
-        work = f"BEGIN DECLARE wsrep_k, wsrep_k2 MEDIUMBLOB; {work} END;"
     return f"IF {APPLIER_FLAG} IS NULL THEN {work} END IF"
+
+
+def _same_key(shape: TableShape) -> str:
+    """NEW has OLD's key image: every key column reads as the same bytes. Compared column
+    by column, so an update that keeps the key (the common case) builds no key image."""
+    return " AND ".join(
+        f"CAST({read_expr(f'OLD.{ident(c)}', k)} AS BINARY) <=> "
+        f"CAST({read_expr(f'NEW.{ident(c)}', k)} AS BINARY)"
+        for c in shape.identifying_key().columns
+        for k in (_kind(shape.by_name[c]),)
+    )
 
 
 def _fk_match(child: str, parent: str, fk: ForeignKey) -> str:

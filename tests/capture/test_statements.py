@@ -6,6 +6,7 @@ import pytest
 
 from proxy.backend_client import BackendError
 from proxy.capture import Op, discard, drain
+from proxy.capture import mariadb_sql as sql
 from tests.capture.conftest import PairFactory, connect
 
 pytestmark = pytest.mark.mariadb
@@ -88,6 +89,32 @@ async def test_case_insensitive_key_change(pair_factory: PairFactory) -> None:
     await pair.assert_same()
     # 'apple'/'APPLE' and 'pear '/'pear' are one key each for certification
     assert len(captured.keys) == 2
+
+
+async def test_update_captures_the_new_key_only_when_its_bytes_change(
+    pair_factory: PairFactory,
+) -> None:
+    pair = await pair_factory(
+        "CREATE TABLE tags (name VARCHAR(20) COLLATE utf8mb4_general_ci, at TIMESTAMP(6), "
+        "v DOUBLE, n INT, PRIMARY KEY (name, at, v)) ENGINE=InnoDB"
+    )
+    await pair.replicate("INSERT INTO tags VALUES ('a', '2020-01-01 00:00:00', 0, 1)")
+    await pair.a.query("BEGIN")
+    updates = [
+        ("n = 2", 1),  # key unchanged: only the old key is captured
+        ("name = 'A'", 2),  # equal under the collation, other bytes
+        ("v = -0e0", 1),  # stored (and read) as 0
+        ("v = 0.5", 2),
+        ("at = at + INTERVAL 1 MICROSECOND", 2),
+        ("name = 'A', n = 3", 1),
+    ]
+    for change, captures in updates:
+        before = len((await pair.a.query(sql.CAPTURED)).rows)
+        await pair.a.query(f"UPDATE tags SET {change}")
+        assert len((await pair.a.query(sql.CAPTURED)).rows) - before == captures, change
+    await pair.a.query("ROLLBACK")
+    await pair.replicate(*(f"UPDATE tags SET {change}" for change, _ in updates))
+    await pair.assert_same()
 
 
 async def test_user_triggers_and_stored_procedures(pair_factory: PairFactory) -> None:
