@@ -25,7 +25,7 @@ import heapq
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
@@ -52,6 +52,8 @@ from wsrep.transport.tcp import TcpTransport, TransportConfig, TransportStats
 log = logging.getLogger("wsrep.group")
 
 GroupEvent = Deliver | ViewChange | Behind
+# Takes a round's events, in order, in the core task (see GroupNode.handle_events).
+EventHandler = Callable[[list[GroupEvent]], None]
 
 # Room for the protocol's own fields around the largest payload one message may carry.
 _MESSAGE_OVERHEAD = 64 << 10
@@ -116,6 +118,7 @@ class GroupNode:
         self._storage = storage
         self._transport = TcpTransport(transport or transport_config(config, secret), self)
         self._events_in, self.events = trio.open_memory_channel[GroupEvent](math.inf)
+        self._handler: EventHandler | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._deadlines: list[tuple[float, int]] = []  # heap of (deadline, token)
         self._wanted: dict[MemberId, str] = {}  # members to stay connected to, by address
@@ -194,6 +197,22 @@ class GroupNode:
                 break
         return batch
 
+    def handle_events(self, handler: EventHandler | None) -> list[GroupEvent]:
+        """From now on hand each round's events to `handler`, called by the core task right
+        after the round's other actions, instead of queueing them for `next_events()`
+        (None: back to the queue). Returns the events queued until now, which come first.
+
+        For a consumer whose handling is synchronous and short (certify, hand over): it
+        spares a task switch per batch. It must not raise; what it raises stops the node.
+        """
+        self._handler = handler
+        pending = []
+        while True:
+            try:
+                pending.append(self.events.receive_nowait())
+            except trio.WouldBlock:
+                return pending
+
     @property
     def pending_events(self) -> int:
         """Events delivered to the stream and not taken yet."""
@@ -267,14 +286,17 @@ class GroupNode:
         if job is not None:
             await trio.to_thread.run_sync(job)
             await trio.lowlevel.checkpoint_if_cancelled()  # stopped meanwhile: carry out nothing
+        handler = self._handler
+        events: list[GroupEvent] = []
+        emit = events.append if handler is not None else self._events_in.send_nowait
         for action in actions:
             if isinstance(action, Send):
                 self._transport.send(action.to, action.data)
             elif isinstance(action, Deliver):
-                self._events_in.send_nowait(action)
+                emit(action)
             elif isinstance(action, ViewChange):
                 self._on_view(action.view)
-                self._events_in.send_nowait(action)
+                emit(action)
             elif isinstance(action, Submitted):
                 waiter = self._waiters.get(action.token)
                 if waiter is not None:
@@ -298,7 +320,9 @@ class GroupNode:
                     action.donor,
                     action.oldest_seqno,
                 )
-                self._events_in.send_nowait(action)
+                emit(action)
+        if events and handler is not None:
+            handler(events)
 
     def _on_view(self, view: View) -> None:
         for member in view.members:

@@ -1,9 +1,9 @@
 """The provider: replicate local write sets, certify every ordered one, order commits.
 
 It owns the group member, the certification index (inside `ProviderCore`, the pure part)
-and the `OrderingGate`. One task (`run`) takes the group's events in order: each write
-set is decoded and certified (the same verdicts on every node); a local session waiting
-for its own write set gets the verdict; passed write sets from elsewhere go to the
+and the `OrderingGate`. `run` takes the group's events in order, in the group's core
+task: each write set is decoded and certified (the same verdicts on every node); a local
+session waiting for its own write set gets the verdict; passed write sets from elsewhere go to the
 application's `apply` callback; failed ones are skipped in the gate. Views move the node
 state (Galera's OPEN -> PRIMARY -> JOINED -> SYNCED) and `ready`.
 
@@ -25,7 +25,13 @@ from certification.index import Verdict
 from certification.limits import NO_LIMITS, WriteSetLimits, WriteSetTooLarge
 from wsrep.causal import CausalBarrier
 from wsrep.group.types import Behind, Deliver, MemberId, View, ViewChange
-from wsrep.group_node import GroupNode, PayloadTooLarge, SubmitRefused, SubmitTimeout
+from wsrep.group_node import (
+    GroupEvent,
+    GroupNode,
+    PayloadTooLarge,
+    SubmitRefused,
+    SubmitTimeout,
+)
 from wsrep.node_state import NodeState
 from wsrep.ordering import OrderingGate
 from wsrep.provider_core import Action, ProviderCore
@@ -197,17 +203,28 @@ class Provider:
     # ---- the ordered stream --------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            for event in await self.group.next_events():
-                if isinstance(event, Deliver):
-                    self._deliver(event)
-                elif isinstance(event, ViewChange):
-                    self._view(event.view)
-                elif isinstance(event, Behind):
-                    self.core.behind()
-                    self._notify_state()
-            self._report_queue()
+        """Take the ordered stream until cancelled. The events are handled in the group's
+        core task as each round produces them (all of it is synchronous: decode, certify,
+        hand over), which spares a task switch per batch."""
+        pending = self.group.handle_events(self._on_events)
+        try:
+            task_status.started()
+            if pending:
+                self._on_events(pending)
+            await trio.sleep_forever()
+        finally:
+            self.group.handle_events(None)
+
+    def _on_events(self, events: list[GroupEvent]) -> None:
+        for event in events:
+            if isinstance(event, Deliver):
+                self._deliver(event)
+            elif isinstance(event, ViewChange):
+                self._view(event.view)
+            elif isinstance(event, Behind):
+                self.core.behind()
+                self._notify_state()
+        self._report_queue()
 
     def _deliver(self, event: Deliver) -> None:
         if event.seqno <= self.core.last_delivered:

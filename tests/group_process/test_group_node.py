@@ -102,3 +102,25 @@ async def test_three_nodes_deliver_the_same_stream_and_refuse_what_they_cannot_o
         with pytest.raises(SubmitRefused, match="non-primary"):
             await n1.node.submit(b"in a minority")
         nursery.cancel_scope.cancel()
+
+
+async def test_a_handler_takes_the_events_in_order_after_those_already_queued() -> None:
+    cfg = config("h1", free_address(), bootstrap=True)
+    async with open_group_node(cfg, InMemoryLogStorage(), SECRET) as node:
+        await wait_until(lambda: node.view is not None and node.view.primary)
+        assert await node.submit(b"queued") == 1
+        handled: list[list[GroupEvent]] = []
+        pending = node.handle_events(handled.append)
+        assert [type(e) for e in pending] == [ViewChange, Deliver]
+        assert isinstance(pending[1], Deliver) and pending[1].payload == b"queued"
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(node.submit, b"h%d" % i)
+        await wait_until(lambda: sum(len(batch) for batch in handled) == 20)
+        delivered = [e for batch in handled for e in batch]
+        assert all(isinstance(e, Deliver) for e in delivered)
+        assert [e.seqno for e in delivered if isinstance(e, Deliver)] == list(range(2, 22))
+        assert node.pending_events == 0  # nothing went to the queue meanwhile
+        assert node.handle_events(None) == []
+        assert await node.submit(b"back to the queue") == 22
+        assert [e.seqno for e in await node.next_events() if isinstance(e, Deliver)] == [22]
