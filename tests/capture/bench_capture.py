@@ -5,11 +5,14 @@
 One client runs oltp_write_only-shaped transactions (4 updates, 1 delete, 1 insert on a
 10,000-row table), alternating between a plain table and the same table with capture
 installed (statements, drain, encode), so both see the same machine load; a second server
-applies the captured write sets.
+applies the captured write sets. Besides wall time it prints the CPU the mariadbd process
+used per transaction (its background threads, purge included): what capture costs the
+server, whatever else runs on the machine.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import tempfile
@@ -58,14 +61,23 @@ def statements(rng: random.Random, schema: str) -> list[str]:
     ]
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds the process used so far (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Timer:
-    def __init__(self) -> None:
+    def __init__(self, server_pid: int) -> None:
         self.spent: dict[str, float] = {}
+        self.server_pid = server_pid
+        self.server_cpu = 0.0  # mariadbd CPU seconds during the timed steps
 
     async def run(self, what: str, step: Callable[[], Awaitable[object]]) -> object:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), server_cpu(self.server_pid)
         result = await step()
         self.spent[what] = self.spent.get(what, 0.0) + time.perf_counter() - start
+        self.server_cpu += server_cpu(self.server_pid) - cpu
         return result
 
 
@@ -89,7 +101,10 @@ async def transaction(
 def report(title: str, timer: Timer, count: int) -> float:
     total = sum(timer.spent.values())
     parts = ", ".join(f"{k} {1000 * v / count:.2f} ms" for k, v in timer.spent.items())
-    print(f"{title:28} {count / total:8.0f} trx/s  {1000 * total / count:6.2f} ms/trx  ({parts})")
+    print(
+        f"{title:28} {count / total:8.0f} trx/s  {1000 * total / count:6.2f} ms/trx  "
+        f"mariadbd {1000 * timer.server_cpu / count:5.2f} ms cpu/trx  ({parts})"
+    )
     return total
 
 
@@ -105,7 +120,8 @@ async def main(count: int) -> None:
         catalog = await install(conns[0], ["bench"])
         await install(conns[1], ["bench"])
         rng = random.Random(7)
-        plain, captured = Timer(), Timer()
+        assert a.proc is not None and b.proc is not None
+        plain, captured = Timer(a.proc.pid), Timer(a.proc.pid)
         payloads = []
         for _ in range(count):
             await transaction(conns[0], rng, plain, None)
@@ -116,7 +132,7 @@ async def main(count: int) -> None:
         size = sum(map(len, payloads)) / len(payloads)  # type: ignore[arg-type]
         print(f"{'row-image payload':28} {size:8.0f} bytes/trx")
         await prepare_applier_session(conns[1])
-        timer = Timer()
+        timer = Timer(b.proc.pid)
         decoded: list[list[RowChange]] = []
         start = time.perf_counter()
         decoded = [decode_changes(p) for p in payloads if p is not None]
