@@ -9,7 +9,7 @@ there), repeats; `--think 0` saturates instead. Counts the process CPU
 and with `--profile` the Python function calls per payload and the top functions.
 
     .venv/bin/python bench/group_cost.py [--payloads 3000] [--clients 8] [--think 0.08]
-        [--size 600] [--sync on|off] [--profile]
+        [--size 600] [--sync on|off] [--consumer handler|task] [--profile]
 
 Numbers only (the machine is shared: compare runs taken back to back).
 """
@@ -28,7 +28,7 @@ import trio
 
 from wsrep.gcache import GCache
 from wsrep.group.types import Deliver, GroupConfig, MemberInfo
-from wsrep.group_node import GroupNode, open_group_node
+from wsrep.group_node import GroupEvent, GroupNode, open_group_node
 
 SECRET = b"group cost bench"
 
@@ -60,6 +60,13 @@ async def run(args: argparse.Namespace, root: Path) -> tuple[float, float, int]:
             async with open_group_node(cfg, gcache, SECRET) as node:
                 nodes.append(node)
                 task_status.started()
+                if args.consumer == "handler":  # as the provider takes them
+
+                    def count(events: list[GroupEvent]) -> None:
+                        delivered[i] += sum(isinstance(e, Deliver) for e in events)
+
+                    node.handle_events(count)
+                    await trio.sleep_forever()
                 while True:
                     for e in await node.next_events():
                         delivered[i] += isinstance(e, Deliver)
@@ -109,6 +116,12 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=0.08, help="seconds between submissions")
     ap.add_argument("--size", type=int, default=600, help="payload bytes")
     ap.add_argument("--sync", choices=("on", "off"), default="on")
+    ap.add_argument(
+        "--consumer",
+        choices=("handler", "task"),
+        default="handler",
+        help="events taken in the core task (as the provider does) or by a task of their own",
+    )
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="group-cost-") as tmp:

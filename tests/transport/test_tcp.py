@@ -34,8 +34,8 @@ async def test_members_dialing_each_other_keep_one_connection_and_exchange_messa
 
 
 async def test_messages_larger_than_the_socket_buffers_arrive_whole_and_in_order() -> None:
-    """Sends go straight into the socket while the writer task is idle; what does not fit
-    is left to the writer task, and later sends queue behind it."""
+    """Bursts of sends far beyond what the socket holds, the writer task running now and
+    then: every message arrives whole, once, in order."""
     a_addr, b_addr = free_address(), free_address()
     rng = random.Random(3)
     sent = [bytes([i % 251]) * rng.randint(1, 300 << 10) for i in range(120)]

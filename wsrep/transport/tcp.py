@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import uuid
 from dataclasses import dataclass
@@ -91,27 +90,9 @@ class _Link:
         self.closing = False  # flush what is queued, then close
         self.dropped = False  # closed for not reading: take nothing more
         self.peer: MemberInfo | None = None
-        self.sending = False  # the writer task is inside send_all
-        self.leftover = b""  # what a direct write could not put in the socket: goes first
 
     def kick(self) -> None:
         self.wake.set()
-
-    def write_now(self) -> None:
-        """Put what is queued straight into the (non-blocking) socket when the writer task
-        is idle, which spares a task switch per message; what does not fit, and any error,
-        is left to the writer task."""
-        if self.sending or self.leftover or self.closing:
-            self.kick()
-            return
-        data = self.conn.data_to_send()
-        try:
-            sent = os.write(self.stream.socket.fileno(), data)
-        except OSError:  # full (BlockingIOError) or broken: send_all waits or reports it
-            sent = 0
-        if sent < len(data):
-            self.leftover = data[sent:]
-            self.kick()
 
 
 @dataclass(frozen=True)
@@ -165,9 +146,7 @@ class TcpTransport:
             )
             link.dropped = True
             link.scope.cancel()
-            link.kick()
-            return True
-        link.write_now()
+        link.kick()
         return True
 
     def set_view_addresses(self, addresses: set[str] | frozenset[str]) -> None:
@@ -319,23 +298,19 @@ class TcpTransport:
 
     async def _write_loop(self, link: _Link) -> None:
         while True:
-            data = link.leftover or link.conn.data_to_send()
-            link.leftover = b""
+            data = link.conn.data_to_send()
             if not data:
                 if link.closing:
                     return
                 await link.wake.wait()
                 link.wake = trio.Event()
                 continue
-            link.sending = True
             try:
                 await link.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 self._log_lost(link, f"send failed: {exc}")
                 link.scope.cancel()
                 return
-            finally:
-                link.sending = False
 
     # ---- the one active link per peer ---------------------------------------------------
 
