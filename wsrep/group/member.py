@@ -753,7 +753,8 @@ class GroupMember:
             p.suspected = False
             self._bump_view = True
             logger.info("%s: %s is back", self._id, sender)
-        if self._replication.acknowledged(p, body.success, body.index):
+        # (a follower that reached only what is committed cannot move the commit point)
+        if self._replication.acknowledged(p, body.success, body.index) and p.match > self._commit:
             self._advance_commit()
 
     def _on_flow(self, sender: MemberId, body: Flow) -> None:
