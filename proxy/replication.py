@@ -170,6 +170,11 @@ class Appliers:
         self._provider: Provider | None = None
         self._threads: set[int] = set()  # backend thread ids of applier connections
         self._attempts: dict[int, _Attempt] = {}  # by applier thread: what it applies now
+        # By applier thread: the seqno whose rows it is applying and since when; the lock
+        # watch's rescuers of the ones that waited too long (see `_watch_lock_waits`).
+        self._applying: dict[int, tuple[int, float]] = {}
+        self._rescues: dict[int, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None  # while `run` runs
         # How to abort a local transaction holding a lock an applier waits for (the
         # proxy's sessions roll back in place, see `Replication.abort_local`).
         self.abort_local: Callable[[int, BackendClient, int], Awaitable[None]] = kill_connection
@@ -195,10 +200,13 @@ class Appliers:
         clients = [await self._new_connection() for _ in range(self.count)]
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._watch_lock_waits)
                 for client in clients:
                     nursery.start_soon(self._worker, client)
                 task_status.started()
         finally:
+            self._nursery = None
             with trio.CancelScope(shield=True):
                 for client in clients:
                     await self._close(client)
@@ -227,41 +235,55 @@ class Appliers:
     ) -> None:
         """Apply `changes`; if that waits for a lock, the holder is a local transaction
         that is not committing ahead of us (write sets ahead commit first, and disjoint
-        keys apply in parallel): abort it, as Galera's brute-force abort does."""
-        failure: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._bf_abort_blockers, client.thread_id, job.seqno)
-            try:
-                await apply_changes(client, changes)
-            except Exception as exc:  # re-raised below, not wrapped in an exception group
-                failure = exc
-            nursery.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-
-    async def _bf_abort_blockers(self, thread_id: int, seqno: int) -> None:
-        await trio.sleep(BF_ABORT_AFTER)
+        keys apply in parallel): `_watch_lock_waits` aborts it, as Galera's brute-force
+        abort does."""
+        thread_id = client.thread_id
+        self._applying[thread_id] = (job.seqno, trio.current_time())
         try:
-            admin = await self._connect()
-        except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
-            log.warning("%s: cannot look for lock holders: %s", self.provider.node_name, exc)
-            return
-        try:
-            while True:
-                rows = (await admin.query(sql_blockers(thread_id))).rows
-                # Shielded: this task is cancelled as soon as the apply gets its lock,
-                # which an abort's own rollback brings about; a cancelled abort would leave
-                # the ROLLBACK's reply unread on the session's backend connection and the
-                # abort unrecorded (its client would commit).
-                with trio.CancelScope(shield=True):
-                    for (raw,) in rows:
-                        await self._abort_blocker(int(raw or 0), seqno, admin)
-                await trio.sleep(BF_ABORT_AFTER)
-        except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
-            log.warning("%s: looking for lock holders failed: %s", self.provider.node_name, exc)
+            await apply_changes(client, changes)
         finally:
-            with trio.CancelScope(shield=True):
-                await admin.aclose()
+            del self._applying[thread_id]
+            rescue = self._rescues.pop(thread_id, None)
+            if rescue is not None:
+                rescue.cancel()
+
+    async def _watch_lock_waits(self) -> None:
+        """One task for every apply (a task per apply costs more than the apply's own
+        round trip): an apply still running after BF_ABORT_AFTER gets a rescuer."""
+        while True:
+            await trio.sleep(BF_ABORT_AFTER / 2)
+            now = trio.current_time()
+            for thread_id, (seqno, since) in self._applying.items():
+                if now - since >= BF_ABORT_AFTER and thread_id not in self._rescues:
+                    assert self._nursery is not None
+                    self._rescues[thread_id] = scope = trio.CancelScope()
+                    self._nursery.start_soon(self._bf_abort_blockers, thread_id, seqno, scope)
+
+    async def _bf_abort_blockers(self, thread_id: int, seqno: int, scope: trio.CancelScope) -> None:
+        """Abort whatever holds the locks apply `thread_id` waits for, until it has them
+        (`scope` is cancelled as soon as the apply returns)."""
+        with scope:
+            try:
+                admin = await self._connect()
+            except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
+                log.warning("%s: cannot look for lock holders: %s", self.provider.node_name, exc)
+                return
+            try:
+                while True:
+                    rows = (await admin.query(sql_blockers(thread_id))).rows
+                    # Shielded: this task is cancelled as soon as the apply gets its lock,
+                    # which an abort's own rollback brings about; a cancelled abort would
+                    # leave the ROLLBACK's reply unread on the session's backend connection
+                    # and the abort unrecorded (its client would commit).
+                    with trio.CancelScope(shield=True):
+                        for (raw,) in rows:
+                            await self._abort_blocker(int(raw or 0), seqno, admin)
+                    await trio.sleep(BF_ABORT_AFTER)
+            except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
+                log.warning("%s: looking for lock holders failed: %s", self.provider.node_name, exc)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await admin.aclose()
 
     async def _abort_blocker(self, victim: int, seqno: int, admin: BackendClient) -> None:
         if victim in self._threads:
