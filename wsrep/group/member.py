@@ -74,9 +74,10 @@ class GroupMember:
     All times are the driver's monotonic clock in seconds. `rng_seed` must differ between
     runs of a real member (e.g. from `os.urandom`): it picks the incarnation that tells this
     run's submissions from the previous one's, election jitter and a bootstrap cluster uuid.
-    Storage writes happen inside the calls and must be durable when they return. After a
-    restart the member delivers from `storage.hard_state().delivered + 1`, so it hands out
-    nothing twice.
+    Storage writes happen inside the calls; a term or vote is durable when they return, log
+    entries once the storage's sync job ran, which the driver does before it carries out
+    the actions taken after them (`LogStorage`). After a restart the member delivers from
+    `storage.hard_state().delivered + 1`, so it hands out nothing twice.
     """
 
     def __init__(
