@@ -206,7 +206,7 @@ class GroupNode:
         spares a task switch per batch. It must not raise; what it raises stops the node.
         """
         self._handler = handler
-        pending = []
+        pending: list[GroupEvent] = []
         while True:
             try:
                 pending.append(self.events.receive_nowait())
