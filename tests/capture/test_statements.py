@@ -211,6 +211,27 @@ async def test_capture_is_per_transaction(pair_factory: PairFactory) -> None:
     assert left == [(b"0",)]
 
 
+async def test_rolled_back_work_leaves_no_capture_rows(pair_factory: PairFactory) -> None:
+    """Capture rows are written inside the transaction: a failed statement, a rollback to
+    a savepoint and a rollback take back what the triggers wrote."""
+    pair = await pair_factory(ITEMS)
+    await pair.replicate("INSERT INTO items (id, sku) VALUES (1, 's1')")
+    await pair.a.query("BEGIN")
+    await pair.a.query("INSERT INTO items (id, sku) VALUES (20, 'kept')")
+    with pytest.raises(BackendError):  # the second row fails: the first is taken back too
+        await pair.a.query("INSERT INTO items (id, sku) VALUES (21, 'new'), (22, 'kept')")
+    await pair.a.query("SAVEPOINT s")
+    await pair.a.query("UPDATE items SET qty = 5 WHERE id = 1")
+    await pair.a.query("INSERT INTO items (id, sku) VALUES (23, 'undone')")
+    await pair.a.query("ROLLBACK TO SAVEPOINT s")
+    assert len((await pair.a.query(sql.CAPTURED)).rows) == 1
+    await pair.a.query("ROLLBACK")
+    assert (await pair.a.query(sql.CAPTURED)).rows == []
+    captured = await pair.replicate("UPDATE items SET qty = 6 WHERE id = 1")
+    assert [c.values[:3] for c in captured.changes] == [(1, b"s1", 6)]
+    await pair.assert_same()
+
+
 async def test_drain_does_not_block_other_sessions(pair_factory: PairFactory) -> None:
     """A drained transaction waiting for its commit (certification) must not hold locks
     that stall other sessions' capture writes."""
