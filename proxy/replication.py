@@ -89,7 +89,10 @@ _COMMITS = frozenset({StatementKind.TXN_COMMIT})
 # Statements that may write without being DML themselves: wrapped like writes.
 _MAY_WRITE = frozenset({StatementKind.CALL, StatementKind.EXECUTE})
 MAX_APPLY_ATTEMPTS = 200
-BF_ABORT_AFTER = 0.2  # seconds an applier waits on a lock before aborting its holder
+BF_ABORT_AFTER = 0.02  # seconds an apply runs before the lock watch looks for its blockers
+# InnoDB's lock-wait tables are a cache it refreshes only when nobody read it for 0.1 s:
+# reading them more often than that would see the same stale waits forever.
+LOCK_WAITS_EVERY = 0.11
 
 
 async def kill_connection(thread_id: int, admin: BackendClient, seqno: int = 0) -> None:
@@ -98,14 +101,13 @@ async def kill_connection(thread_id: int, admin: BackendClient, seqno: int = 0) 
         await admin.query(f"KILL CONNECTION {int(thread_id)}")
 
 
-def sql_blockers(thread_id: int) -> str:
-    """Backend threads holding locks the given thread waits for."""
-    return (
-        "SELECT b.trx_mysql_thread_id FROM information_schema.INNODB_LOCK_WAITS w "
-        "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id "
-        "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id "
-        f"WHERE r.trx_mysql_thread_id = {int(thread_id)}"
-    )
+# Every InnoDB lock wait: (waiting backend thread, blocking backend thread).
+LOCK_WAITS = (
+    "SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id "
+    "FROM information_schema.INNODB_LOCK_WAITS w "
+    "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id "
+    "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id"
+)
 
 
 class _Refused(Exception):
@@ -170,11 +172,9 @@ class Appliers:
         self._provider: Provider | None = None
         self._threads: set[int] = set()  # backend thread ids of applier connections
         self._attempts: dict[int, _Attempt] = {}  # by applier thread: what it applies now
-        # By applier thread: the seqno whose rows it is applying and since when; the lock
-        # watch's rescuers of the ones that waited too long (see `_watch_lock_waits`).
+        # By applier thread: the seqno whose rows it is applying, and since when (for
+        # `_watch_lock_waits`).
         self._applying: dict[int, tuple[int, float]] = {}
-        self._rescues: dict[int, trio.CancelScope] = {}
-        self._nursery: trio.Nursery | None = None  # while `run` runs
         # How to abort a local transaction holding a lock an applier waits for (the
         # proxy's sessions roll back in place, see `Replication.abort_local`).
         self.abort_local: Callable[[int, BackendClient, int], Awaitable[None]] = kill_connection
@@ -200,13 +200,11 @@ class Appliers:
         clients = [await self._new_connection() for _ in range(self.count)]
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 nursery.start_soon(self._watch_lock_waits)
                 for client in clients:
                     nursery.start_soon(self._worker, client)
                 task_status.started()
         finally:
-            self._nursery = None
             with trio.CancelScope(shield=True):
                 for client in clients:
                     await self._close(client)
@@ -243,45 +241,51 @@ class Appliers:
             await apply_changes(client, changes)
         finally:
             del self._applying[thread_id]
-            rescue = self._rescues.pop(thread_id, None)
-            if rescue is not None:
-                rescue.cancel()
 
     async def _watch_lock_waits(self) -> None:
-        """One task for every apply (a task per apply costs more than the apply's own
-        round trip): an apply still running after BF_ABORT_AFTER gets a rescuer."""
-        while True:
-            await trio.sleep(BF_ABORT_AFTER / 2)
-            now = trio.current_time()
-            for thread_id, (seqno, since) in self._applying.items():
-                if now - since >= BF_ABORT_AFTER and thread_id not in self._rescues:
-                    assert self._nursery is not None
-                    self._rescues[thread_id] = scope = trio.CancelScope()
-                    self._nursery.start_soon(self._bf_abort_blockers, thread_id, seqno, scope)
-
-    async def _bf_abort_blockers(self, thread_id: int, seqno: int, scope: trio.CancelScope) -> None:
-        """Abort whatever holds the locks apply `thread_id` waits for, until it has them
-        (`scope` is cancelled as soon as the apply returns)."""
-        with scope:
-            try:
-                admin = await self._connect()
-            except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
-                log.warning("%s: cannot look for lock holders: %s", self.provider.node_name, exc)
-                return
-            try:
-                while True:
-                    rows = (await admin.query(sql_blockers(thread_id))).rows
-                    # Shielded: this task is cancelled as soon as the apply gets its lock,
-                    # which an abort's own rollback brings about; a cancelled abort would
-                    # leave the ROLLBACK's reply unread on the session's backend connection
-                    # and the abort unrecorded (its client would commit).
+        """One task for every apply (a task per apply cost more than its round trip): once
+        an apply has run BF_ABORT_AFTER, read InnoDB's lock waits (at most every
+        LOCK_WAITS_EVERY) and abort whatever blocks an apply. Every stalled apply stalls
+        every later commit on this node, so it looks early: Galera aborts at once."""
+        admin: BackendClient | None = None
+        next_read = 0.0
+        try:
+            while True:
+                await trio.sleep(BF_ABORT_AFTER)
+                now = trio.current_time()
+                if now < next_read:
+                    continue
+                waiting = {
+                    thread: seqno
+                    for thread, (seqno, since) in self._applying.items()
+                    if now - since >= BF_ABORT_AFTER
+                }
+                if not waiting:
+                    continue
+                next_read = now + LOCK_WAITS_EVERY
+                try:
+                    if admin is None:
+                        admin = await self._connect()
+                    rows = (await admin.query(LOCK_WAITS)).rows
+                    # Shielded: an abort cancelled half-way would leave the ROLLBACK's
+                    # reply unread on the session's backend connection and the abort
+                    # unrecorded (its client would commit).
                     with trio.CancelScope(shield=True):
-                        for (raw,) in rows:
-                            await self._abort_blocker(int(raw or 0), seqno, admin)
-                    await trio.sleep(BF_ABORT_AFTER)
-            except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
-                log.warning("%s: looking for lock holders failed: %s", self.provider.node_name, exc)
-            finally:
+                        for raw_waiter, raw_blocker in rows:
+                            waiter = int(raw_waiter or 0)
+                            seqno = waiting.get(waiter)
+                            if seqno is not None and self._applying.get(waiter, (0,))[0] == seqno:
+                                await self._abort_blocker(int(raw_blocker or 0), seqno, admin)
+                except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
+                    log.warning(
+                        "%s: looking for lock holders failed: %s", self.provider.node_name, exc
+                    )
+                    if admin is not None:
+                        with trio.CancelScope(shield=True):
+                            await admin.aclose()
+                    admin = None
+        finally:
+            if admin is not None:
                 with trio.CancelScope(shield=True):
                     await admin.aclose()
 
