@@ -230,6 +230,34 @@ def test_far_behind_member_is_told_to_state_transfer() -> None:
     assert not primary(sim, "n2")
 
 
+def test_a_new_member_joining_after_a_purge_is_told_to_state_transfer() -> None:
+    """A member that never belonged to the cluster (no configuration yet) must not ignore
+    `Purged`: it would wait for entries nobody holds any more, silently."""
+    sim = Simulation(Schedule(0, "test", members(4), 0.0, 0.0, (0.001, 0.002), []))
+    for node in sim.nodes.values():
+        node.storage = InMemoryLogStorage(retain=5)
+    sim.start("n0", bootstrap=True)
+    sim.start("n1")
+    sim.start("n2")
+    formed = ("n0", "n1", "n2")
+    assert sim.run_until(10.0, lambda: all(primary(sim, i) for i in formed)), sim.describe()
+    submit_and_settle(sim, "n0", 20)
+    sim.start("n3")
+    node = sim.nodes["n3"]
+    behind: list[Behind] = []
+    original = node.member.take_actions
+
+    def spy() -> list:
+        actions = original()
+        behind.extend(a for a in actions if isinstance(a, Behind))
+        return actions
+
+    node.member.take_actions = spy  # type: ignore[method-assign]
+    sim.run_until(sim.now + 3.0)
+    assert behind and behind[0].delivered_seqno == 0 and behind[0].oldest_seqno > 1
+    assert not primary(sim, "n3")
+
+
 def test_flow_control_pauses_the_group_until_the_queue_drains() -> None:
     sim = cluster(members(3))
     slow = sim.nodes["n2"].member

@@ -446,7 +446,9 @@ class GroupMember:
 
     def _on_purged(self, sender: MemberId, body: Purged) -> None:
         cfg = self._log.config
-        if cfg is None or sender not in cfg.voters():
+        # A member with no configuration yet (joining for the first time) knows no voters:
+        # it must still hear that what it lacks is gone, or it would wait for it forever.
+        if cfg is not None and sender not in cfg.voters():
             return
         if self._behind_reported != (sender, body.oldest_seqno):
             self._behind_reported = (sender, body.oldest_seqno)
