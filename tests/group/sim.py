@@ -38,6 +38,7 @@ TIMEOUTS = {
 }
 FAULT_PHASE = 4.0  # seconds of virtual time with faults
 LIVENESS_BOUND = 30.0  # after healing, everything must be back within this
+LEAVE_WAIT = 1.0  # how long a leaving member waits to be removed before it just goes
 
 
 class SimulationFailure(AssertionError):
@@ -96,7 +97,7 @@ class Schedule:
         faults: list[tuple[float, str, tuple]] = []
         for _ in range(rng.randint(1, 5)):
             at = rng.uniform(0.5, FAULT_PHASE - 0.5)
-            kind = rng.choice(("partition", "asymmetric", "crash", "pause", "isolate"))
+            kind = rng.choice(("partition", "asymmetric", "crash", "pause", "isolate", "leave"))
             length = rng.choice((0.2, 0.5, 1.0, 2.0, 3.0))
             if kind == "partition":
                 side = rng.sample(ids, rng.randint(1, len(ids) // 2))
@@ -273,6 +274,20 @@ class Simulation:
             self.crash(node_id)
             self.at(self.now + length, "restart", node_id)
 
+    def _on_leave(self, node_id: str, length: float) -> None:
+        """A clean stop: ask to leave, go once out or after a bound (as `run_node` does),
+        come back `length` later."""
+        node = self.nodes[node_id]
+        if node.member is None or node.paused:
+            return
+        node.member.leave(self.now)
+        self.drain(node)
+        self.at(self.now + LEAVE_WAIT, "stop", node_id, node.lifetime, length)
+
+    def _on_stop(self, node_id: str, lifetime: int, length: float) -> None:
+        if self.nodes[node_id].lifetime == lifetime:
+            self._on_crash(node_id, length)
+
     def _on_restart(self, node_id: str) -> None:
         if self.nodes[node_id].member is None:
             self.start(node_id)
@@ -332,6 +347,8 @@ class Simulation:
         self._queue = [e for e in self._queue if e[2] in ("message", "tick", "submit")]
         heapq.heapify(self._queue)
         for node_id, node in self.nodes.items():
+            if node.member is not None and node.member._leaving:  # its stop was due
+                self.crash(node_id)
             if node.member is None:
                 self.start(node_id)
             elif node.paused:

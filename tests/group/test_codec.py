@@ -16,6 +16,7 @@ from wsrep.group.codec import (
     Flow,
     Forward,
     Join,
+    Leave,
     Message,
     Purged,
     VoteRequest,
@@ -79,6 +80,7 @@ bodies = st.one_of(
     st.builds(Join, member_infos),
     st.builds(Purged, u64),
     st.builds(Flow, u32),
+    st.builds(Leave, st.booleans()),
 )
 messages = st.builds(
     Message, st.builds(uuid.UUID, bytes=st.binary(min_size=16, max_size=16)), u64, bodies

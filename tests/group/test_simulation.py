@@ -55,7 +55,7 @@ def test_schedules_mix_every_fault() -> None:
             kinds.add("loss")
         if s.duplicate:
             kinds.add("duplicate")
-    assert kinds == {"partition", "block", "crash", "pause", "loss", "duplicate"}
+    assert kinds == {"partition", "block", "crash", "pause", "leave", "loss", "duplicate"}
 
 
 def test_checker_catches_divergence() -> None:

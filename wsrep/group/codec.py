@@ -34,6 +34,7 @@ class MsgType(enum.IntEnum):
     JOIN = 8
     PURGED = 9
     FLOW = 10
+    LEAVE = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,17 @@ class Flow:
     apply_queue: int
 
 
-Body = Append | AppendResponse | VoteRequest | VoteResponse | Forward | Join | Purged | Flow
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """A member shutting down cleanly: remove me (done=False); the leader's answer once a
+    committed configuration no longer holds the sender (done=True)."""
+
+    done: bool
+
+
+Body = (
+    Append | AppendResponse | VoteRequest | VoteResponse | Forward | Join | Purged | Flow | Leave
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +155,8 @@ def encode(msg: Message) -> bytes:
         _encode_member(body.member, out)
     elif isinstance(body, Purged):
         out.append(_U64.pack(body.oldest_seqno))
+    elif isinstance(body, Leave):
+        out.append(_U8.pack(body.done))
     else:
         out.append(_U32.pack(body.apply_queue))
     return b"".join(out)
@@ -187,6 +200,7 @@ _TYPES: dict[type, MsgType] = {
     Join: MsgType.JOIN,
     Purged: MsgType.PURGED,
     Flow: MsgType.FLOW,
+    Leave: MsgType.LEAVE,
 }
 
 
@@ -408,6 +422,10 @@ def _decode_flow(r: _Reader, _max: int) -> Flow:
     return Flow(r.take(_U32)[0])
 
 
+def _decode_leave(r: _Reader, _max: int) -> Leave:
+    return Leave(r.flag())
+
+
 _BODY_DECODERS = {
     MsgType.APPEND: _decode_append,
     MsgType.APPEND_RESPONSE: _decode_append_response,
@@ -419,4 +437,5 @@ _BODY_DECODERS = {
     MsgType.JOIN: _decode_join,
     MsgType.PURGED: _decode_purged,
     MsgType.FLOW: _decode_flow,
+    MsgType.LEAVE: _decode_leave,
 }

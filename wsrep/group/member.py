@@ -30,6 +30,7 @@ from wsrep.group.codec import (
     Flow,
     Forward,
     Join,
+    Leave,
     Message,
     Purged,
     VoteRequest,
@@ -105,6 +106,10 @@ class GroupMember:
         self._leader_contact = -1e18
         self._primary = False
         self._votes: set[MemberId] = set()
+        # a clean shutdown (Galera's graceful leave): asked to be removed, then removed
+        self._leaving = False
+        self._left = False
+        self._leave_at = now
 
         # peers as the transport reports them
         self._peers: dict[MemberId, MemberInfo] = {}
@@ -131,6 +136,7 @@ class GroupMember:
         self._heartbeat_at = now
         self._quorum_check_at = now
         self._joins: dict[MemberId, MemberInfo] = {}
+        self._leaves: set[MemberId] = set()
         self._bump_view = False
 
         # follower state
@@ -192,6 +198,37 @@ class GroupMember:
         """Submissions of this member still waiting for their seqno."""
         return len(self._outstanding)
 
+    @property
+    def has_left(self) -> bool:
+        """`leave()` is done: no committed configuration holds this member any more."""
+        return self._left
+
+    def leave(self, now: float) -> None:
+        """Ask to be removed from the configuration (a clean shutdown, Galera's graceful
+        leave), so the others install a smaller primary view instead of suspecting a failure.
+
+        The leader removes it like an eviction (a single-member change through a joint
+        configuration). `has_left` turns True once that change committed; from then on the
+        member is outside every primary component and takes part in nothing: no joins,
+        no votes counted, no campaigns. The last member that can lead (not an arbitrator)
+        is never removed, or nobody could lead, admit or restart the group: it is out at
+        once, as is a member in no configuration. Until then the request is repeated every
+        heartbeat; the driver bounds the wait (no leader: the member just goes).
+        """
+        self._now = now
+        if self._leaving:
+            return
+        self._leaving = True
+        cfg = self._log.config
+        if cfg is None or not _can_lead_without(cfg, self._id):
+            self._quit("no other member could lead the group")
+            return
+        logger.info(
+            "%s: leaving the group (%s, term %d, delivered seqno %d)", self._id,
+            self._role.value, self._term, self._delivered_seqno,
+        )  # fmt: skip
+        self._ask_to_leave(now)
+
     def peer_up(self, peer: MemberInfo, now: float) -> None:
         """The transport connected to and authenticated `peer`."""
         self._now = now
@@ -213,6 +250,8 @@ class GroupMember:
     def receive(self, sender: MemberId, data: bytes, now: float) -> None:
         """One protocol message from `sender`; malformed or foreign ones are dropped and counted."""
         self._now = now
+        if self._left:
+            return
         try:
             msg = decode(data, self._cfg.max_payload)
         except CodecError as e:
@@ -242,12 +281,16 @@ class GroupMember:
             self._on_join(sender, msg)
         elif isinstance(body, Purged):
             self._on_purged(sender, body)
+        elif isinstance(body, Leave):
+            self._on_leave(sender, body)
         else:
             self._on_flow(sender, body)
 
     def tick(self, now: float) -> None:
         """Timers: heartbeats, elections, check-quorum, eviction, resends."""
         self._now = now
+        if self._leaving and not self._left and now >= self._leave_at:
+            self._ask_to_leave(now)
         if self._role is Role.LEADER:
             self._leader_tick(now)
         else:
@@ -309,6 +352,8 @@ class GroupMember:
                 deadline = min(deadline, self._join_at)
         if self._outstanding:
             deadline = min(deadline, self._resend_at)
+        if self._leaving and not self._left:
+            deadline = min(deadline, self._leave_at)
         return deadline
 
     # ---- log bookkeeping ------------------------------------------------------------------
@@ -567,12 +612,6 @@ class GroupMember:
             self._delivered = hi
             self._delivered_seqno = e.seqno
         self._persist()
-        if self._role is Role.LEADER and self._log.stable_view is not None:
-            assert self._log.stable_view.config is not None
-            if self._log.stable_view.config.info(self._id) is None:
-                # Raft: a leader outside the committed configuration steps down
-                logger.warning("%s: leader no longer in the view: stepping down", self._id)
-                self._become_follower(None)
 
     # ---- elections ------------------------------------------------------------------------
 
@@ -581,18 +620,25 @@ class GroupMember:
         return self._rng.uniform(t, 2 * t)
 
     def _can_campaign(self) -> bool:
-        cfg = self._log.config
+        # Raft (Ongaro 4.2.2): a member the latest configuration removes still campaigns
+        # until that configuration commits (its own vote then does not count): a leader
+        # that removed itself may be needed to commit its removal.
+        cfg, committed = self._log.config, self._log.config_entry
         return (
             not self._me.arbitrator
             and cfg is not None
-            and self._id in cfg.voters()
+            and (
+                self._id in cfg.voters()
+                or (committed is not None and self._id in committed.config.voters())
+            )
             and self._cluster_uuid is not None
             and not self._amnesiac
+            and not self._left
         )
 
     def _wants_in(self) -> bool:
         """Not attached to a primary component: keep asking to be (re)admitted."""
-        return not self._primary and self._role is not Role.LEADER
+        return not self._primary and self._role is not Role.LEADER and not self._leaving
 
     def _election_timeout(self, now: float) -> None:
         self._election_at = now + self._election_jitter()
@@ -696,6 +742,7 @@ class GroupMember:
         self._heartbeat_at = now
         self._quorum_check_at = now + self._cfg.election_timeout
         self._joins.clear()
+        self._leaves.clear()  # the leavers repeat their requests
         self._bump_view = False
         # every entry still in our log may come back as a forward: remember who sent what
         self._request_order = self._committed_order.copy()
@@ -779,6 +826,7 @@ class GroupMember:
         p = self._replication.followers.get(info.id)
         if p is not None:
             p.need_send = True
+        self._leaves.discard(info.id)  # back after a leave that timed out: it stays
         if cfg.info(info.id) != info:
             if info.id not in self._joins:
                 logger.info("%s: %s asks to join (%s)", self._id, info.id, info.address)
@@ -811,6 +859,8 @@ class GroupMember:
         if cfg.joint:
             self._append([self._view_entry(Configuration(cfg.members))])
             return
+        if not self._in_config():
+            return  # we left it: we only commit that, the next leader does the rest
         members = cfg.members
         now = self._now
         for m in members:
@@ -821,6 +871,14 @@ class GroupMember:
                 )
                 self._stats.extra["evictions"] = self._stats.extra.get("evictions", 0) + 1
                 new = tuple(x for x in members if x.id != m.id)
+                self._append([self._view_entry(Configuration(new, members))])
+                return
+        while self._leaves:
+            leaver = min(self._leaves)  # (deterministic, for the simulation's replays)
+            self._leaves.discard(leaver)
+            new = tuple(x for x in members if x.id != leaver)
+            if len(new) < len(members) and _can_lead_without(cfg, leaver):
+                logger.info("%s: removing %s: it leaves the group", self._id, leaver)
                 self._append([self._view_entry(Configuration(new, members))])
                 return
         if self._joins:
@@ -841,7 +899,7 @@ class GroupMember:
             requests = self._outstanding.take_unsent(self._now)
             self._propose(self._id, self._incarnation, ordered, requests)
         self._update_flow_control()
-        if self._proposals and not self._flow.paused and self._primary:
+        if self._proposals and not self._flow.paused and self._primary and self._in_config():
             self._append_proposals()
         self._change_membership()
         self._advance_commit()
@@ -851,6 +909,66 @@ class GroupMember:
         )
         for to, data in self._replication.messages(header, self._down):
             self._actions.append(Send(to, data))
+        self._step_down_if_removed()
+
+    def _in_config(self) -> bool:
+        """False once the latest configuration leaves us out. A leader then appends nothing
+        more: the members that stay must hold a log at least as long as any arbitrator's,
+        or none of them could win its vote."""
+        cfg = self._log.config
+        return cfg is not None and cfg.info(self._id) is not None
+
+    def _step_down_if_removed(self) -> None:
+        """Raft: a leader outside the committed configuration steps down, after the round
+        that tells the followers it committed (they elect a leader among themselves)."""
+        view, cfg = self._log.stable_view, self._log.config
+        if view is None or cfg is None or cfg.info(self._id) is not None:
+            return
+        assert view.config is not None
+        if view.config.info(self._id) is not None:
+            return
+        logger.warning("%s: leader no longer in the view: stepping down", self._id)
+        self._become_follower(None)
+        if self._leaving:
+            self._quit("removed from the configuration")
+
+    # ---- leaving --------------------------------------------------------------------------
+
+    def _ask_to_leave(self, now: float) -> None:
+        self._leave_at = now + self._cfg.heartbeat_interval
+        if self._role is Role.LEADER:
+            self._leaves.add(self._id)
+            return
+        cfg = self._log.config
+        assert cfg is not None
+        targets = {self._leader} if self._leader is not None else cfg.voters() - {self._id}
+        for peer in sorted(targets - self._down):
+            self._send(peer, Leave(False))
+
+    def _on_leave(self, sender: MemberId, body: Leave) -> None:
+        cfg = self._log.config
+        if body.done:
+            # the leader's word that our removal committed
+            if self._leaving and cfg is not None and sender in cfg.voters():
+                self._quit(f"{sender} committed the configuration without it")
+            return
+        if self._role is not Role.LEADER or cfg is None:
+            return
+        view = self._log.stable_view
+        assert view is not None and view.config is not None
+        if sender in cfg.voters() or view.config.info(sender) is not None:
+            if sender not in self._leaves:
+                logger.info("%s: %s asks to leave", self._id, sender)
+            self._leaves.add(sender)
+        else:
+            self._send(sender, Leave(True))
+
+    def _quit(self, why: str) -> None:
+        self._left = True
+        self._become_follower(None)
+        logger.info(
+            "%s: left the group (%s) at delivered seqno %d", self._id, why, self._delivered_seqno
+        )
 
     def _append_proposals(self) -> None:
         seqno = self._log.last_seqno
@@ -905,6 +1023,11 @@ class GroupMember:
         for p in self._replication.followers.values():
             p.need_send = True
         self._actions.append(FlowControl(paused))
+
+
+def _can_lead_without(cfg: Configuration, member: MemberId) -> bool:
+    """Another member of `cfg` could lead (an arbitrator never campaigns)."""
+    return any(m.id != member and not m.arbitrator for m in (*cfg.members, *(cfg.old or ())))
 
 
 def _joint(e: Entry) -> bool:
