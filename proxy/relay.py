@@ -17,7 +17,7 @@ from proxy.protocol.constants import Capability, Command
 from proxy.protocol.packet_reader import Packet
 from proxy.protocol.response_tracker import NO_RESPONSE, ResponseTracker
 from proxy.protocol.results import LocalReply, encode_reply, err_packet
-from proxy.protocol.wire import ProtocolError, read_nul_str
+from proxy.protocol.wire import ProtocolError, frame, read_nul_str
 from proxy.session import Session
 from proxy.statement_class import SqlMode
 
@@ -149,7 +149,7 @@ class Relay:
         session = self.session
         session.commands += 1
         if command == _STMT_EXECUTE:
-            session.begin_execute(int.from_bytes(payload[1:5], "little"))
+            session.begin_execute(payload)
         elif command == _QUERY:
             sql = await self._begin_statement(payload)
             if self.interceptor is not None and await self._answer_locally(packet, sql):
@@ -157,7 +157,7 @@ class Relay:
         elif command == _STMT_PREPARE:
             await self._begin_statement(payload)
         elif command == _STMT_CLOSE:
-            session.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
+            session.closed_statement(int.from_bytes(payload[1:5], "little"))
         elif command in _UNSUPPORTED:
             await self._refuse_command(command, packet)
             return True
@@ -172,7 +172,7 @@ class Relay:
         if hook is not None and command in _HOOKED and await hook.before_command(self, packet):
             return True
         self.tracker.start(command, packet.last_seq + 1)
-        await self._to_backend(packet)
+        await self._to_backend(packet, self.backend_bytes(packet))
         if command in NO_RESPONSE:
             return command != _QUIT
         if command == _CHANGE_USER:
@@ -234,9 +234,19 @@ class Relay:
             err_packet(ER_UNKNOWN_COM_ERROR, "08S01", message, packet.last_seq + 1)
         )
 
-    async def _to_backend(self, packet: Packet) -> None:
+    def backend_bytes(self, packet: Packet) -> bytes:
+        """What to send the backend for the client's command `packet` (a command, not
+        LOCAL INFILE data): its own bytes, or an execute that carries again the parameter
+        types the backend never got."""
+        payload = packet.payload
+        if payload[0] != _STMT_EXECUTE or not self.session.unsent_types:
+            return packet.raw
+        rewritten = self.session.execute_to_send(payload)
+        return packet.raw if rewritten is None else frame(rewritten, packet.seq)
+
+    async def _to_backend(self, packet: Packet, data: bytes | None = None) -> None:
         try:
-            await self.backend.send(packet.raw)
+            await self.backend.send(packet.raw if data is None else data)
         except PeerClosed:
             await self._backend_failed("lost the backend connection", packet.last_seq)
 
@@ -286,8 +296,10 @@ class Relay:
             return
         if command == _INIT_DB:
             session.schema = payload[1:].decode("utf-8", "replace")
-        elif command == _STMT_PREPARE and session.statement is not None:
-            session.prepared[tracker.stmt_id] = session.statement
+        elif command == _STMT_PREPARE:
+            session.params[tracker.stmt_id] = tracker.params
+            if session.statement is not None:
+                session.prepared[tracker.stmt_id] = session.statement
         elif command == _RESET_CONNECTION:
             session.reset()
 

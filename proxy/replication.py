@@ -631,7 +631,7 @@ class Replication:
             raise _Refused(exc.code, exc.sqlstate, exc.message) from None
 
         async def execute() -> QueryResult | BackendError:
-            await relay.backend.send(packet.raw)
+            await relay.backend.send(relay.backend_bytes(packet))
             try:
                 return await read_result(relay.backend, relay.deprecate_eof)
             except BackendError as exc:
@@ -788,7 +788,7 @@ class Replication:
         backend = _StreamSession(relay.backend, relay.deprecate_eof)
         try:
             await backend.query(sql.BEGIN)
-            await relay.backend.send(packet.raw)
+            await relay.backend.send(relay.backend_bytes(packet))
             results = [await read_result(relay.backend, relay.deprecate_eof)]
             while results[-1].status_flags & ServerStatus.MORE_RESULTS_EXISTS:
                 results.append(await read_result(relay.backend, relay.deprecate_eof))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proxy.protocol.constants import ServerStatus
+from proxy.protocol.stmt_execute import bound_types, with_types
 from proxy.statement_class import SqlMode, StatementInfo, StatementKind, classify, classify_each
 from wsrep.status import VarValue
 
@@ -35,6 +36,10 @@ class Session:
     statement: StatementInfo | None = None  # the current (or last) statement
     sql: str | None = None  # text of the current (or last) COM_QUERY/COM_STMT_PREPARE
     prepared: dict[int, StatementInfo] = field(default_factory=dict)  # by statement id
+    params: dict[int, int] = field(default_factory=dict)  # parameter count by statement id
+    # Parameter types a client sent in an execute the backend never saw (the proxy
+    # answered it): the next execute of that statement carries them (stmt_execute.py).
+    unsent_types: dict[int, bytes] = field(default_factory=dict)
     # ANSI_QUOTES as last read from the backend (NO_BACKSLASH_ESCAPES is in every OK's
     # status flags); unknown at first and after a SET of sql_mode, until read.
     sql_mode: SqlMode = SqlMode.DEFAULT
@@ -75,9 +80,28 @@ class Session:
         self.statement = info = classify(sql, self.parse_mode)
         return info
 
-    def begin_execute(self, stmt_id: int) -> None:
+    def begin_execute(self, payload: bytes) -> None:
+        stmt_id = int.from_bytes(payload[1:5], "little")
         self.sql = None
         self.statement = self.prepared.get(stmt_id)
+        params = self.params.get(stmt_id, 0)
+        if params and (types := bound_types(payload, params)) is not None:
+            self.unsent_types[stmt_id] = types  # until the execute reaches the backend
+
+    def execute_to_send(self, payload: bytes) -> bytes | None:
+        """The payload to send the backend for this execute, if it must differ (types
+        it never got put back); None to send the client's bytes as they are."""
+        stmt_id = int.from_bytes(payload[1:5], "little")
+        types = self.unsent_types.pop(stmt_id, None)
+        if types is None:
+            return None
+        params = self.params[stmt_id]
+        return with_types(payload, params, types) if bound_types(payload, params) is None else None
+
+    def closed_statement(self, stmt_id: int) -> None:
+        self.prepared.pop(stmt_id, None)
+        self.params.pop(stmt_id, None)
+        self.unsent_types.pop(stmt_id, None)
 
     def statement_done(self, status_flags: int, ok: bool) -> None:
         """The backend's response to the current command ended with these flags."""
@@ -100,6 +124,8 @@ class Session:
         self.statement = None
         self.sql = None
         self.prepared.clear()
+        self.params.clear()
+        self.unsent_types.clear()
         self.sql_mode_stale = True  # back to the server's default
         self.wsrep.clear()
         self.admitted = -1

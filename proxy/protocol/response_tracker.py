@@ -77,6 +77,7 @@ class ResponseTracker:
         "error",
         "last_seq",
         "local_infile",
+        "params",
         "status_flags",
         "stmt_id",
     )
@@ -104,6 +105,7 @@ class ResponseTracker:
         self.last_seq = -1
         self.local_infile = False
         self.stmt_id = -1
+        self.params = 0
         self.error = False
 
     @property
@@ -254,7 +256,7 @@ class ResponseTracker:
                 raise ProtocolError(f"COM_STMT_PREPARE OK of {length} bytes")
             self.stmt_id = int.from_bytes(buf[pos + 5 : pos + 9], "little")
             self._pending_columns = buf[pos + 9] | buf[pos + 10] << 8
-            params = buf[pos + 11] | buf[pos + 12] << 8
+            self.params = params = buf[pos + 11] | buf[pos + 12] << 8
             if params:
                 self._defs(params, _PREPARE_COLUMNS)
             else:

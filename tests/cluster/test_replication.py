@@ -16,6 +16,8 @@ import pymysql
 import pytest
 from pymysql.constants import SERVER_STATUS
 
+from proxy.backend_client import BackendClient
+from proxy.protocol.wire import frame, lenenc_bytes
 from tests.cluster.conftest import NODES, Cluster, run_clients
 
 # 1213: certification failed, or the transaction (or its statement in flight) was aborted
@@ -254,6 +256,38 @@ def test_remote_write_aborts_a_local_transaction_holding_its_row(cluster: Cluste
         assert _rows(cluster, i, "SELECT note FROM app.t WHERE id = 2") == (("remote wins",),)
     assert cluster.fresh_status(1)["local_bf_aborts"] == before + 1
     assert len(set(cluster.checksums("app.t"))) == 1
+
+
+async def test_an_execute_the_proxy_answers_keeps_its_parameter_types(cluster: Cluster) -> None:
+    """A client sends a prepared statement's parameter types with its first execute only.
+    When the proxy answers that execute itself (here: the 1213 of a BF-aborted
+    transaction), the next execute must bring them to the backend, or it answers 1210."""
+    with cluster.proxy(0) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO app.t VALUES (600, 0, 'start')")
+    cluster.wait_same_position()
+    async with await BackendClient.connect("127.0.0.1", cluster.base_port + 1, "root") as local:
+        await local.stream.send(frame(b"\x16UPDATE app.t SET note = ? WHERE id = ?", 0))
+        prepared = (await local.stream.read_packet()).payload
+        assert prepared[0] == 0x00, prepared
+        for _ in range(2):  # two parameter definitions, no columns, no EOF (DEPRECATE_EOF)
+            await local.stream.read_packet()
+        await local.query("BEGIN")
+        await local.query("UPDATE app.t SET note = 'local, uncommitted' WHERE id = 600")
+        with cluster.proxy(0) as remote, remote.cursor() as cur:
+            cur.execute("UPDATE app.t SET note = 'remote' WHERE id = 600")
+        cluster.wait_same_position()  # the applier on node 2 aborted the local transaction
+        head = b"\x17" + prepared[1:5] + b"\x00\x01\x00\x00\x00" + b"\x00"  # + NULL bitmap
+        values = lenenc_bytes(b"prepared") + (600).to_bytes(8, "little")
+        types = b"\xfd\x00\x08\x00"  # VAR_STRING, LONGLONG
+        await local.stream.send(frame(head + b"\x01" + types + values, 0))
+        refused = (await local.stream.read_packet()).payload  # answered by the proxy
+        assert refused[0] == 0xFF and int.from_bytes(refused[1:3], "little") == 1213, refused
+        await local.stream.send(frame(head + b"\x00" + values, 0))  # types sent before
+        reply = (await local.stream.read_packet()).payload
+        assert reply[0] == 0x00, reply  # not 1210 "Incorrect arguments to mysqld_stmt_execute"
+    cluster.wait_same_position()
+    for i in range(NODES):
+        assert _rows(cluster, i, "SELECT note FROM app.t WHERE id = 600") == (("prepared",),)
 
 
 def test_status_command_shows_every_node_synced(cluster: Cluster) -> None:

@@ -216,7 +216,7 @@ async def test_node_admission_refuses_waits_and_allows(
         assert await verdict(on(session_with("SELECT * FROM t")), QUERY) is None
     executed = Session(9, "127.0.0.1:1")
     executed.prepared[1] = classify("SELECT * FROM t")
-    executed.begin_execute(1)
+    executed.begin_execute(b"\x17" + (1).to_bytes(4, "little") + bytes(5))
     ready[0] = False
     assert await verdict(on(executed), EXECUTE) == NOT_READY  # a prepared read is a table read
 
