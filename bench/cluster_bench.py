@@ -352,6 +352,7 @@ def ours_cluster(
     wsrepctl = [sys.executable, "-m", "wsrepctl", "cluster"]
     up = [*wsrepctl, "up", "--nodes", str(nodes), "--dir", str(home)]
     up += ["--base-port", str(base_port), "--appliers", str(appliers), "--detach"]
+    up += ["--owner-pid", str(os.getpid())]  # an interrupted bench leaves no cluster running
     if with_tables:
         up += ["--init-sql", str(sysbench_dump(home.parent / "sysbench-seed"))]
     try:

@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--appliers", type=int, default=8, help="applier connections per node")
     up.add_argument("--init-sql", type=Path, help="SQL loaded on every fresh backend")
     up.add_argument("--detach", action="store_true", help="return once every node is Synced")
+    up.add_argument(
+        "--owner-pid", type=int, help="every node stops cleanly when this process exits"
+    )
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop the nodes of `cluster up`")
     down.add_argument("--dir", type=Path, required=True)
@@ -104,9 +107,9 @@ def _up(args: argparse.Namespace) -> int:
     configs = write_configs(args, state_dir)
     deadline = time.monotonic() + UP_TIMEOUT
     try:
-        started = [_start(configs[0], "bootstrap")]
+        started = [_start(configs[0], "bootstrap", args.owner_pid)]
         _wait_synced(configs[:1], started, 1, deadline)
-        started += [_start(config, "join") for config in configs[1:]]
+        started += [_start(config, "join", args.owner_pid) for config in configs[1:]]
         _wait_synced(configs, started, len(configs), deadline)
     except (TimeoutError, NodeExited, OSError) as exc:
         print(f"cluster up: {exc}", file=sys.stderr)
@@ -129,9 +132,11 @@ class NodeExited(RuntimeError):
     """A node process ended before its cluster was up (its own error is in node.log)."""
 
 
-def _start(config: Path, how: str) -> subprocess.Popen[bytes]:
+def _start(config: Path, how: str, owner_pid: int | None) -> subprocess.Popen[bytes]:
     log = config.parent / "node.log"
     argv = [sys.executable, "-m", "wsrepctl", how, "--config", str(config)]
+    if owner_pid is not None:
+        argv += ["--owner-pid", str(owner_pid)]
     with open(log, "ab") as out:
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ):
         parser = subparsers.add_parser(name, help=text)
         parser.add_argument("--config", type=Path, required=True, help="node TOML file")
+        parser.add_argument(
+            "--owner-pid", type=int, help="stop cleanly when this process exits (tests, scripts)"
+        )
         parser.set_defaults(func=_run, bootstrap=name == "bootstrap")
     status = subparsers.add_parser("status", help="show a node or a local cluster")
     where = status.add_mutually_exclusive_group(required=True)
@@ -39,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         config = load_node_config(args.config)
-        run_node(config, args.bootstrap)
+        run_node(config, args.bootstrap, args.owner_pid)
     except (NodeConfigError, NodeError, OSError) as exc:
         print(f"wsrepctl {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -58,13 +58,29 @@ def status_path(state_dir: Path) -> Path:
     return state_dir / "status.json"
 
 
+async def _stop_with_owner(name: str, pid: int, scope: trio.CancelScope) -> None:
+    """`--owner-pid`: a clean stop once that process is gone (a test run killed before its
+    `cluster down`, the shell of a script), as if it had sent SIGTERM."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        fd = -1
+    if fd >= 0:
+        try:
+            await trio.lowlevel.wait_readable(fd)  # a pidfd turns readable when it exits
+        finally:
+            os.close(fd)
+    log.info("%s: owner process %d is gone: leaving", name, pid)
+    scope.cancel()
+
+
 def pid_path(state_dir: Path) -> Path:
     return state_dir / "node.pid"
 
 
-def run_node(config: NodeConfig, bootstrap: bool) -> None:
-    """Run until SIGTERM/SIGINT; the managed backend is stopped on the way out (and dies
-    with this process if it is killed)."""
+def run_node(config: NodeConfig, bootstrap: bool, owner_pid: int | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or until process `owner_pid` exits); the managed backend
+    is stopped on the way out (and dies with this process if it is killed)."""
     secret = read_secret(str(config.secret_file))
     try:  # first: a second process on this state dir is refused before it touches anything
         gcache = open_gcache(config.gcache_path, config.gcache_size, config.gcache_sync)
@@ -81,7 +97,7 @@ def run_node(config: NodeConfig, bootstrap: bool) -> None:
             host, port = server.host, server.port
         pid_path(config.state_dir).write_text(f"{os.getpid()}\n")
         with profiled(config.state_dir):
-            trio.run(_serve, config, bootstrap, secret, host, port, gcache)
+            trio.run(_serve, config, bootstrap, secret, host, port, gcache, owner_pid)
     finally:
         gcache.close()
         _write_status(config.state_dir, {"name": config.name, "state": "CLOSED", "ready": False})
@@ -135,7 +151,13 @@ async def prepare_backend(admin: BackendClient, config: NodeConfig, gcache: GCac
 
 
 async def _serve(
-    config: NodeConfig, bootstrap: bool, secret: bytes, host: str, port: int, gcache: GCache
+    config: NodeConfig,
+    bootstrap: bool,
+    secret: bytes,
+    host: str,
+    port: int,
+    gcache: GCache,
+    owner_pid: int | None,
 ) -> None:
     user, password = config.backend.user, config.backend.password
     async with await BackendClient.connect(host, port, user, password) as admin:
@@ -190,6 +212,8 @@ async def _serve(
                 await nursery.start(serve_health, lambda: node_snapshot(config, provider), health)
             nursery.start_soon(_report_status, config, provider, f"{host}:{port}")
             nursery.start_soon(_hold_gcache, gcache, provider)
+            if owner_pid is not None:
+                nursery.start_soon(_stop_with_owner, config.name, owner_pid, nursery.cancel_scope)
             log.info(
                 "%s: node up (%s), proxy on %s:%d, backend %s:%d, group %s",
                 config.name,

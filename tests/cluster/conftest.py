@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -94,6 +95,10 @@ class Cluster:
         return int((self.dir / f"node{i + 1}" / "db" / "mysqld.pid").read_text())
 
 
+# Test clusters stop with the test run, even one killed before its `cluster down`.
+OWNED = ("--owner-pid", str(os.getpid()))
+
+
 def _wsrepctl(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wsrepctl", *args],
@@ -114,7 +119,7 @@ def running_cluster(state: Path, init_sql: str | None = None) -> Iterator[Cluste
         init = ["--init-sql", str(state / "init-source.sql")]
     up = _wsrepctl(
         "cluster", "up", "--nodes", str(NODES), "--dir", str(state / "c"),
-        "--base-port", str(base), *init, "--detach", timeout=240,
+        "--base-port", str(base), *init, "--detach", *OWNED, timeout=240,
     )  # fmt: skip
     try:
         assert up.returncode == 0, f"cluster up failed:\n{up.stdout}\n{up.stderr}"

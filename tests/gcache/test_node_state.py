@@ -14,6 +14,7 @@ import pymysql
 import pytest
 
 from proxy.managed_mariadb import free_port_run
+from tests.cluster.conftest import OWNED
 from wsrep import grastate
 from wsrep.gcache import GCache
 from wsrepctl.node_config import NodeConfigError, load_node_config
@@ -32,7 +33,7 @@ def node_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     port = free_port_run(1)
     up = wsrepctl(
         "cluster", "up", "--nodes", "1", "--dir", str(tmp_path / "c"), "--base-port", str(port),
-        "--detach", timeout=240,
+        "--detach", *OWNED, timeout=240,
     )  # fmt: skip
     try:
         assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
