@@ -41,6 +41,17 @@ class GraStateError(ValueError):
     """grastate.dat exists but cannot be understood (the message names the file and line)."""
 
 
+class UnsafeBootstrap(ValueError):
+    """Bootstrapping from this node could lose committed write sets (Galera's wording)."""
+
+
+UNSAFE_BOOTSTRAP = (
+    "It may not be safe to bootstrap the cluster from this node. It was not the last one to "
+    "leave the cluster and may not contain all the updates. To force cluster bootstrap with "
+    "this node, edit the grastate.dat file manually and set safe_to_bootstrap to 1."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class GraState:
     cluster_uuid: uuid.UUID = NIL_UUID
@@ -68,6 +79,13 @@ class GraState:
 def clean_shutdown(cluster_uuid: uuid.UUID, seqno: int, last_in_primary: bool) -> GraState:
     """What a node writes when it stops cleanly at `seqno` (committed), Galera's way."""
     return GraState(cluster_uuid, seqno, last_in_primary)
+
+
+def check_bootstrap(state: GraState | None, source: str = FILE_NAME) -> None:
+    """Refuse to form a new primary component from a node of a real cluster that did not
+    leave it last (a crash leaves 0 too): another node may hold later write sets."""
+    if state is not None and state.cluster_uuid != NIL_UUID and not state.safe_to_bootstrap:
+        raise UnsafeBootstrap(f"{source}: safe_to_bootstrap: 0. {UNSAFE_BOOTSTRAP}")
 
 
 def parse(text: str, source: str = FILE_NAME) -> GraState:

@@ -125,6 +125,7 @@ class GroupNode:
         self._wake = trio.Event()
         self._dirty = False
         self._fc_paused = False
+        self._left = trio.Event()
         self._name = config.member.id
 
     # ---- API for the replication layer ---------------------------------------------------
@@ -217,6 +218,29 @@ class GroupNode:
     def pending_events(self) -> int:
         """Events delivered to the stream and not taken yet."""
         return self.events.statistics().current_buffer_used
+
+    def request_leave(self) -> None:
+        """Ask to be removed from the group (Galera's graceful leave); see `leave`."""
+        self._core.leave(trio.current_time())
+        self._touch()
+
+    @property
+    def has_left(self) -> bool:
+        return self._left.is_set()
+
+    async def leave(self, timeout: float | None = None) -> bool:
+        """Leave the group before stopping, so the others install a smaller primary view
+        rather than suspect a failure. True once the configuration without this member
+        committed; False when that took longer than `timeout` (default: two election
+        timeouts, at least 5 s): the member just goes, and the others judge its silence
+        as a failure."""
+        limit = max(5.0, 2 * self.config.election_timeout) if timeout is None else timeout
+        self.request_leave()
+        with trio.move_on_after(limit):
+            await self._left.wait()
+        if not self.has_left:
+            log.warning("%s: no leader removed it in %.1fs: going anyway", self._name, limit)
+        return self.has_left
 
     def set_apply_queue(self, length: int) -> None:
         """Payloads delivered and not applied yet: drives flow control."""
@@ -323,6 +347,8 @@ class GroupNode:
                 emit(action)
         if events and handler is not None:
             handler(events)
+        if self._core.has_left:
+            self._left.set()
 
     def _on_view(self, view: View) -> None:
         for member in view.members:
@@ -353,8 +379,11 @@ async def open_group_node(
     submit_timeout: float = 30.0,
     transport: TransportConfig | None = None,
     rng_seed: int | None = None,
+    leave_on_exit: bool = False,
 ) -> AsyncIterator[GroupNode]:
-    """Run a group member until the block exits (then it just stops: peers see it vanish)."""
+    """Run a group member until the block exits. Then it just stops (peers see it vanish)
+    or, with `leave_on_exit` and a block that ended without an error, first leaves the
+    group (`GroupNode.leave`: a clean shutdown, Galera's graceful leave)."""
     node = GroupNode(
         config,
         storage,
@@ -368,6 +397,8 @@ async def open_group_node(
         nursery.start_soon(node._run_core)
         try:
             yield node
+            if leave_on_exit:
+                await node.leave()
         finally:
             node._events_in.close()
             nursery.cancel_scope.cancel()

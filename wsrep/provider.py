@@ -92,6 +92,7 @@ class Provider:
         self.core = ProviderCore(self.node_name, initial_seqno)
         self.gate = OrderingGate(initial_seqno)
         self.stats = ProviderStats()
+        self.inconsistency = ""  # the first reason this node was found inconsistent
         self._apply = apply
         self._waiters: dict[tuple[MemberId, int], _Waiter] = {}
         self._receive_queue: set[int] = set()  # handed to the appliers, none took it yet
@@ -176,9 +177,17 @@ class Provider:
             log.warning("%s: %s not ordered: %s", self.node_name, ws.describe(), exc)
 
     def mark_inconsistent(self, reason: str) -> None:
-        """This node's data may differ from the cluster's: stop serving (see ProviderCore)."""
-        log.error("%s: inconsistent with the cluster (%s): no longer ready", self.node_name, reason)
+        """This node's data may differ from the cluster's: stop serving (see ProviderCore)
+        and leave the group, as Galera does, so it neither applies nor votes any more; the
+        process stays up answering 1047 and saying why in its status."""
+        log.error(
+            "%s: inconsistent with the cluster (%s): no longer ready, leaving the group",
+            self.node_name,
+            reason,
+        )
         self.stats.toi_inconsistencies += 1
+        self.inconsistency = self.inconsistency or reason
+        self.group.request_leave()
         was = self.ready
         self.core.mark_inconsistent()
         if was:

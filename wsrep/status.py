@@ -56,6 +56,7 @@ class NodeStatus:
     flow_control_sent: int = 0
     flow_control_recv: int = 0
     flow_control_active: bool = False  # this node asks the group to pause now
+    inconsistency: str = ""  # why the node left the cluster as inconsistent ("" if it did not)
     flow_control_requested: bool = False  # the group is paused now
     cert_index_size: int = 0
     cert_deps_distance: float = 0.0
@@ -78,6 +79,8 @@ class NodeStatus:
 
     @property
     def local_state_comment(self) -> str:
+        if self.inconsistency:
+            return f"Inconsistent: {self.inconsistency}"
         return self.state.comment
 
     @property

@@ -5,8 +5,9 @@ i's proxy on P+i-1, its group transport on a free port, a managed MariaDB in
 DIR/node<i>/db), starts node1 with `bootstrap`, then the others with `join` through
 node1, and prints where to connect once every node is Synced. In the foreground it stops
 the nodes on Ctrl-C/SIGTERM; with `--detach` it returns and `down --dir DIR` stops them by
-the pids they recorded. `--init-sql FILE` is loaded on every fresh backend before capture
-is installed (all nodes start from the same data: there is no state transfer yet).
+the pids they recorded, one at a time, node1 last (each leaves the group cleanly).
+`--init-sql FILE` is loaded on every fresh backend before capture is installed (all nodes
+start from the same data: there is no state transfer yet).
 """
 
 from __future__ import annotations
@@ -175,15 +176,22 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _stop(state_dir: Path) -> int:
-    """SIGTERM every node by its recorded pid, SIGKILL what is left after the timeout."""
+    """SIGTERM the nodes by their recorded pids one at a time, node1 last: each leaves the
+    group before the next is told, so the others keep a primary component and node1, the
+    last to leave, is the one whose grastate.dat says safe_to_bootstrap (so `up` on the
+    same dir bootstraps from it). SIGKILL what is left after the timeout."""
     pids = []
-    for node_dir in node_dirs(state_dir):
+    for node_dir in reversed(node_dirs(state_dir)):
         with contextlib.suppress(OSError, ValueError):
-            pids.append(int((node_dir / "node.pid").read_text().strip()))
-    for pid in pids:
+            pids.append((node_dir, int((node_dir / "node.pid").read_text().strip())))
+    deadline = time.monotonic() + DOWN_TIMEOUT
+    for node_dir, pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + DOWN_TIMEOUT
+        # out of the group once it says CLOSED (its backend may still be stopping)
+        while time.monotonic() < deadline and read_status(node_dir) is not None:
+            time.sleep(0.05)
+    pids = [pid for _, pid in pids]
     while time.monotonic() < deadline and any(process_alive(p) for p in pids):
         time.sleep(0.1)
     for pid in pids:

@@ -164,7 +164,7 @@ def run_member(
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with (
-                open_group_node(config, storage, secret) as node,
+                open_group_node(config, storage, secret, leave_on_exit=True) as node,
                 trio.open_nursery() as nursery,
             ):
                 nursery.start_soon(body, node, nursery)

@@ -90,7 +90,7 @@ def run_node(config: NodeConfig, bootstrap: bool, owner_pid: int | None = None) 
     backend = config.backend
     host, port = backend.host, backend.port
     try:
-        _check_grastate(config)
+        _check_grastate(config, bootstrap)
         if backend.managed_dir is not None:
             server = MariaDBServer(backend.managed_dir, name=config.name, port=backend.port)
             server.start()
@@ -108,11 +108,17 @@ def run_node(config: NodeConfig, bootstrap: bool, owner_pid: int | None = None) 
             pid_path(config.state_dir).unlink()
 
 
-def _check_grastate(config: NodeConfig) -> None:
+def _check_grastate(config: NodeConfig, bootstrap: bool) -> None:
+    """Before anything is touched: a readable grastate.dat, and Galera's safe_to_bootstrap."""
     try:
-        grastate.read(config.grastate_path)
+        saved = grastate.read(config.grastate_path)
     except grastate.GraStateError as exc:
         raise NodeError(f"{config.name}: {exc}: fix or remove it") from None
+    if bootstrap:
+        try:
+            grastate.check_bootstrap(saved, str(config.grastate_path))
+        except grastate.UnsafeBootstrap as exc:
+            raise NodeError(f"{config.name}: {exc}") from None
 
 
 def _gcache_delivered_seqno(gcache: GCache) -> int:
@@ -171,7 +177,9 @@ async def _serve(
     group_config = config.group_config(bootstrap)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with (
-            open_group_node(group_config, gcache, secret, submit_timeout=config.submit) as group,
+            open_group_node(
+                group_config, gcache, secret, submit_timeout=config.submit, leave_on_exit=True
+            ) as group,
             trio.open_nursery() as nursery,
         ):
             provider = Provider(group, appliers.enqueue, limits=config.limits)
@@ -314,6 +322,7 @@ def node_snapshot(config: NodeConfig, provider: Provider) -> NodeStatus:
         cert_index_size=provider.core.index.stats.index_size,
         causal_reads=provider.causal.calls,
         applier_thread_count=config.appliers,
+        inconsistency=provider.inconsistency,
     )
 
 

@@ -510,16 +510,32 @@ def _wait_not_ready(cluster: Cluster, i: int) -> dict[str, object]:
     return cluster.fresh_status(i)
 
 
-def test_ddl_that_diverges_is_reported_and_the_odd_node_stops_serving(cluster: Cluster) -> None:
-    """Runs last: it leaves nodes 3 and 1 out of service. The majority's outcome is the
-    cluster's (Galera's inconsistency voting), even when the odd one out is the origin."""
+def test_ddl_that_diverges_is_reported_and_the_odd_node_leaves(cluster: Cluster) -> None:
+    """Runs last: it leaves nodes 1 and 3 out of the cluster. The majority's outcome is the
+    cluster's (Galera's inconsistency voting), even when the odd one out is the origin; the
+    odd node leaves the group (so it neither applies nor votes any more) but stays up,
+    answering 1047 and saying why. Of two nodes, a tie goes to the origin."""
     with cluster.proxy(0) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE app.diverge (id INT PRIMARY KEY)")
         cur.execute("CREATE TABLE app.diverge2 (id INT PRIMARY KEY)")
     cluster.wait_same_position()
-    with cluster.backend(2) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE app.diverge")  # behind the proxy's back
+    # the origin is the odd one out: its client gets its error, the others go on
+    with cluster.backend(0) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE app.diverge2")  # behind the proxy's back
     with cluster.proxy(0) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.ProgrammingError) as missing:
+            cur.execute("ALTER TABLE app.diverge2 ADD COLUMN c INT")
+        assert missing.value.args[0] == 1146
+    status = _wait_not_ready(cluster, 0)
+    assert not status["ready"] and status["toi_inconsistencies"] == 1
+    _wait_left(cluster, 0, stay=(1, 2))
+    assert "`c` int" in str(_rows_of(cluster, 1, "SHOW CREATE TABLE app.diverge2"))
+    assert "`c` int" in str(_rows_of(cluster, 2, "SHOW CREATE TABLE app.diverge2"))
+
+    # of the two left, node 3 disagrees with the origin node 2: the origin wins the tie
+    with cluster.backend(2) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE app.diverge")
+    with cluster.proxy(1) as conn, conn.cursor() as cur:
         cur.execute("ALTER TABLE app.diverge ADD COLUMN c INT")  # OK here, 1146 on node 3
     status = _wait_not_ready(cluster, 2)
     assert not status["ready"] and status["toi_inconsistencies"] == 1
@@ -527,6 +543,7 @@ def test_ddl_that_diverges_is_reported_and_the_odd_node_stops_serving(cluster: C
     assert re.search(
         r"ERROR .*TOI seqno \d+ came out differently: error 1146 here, OK in the cluster", log
     )
+    _wait_left(cluster, 2, stay=(1,))
     with (
         pytest.raises(pymysql.err.OperationalError) as refused,
         cluster.proxy(2) as conn,
@@ -534,20 +551,29 @@ def test_ddl_that_diverges_is_reported_and_the_odd_node_stops_serving(cluster: C
     ):
         cur.execute("SELECT COUNT(*) FROM app.t")
     assert refused.value.args[0] == 1047
-    for i in (0, 1):
-        assert cluster.fresh_status(i)["ready"]
-        assert cluster.status(i)["toi_inconsistencies"] == 0
-    # now the origin is the odd one out: its client gets its error, the others go on
-    with cluster.backend(0) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE app.diverge2")
-    with cluster.proxy(0) as conn, conn.cursor() as cur:
-        with pytest.raises(pymysql.err.ProgrammingError) as missing:
-            cur.execute("ALTER TABLE app.diverge2 ADD COLUMN c INT")
-        assert missing.value.args[0] == 1146
-    status = _wait_not_ready(cluster, 0)
-    assert not status["ready"] and status["toi_inconsistencies"] == 1
     assert cluster.fresh_status(1)["ready"] and cluster.status(1)["toi_inconsistencies"] == 0
-    assert "`c` int" in str(_rows_of(cluster, 1, "SHOW CREATE TABLE app.diverge2"))
+    with cluster.proxy(1) as conn, conn.cursor() as cur:  # node 2 alone is still primary
+        cur.execute("INSERT INTO app.diverge VALUES (1, 1)")
+
+
+def _wait_left(cluster: Cluster, odd: int, stay: tuple[int, ...]) -> None:
+    """Node `odd` left the group: the others' view is `stay`, it reports why it is out."""
+    names = sorted(f"node{i + 1}" for i in stay)
+    deadline = time.monotonic() + 60
+    while not all(
+        sorted(cluster.status(i)["members"]) == names and cluster.status(i)["ready"] for i in stay
+    ):
+        assert time.monotonic() < deadline, [cluster.status(i) for i in stay]
+        time.sleep(0.2)
+    status = cluster.fresh_status(odd)
+    assert status["cluster_status"] == "non-Primary" and not status["ready"], status
+    assert status["local_state_comment"].startswith("Inconsistent: TOI seqno "), status
+    # it stays out: no longer applying what the others commit
+    seqno = cluster.positions([odd])[0]
+    with cluster.proxy(stay[0]) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE app.counters SET n = n + 1 WHERE id = 1")
+    cluster.wait_same_position(nodes=stay)
+    assert cluster.positions([odd])[0] == seqno
 
 
 def _rows_of(cluster: Cluster, i: int, sql: str) -> tuple[tuple[object, ...], ...]:

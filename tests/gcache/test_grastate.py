@@ -100,3 +100,14 @@ def test_any_text_parses_or_raises_grastate_error(text: str | list[tuple[str, st
     with contextlib.suppress(GraStateError):
         state = grastate.parse(text)
         assert grastate.parse(state.format()) == state
+
+
+def test_bootstrap_is_refused_unless_the_node_left_the_primary_component_last() -> None:
+    grastate.check_bootstrap(None)  # never started
+    grastate.check_bootstrap(GraState())  # started, never in a cluster
+    grastate.check_bootstrap(GraState(CLUSTER, 57, True))  # left last
+    for state in (GraState(CLUSTER, 57, False), GraState(CLUSTER, -1, False)):  # left, crashed
+        with pytest.raises(grastate.UnsafeBootstrap) as refused:
+            grastate.check_bootstrap(state, "/x/grastate.dat")
+        assert str(refused.value).startswith("/x/grastate.dat: safe_to_bootstrap: 0. ")
+        assert grastate.UNSAFE_BOOTSTRAP in str(refused.value)

@@ -1,0 +1,81 @@
+"""Galera's clean shutdown on a real 3-node cluster: a node stopped with SIGTERM leaves the
+group, so stopping nodes one by one keeps the last one primary and serving; the last one
+to leave is the only one safe to bootstrap from, and `wsrepctl bootstrap` refuses the others.
+(A failure, SIGKILL or partition, is tested in test_chaos.py and test_admission.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from proxy.managed_mariadb import process_alive
+from tests.cluster.conftest import INIT_SQL, Cluster, _wsrepctl, running_cluster
+from wsrep import grastate
+
+WAIT = 60.0  # generous: four engineers' clusters share two cores
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f}s"
+        time.sleep(0.2)
+
+
+def stop(cluster: Cluster, i: int) -> None:
+    """SIGTERM node i's process (0-based) and wait until it is gone."""
+    pid = cluster.node_pid(i)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(f"node{i + 1} exits", lambda: not process_alive(pid))
+
+
+def saved(cluster: Cluster, i: int) -> grastate.GraState:
+    state = grastate.read(cluster.dir / f"node{i + 1}" / grastate.FILE_NAME)
+    assert state is not None
+    return state
+
+
+def test_nodes_stopped_one_by_one_leave_and_the_last_one_serves(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, INIT_SQL) as cluster:
+        with cluster.proxy(2) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE app.t SET v = 3 WHERE id = 1")
+        cluster.wait_same_position()
+
+        stop(cluster, 2)
+        wait_for("a view of node1 and node2", lambda: cluster.status(0)["cluster_size"] == 2)
+        stop(cluster, 1)
+        # node1 alone is still a primary component (1 of 1), not 1 of 3
+        wait_for("node1 alone", lambda: cluster.status(0)["cluster_size"] == 1)
+        status = cluster.fresh_status(0)
+        assert status["cluster_status"] == "Primary" and status["ready"], status
+        with cluster.proxy(0) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE app.t SET v = 1 WHERE id = 1")
+            cur.execute("INSERT INTO app.t VALUES (3, 1, 'alone')")
+            cur.execute("SELECT v FROM app.t WHERE id IN (1, 3) ORDER BY id")
+            assert cur.fetchall() == ((1,), (1,))
+
+        logs = "".join((cluster.dir / f"node{i}" / "node.log").read_text() for i in (1, 2, 3))
+        assert "removing node3: it leaves the group" in logs
+        assert "removing node2: it leaves the group" in logs
+        assert "evicting" not in logs  # they left; nobody waited for their silence
+        uuid = saved(cluster, 2).cluster_uuid
+        for i in (1, 2):  # left cleanly (a committed position), but not last
+            state = saved(cluster, i)
+            assert state.cluster_uuid == uuid != grastate.NIL_UUID and state.seqno > 0
+            assert not state.safe_to_bootstrap
+
+        # bootstrapping from node2 could lose node1's later writes: refused, nothing touched
+        node2 = cluster.dir / "node2"
+        before = (node2 / grastate.FILE_NAME).read_bytes()
+        refused = _wsrepctl("bootstrap", "--config", str(node2 / "node.toml"), timeout=120)
+        assert refused.returncode == 2, refused
+        assert grastate.UNSAFE_BOOTSTRAP in refused.stderr, refused.stderr
+        assert (node2 / grastate.FILE_NAME).read_bytes() == before
+        assert not (node2 / "node.pid").exists() and not (node2 / "db" / "mysqld.pid").exists()
+        committed = cluster.positions([0])[0]
+    # `cluster down` stopped node1 last: the only one safe to bootstrap from
+    last = saved(cluster, 0)
+    assert last.safe_to_bootstrap and last.seqno == committed and last.cluster_uuid == uuid
