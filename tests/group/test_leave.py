@@ -134,3 +134,14 @@ def test_a_member_alone_has_nobody_to_tell() -> None:
     assert m.has_left
     (change,) = [a for a in m.take_actions() if isinstance(a, ViewChange)]
     assert not change.view.primary
+
+
+def test_the_leader_tells_a_leaver_as_soon_as_its_removal_commits() -> None:
+    sim = cluster(members(3))
+    leader = next(n for n, node in sim.nodes.items() if node.member.state is Role.LEADER)
+    leaver = next(n for n in sim.nodes if n != leader)
+    member = sim.nodes[leaver].member
+    member.leave(sim.now)
+    sim.drain(sim.nodes[leaver])
+    # a few message delays (1-2 ms each), not the next repeat a heartbeat later
+    assert sim.run_until(sim.now + TIMEOUTS["heartbeat_interval"] / 2, lambda: member.has_left)

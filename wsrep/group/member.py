@@ -136,7 +136,8 @@ class GroupMember:
         self._heartbeat_at = now
         self._quorum_check_at = now
         self._joins: dict[MemberId, MemberInfo] = {}
-        self._leaves: set[MemberId] = set()
+        self._leaves: set[MemberId] = set()  # to remove
+        self._leavers: set[MemberId] = set()  # asked to leave, not told they are out yet
         self._bump_view = False
 
         # follower state
@@ -604,6 +605,8 @@ class GroupMember:
                 else:
                     self._log.delivered_view(e)
                     if not _joint(e):
+                        if self._leavers:
+                            self._tell_leavers(e)
                         self._emit_view(e, primary=True)
                         logger.info(
                             "%s: view conf_id=%d members=%s at seqno %d", self._id, e.conf_id,
@@ -743,6 +746,7 @@ class GroupMember:
         self._quorum_check_at = now + self._cfg.election_timeout
         self._joins.clear()
         self._leaves.clear()  # the leavers repeat their requests
+        self._leavers.clear()
         self._bump_view = False
         # every entry still in our log may come back as a forward: remember who sent what
         self._request_order = self._committed_order.copy()
@@ -827,6 +831,7 @@ class GroupMember:
         if p is not None:
             p.need_send = True
         self._leaves.discard(info.id)  # back after a leave that timed out: it stays
+        self._leavers.discard(info.id)
         if cfg.info(info.id) != info:
             if info.id not in self._joins:
                 logger.info("%s: %s asks to join (%s)", self._id, info.id, info.address)
@@ -957,11 +962,20 @@ class GroupMember:
         view = self._log.stable_view
         assert view is not None and view.config is not None
         if sender in cfg.voters() or view.config.info(sender) is not None:
-            if sender not in self._leaves:
+            if sender not in self._leavers:
                 logger.info("%s: %s asks to leave", self._id, sender)
             self._leaves.add(sender)
+            self._leavers.add(sender)
         else:
             self._send(sender, Leave(True))
+
+    def _tell_leavers(self, view: Entry) -> None:
+        """A committed view: tell the members it leaves out at once (not at their next ask)."""
+        assert view.config is not None
+        for member in sorted(self._leavers):
+            if view.config.info(member) is None:
+                self._leavers.discard(member)
+                self._send(member, Leave(True))
 
     def _quit(self, why: str) -> None:
         self._left = True
