@@ -79,3 +79,14 @@ def test_nodes_stopped_one_by_one_leave_and_the_last_one_serves(tmp_path: Path) 
     # `cluster down` stopped node1 last: the only one safe to bootstrap from
     last = saved(cluster, 0)
     assert last.safe_to_bootstrap and last.seqno == committed and last.cluster_uuid == uuid
+
+    # `cluster up` on the dir bootstraps node1: refused too had node1 not left last
+    node1 = cluster.dir / "node1" / grastate.FILE_NAME
+    grastate.write(node1, grastate.GraState(uuid, committed, False))
+    up = _wsrepctl(
+        "cluster", "up", "--nodes", "3", "--dir", str(cluster.dir), "--base-port",
+        str(cluster.base_port), "--detach", timeout=240,
+    )  # fmt: skip
+    assert up.returncode == 1, up
+    assert "node1 exited with status 2" in up.stderr and grastate.UNSAFE_BOOTSTRAP in up.stderr
+    assert saved(cluster, 0) == grastate.GraState(uuid, committed, False)
