@@ -28,6 +28,7 @@ from wsrepctl.cmd_node import read_status
 
 UP_TIMEOUT = 180.0
 DOWN_TIMEOUT = 30.0
+LEAVE_TIMEOUT = 15.0  # per node, before the next one is stopped anyway
 EXIT_LOG_LINES = 5  # of a node's log, shown when it exits during up
 
 
@@ -180,18 +181,19 @@ def _stop(state_dir: Path) -> int:
     group before the next is told, so the others keep a primary component and node1, the
     last to leave, is the one whose grastate.dat says safe_to_bootstrap (so `up` on the
     same dir bootstraps from it). SIGKILL what is left after the timeout."""
-    pids = []
+    nodes = []
     for node_dir in reversed(node_dirs(state_dir)):
         with contextlib.suppress(OSError, ValueError):
-            pids.append((node_dir, int((node_dir / "node.pid").read_text().strip())))
-    deadline = time.monotonic() + DOWN_TIMEOUT
-    for node_dir, pid in pids:
+            nodes.append((node_dir, int((node_dir / "node.pid").read_text().strip())))
+    for node_dir, pid in nodes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         # out of the group once it says CLOSED (its backend may still be stopping)
-        while time.monotonic() < deadline and read_status(node_dir) is not None:
+        leave_by = time.monotonic() + LEAVE_TIMEOUT
+        while time.monotonic() < leave_by and read_status(node_dir) is not None:
             time.sleep(0.05)
-    pids = [pid for _, pid in pids]
+    pids = [pid for _, pid in nodes]
+    deadline = time.monotonic() + DOWN_TIMEOUT
     while time.monotonic() < deadline and any(process_alive(p) for p in pids):
         time.sleep(0.1)
     for pid in pids:
