@@ -157,6 +157,15 @@ def test_disconnected_node_reports_like_galera() -> None:
     assert got["wsrep_local_state_comment"] == "Disconnected"
 
 
+def test_a_node_that_left_as_inconsistent_says_why() -> None:
+    why = "TOI seqno 9 came out differently: error 1146 here, OK in the cluster"
+    status = NodeStatus("n1", NodeState.OPEN, "non-Primary", connected=True, inconsistency=why)
+    got = rows(ask(make(status), "SHOW STATUS LIKE 'wsrep_%'"))
+    assert got["wsrep_cluster_status"] == "non-Primary" and got["wsrep_ready"] == "OFF"
+    assert got["wsrep_local_state"] == "0"
+    assert got["wsrep_local_state_comment"] == f"Inconsistent: {why}"
+
+
 def test_bad_cluster_status_is_rejected() -> None:
     with pytest.raises(ValueError):
         NodeStatus("n1", cluster_status="primary")
