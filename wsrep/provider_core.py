@@ -117,8 +117,8 @@ class ProviderCore:
         return Outcome(Action.APPLY, seqno, ws, verdict)
 
     def mark_inconsistent(self) -> None:
-        """Galera makes such a node leave the cluster; this one stops serving clients
-        (1047) and never becomes SYNCED again until restarted."""
+        """It stops serving clients (1047) and never becomes SYNCED again until restarted
+        (`Provider.mark_inconsistent` also makes it leave the group, as Galera does)."""
         self.inconsistent = True
         if self.state.state is not NodeState.OPEN:
             self.state.move(NodeState.OPEN, self.last_delivered)
