@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from group.sim import Schedule, Simulation
+from group.sim import Schedule, Simulation, watch_behind
 
 from wsrep.gcache import GCache
-from wsrep.group.types import Behind, MemberInfo
+from wsrep.group.types import MemberInfo
 
 SEG = 4096
 
@@ -123,18 +123,8 @@ def test_far_behind_member_learns_the_donors_gcache_range(
         submit(sim, "n0", 60)
     leader_cache: GCache = sim.nodes["n0"].storage  # type: ignore[assignment]
     assert leader_cache.first_index() > 1 and leader_cache.disk_bytes <= 4 * SEG
-    behind: list[Behind] = []
     sim.start("n2")
-    node = sim.nodes["n2"]
-    assert node.member is not None
-    original = node.member.take_actions
-
-    def spy() -> list:
-        actions = original()
-        behind.extend(a for a in actions if isinstance(a, Behind))
-        return actions
-
-    node.member.take_actions = spy  # type: ignore[method-assign]
+    behind = watch_behind(sim.nodes["n2"])
     sim.run_until(sim.now + 3.0)
     span = leader_cache.seqno_range()
     assert behind and span is not None

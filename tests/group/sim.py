@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from wsrep.group.log import InMemoryLogStorage
 from wsrep.group.member import GroupMember
 from wsrep.group.types import (
+    Behind,
     Deliver,
     GroupConfig,
     MemberInfo,
@@ -43,6 +44,22 @@ LEAVE_WAIT = 1.0  # how long a leaving member waits to be removed before it just
 
 class SimulationFailure(AssertionError):
     pass
+
+
+def watch_behind(node: Node) -> list[Behind]:
+    """The `Behind` actions the (started) `node`'s member emits from now on."""
+    member = node.member
+    assert member is not None, "start the node first"
+    behind: list[Behind] = []
+    original = member.take_actions
+
+    def spy() -> list:
+        actions = original()
+        behind.extend(a for a in actions if isinstance(a, Behind))
+        return actions
+
+    member.take_actions = spy  # type: ignore[method-assign]
+    return behind
 
 
 @dataclass

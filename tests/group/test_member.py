@@ -12,7 +12,6 @@ from wsrep.group.codec import Forward, Message, Purged, encode
 from wsrep.group.log import InMemoryLogStorage
 from wsrep.group.member import GroupMember, Role
 from wsrep.group.types import (
-    Behind,
     Connect,
     Deliver,
     FlowControl,
@@ -22,7 +21,7 @@ from wsrep.group.types import (
     ViewChange,
 )
 
-from .sim import TIMEOUTS, Schedule, Simulation
+from .sim import TIMEOUTS, Schedule, Simulation, watch_behind
 
 
 def members(n: int, weights: tuple[int, ...] | None = None) -> list[MemberInfo]:
@@ -213,17 +212,8 @@ def test_far_behind_member_is_told_to_state_transfer() -> None:
     sim = cluster(members(3), storage_retain=5)
     sim.crash("n2")
     submit_and_settle(sim, "n0", 20)
-    behind: list[Behind] = []
     sim.start("n2")
-    node = sim.nodes["n2"]
-    original = node.member.take_actions
-
-    def spy() -> list:
-        actions = original()
-        behind.extend(a for a in actions if isinstance(a, Behind))
-        return actions
-
-    node.member.take_actions = spy  # type: ignore[method-assign]
+    behind = watch_behind(sim.nodes["n2"])
     sim.run_until(sim.now + 3.0)
     assert behind and behind[0].donor == "n0"
     assert behind[0].delivered_seqno == 0 and behind[0].oldest_seqno > 1
@@ -243,16 +233,7 @@ def test_a_new_member_joining_after_a_purge_is_told_to_state_transfer() -> None:
     assert sim.run_until(10.0, lambda: all(primary(sim, i) for i in formed)), sim.describe()
     submit_and_settle(sim, "n0", 20)
     sim.start("n3")
-    node = sim.nodes["n3"]
-    behind: list[Behind] = []
-    original = node.member.take_actions
-
-    def spy() -> list:
-        actions = original()
-        behind.extend(a for a in actions if isinstance(a, Behind))
-        return actions
-
-    node.member.take_actions = spy  # type: ignore[method-assign]
+    behind = watch_behind(sim.nodes["n3"])
     sim.run_until(sim.now + 3.0)
     assert behind and behind[0].delivered_seqno == 0 and behind[0].oldest_seqno > 1
     assert not primary(sim, "n3")
