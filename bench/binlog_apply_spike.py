@@ -181,12 +181,12 @@ class Tally:
     server: float = 0.0
     python: float = 0.0
 
-    def line(self, title: str) -> str:
+    def line(self, title: str, unit: str = "ws") -> str:
         n = max(self.count, 1)
+        build = f"  python build {1e6 * self.python / n:5.1f} us/{unit}" if self.python else ""
         return (
-            f"{title:26} {self.count:6d} ws  {self.count / max(self.wall, 1e-9):7.0f} ws/s  "
-            f"mariadbd {1000 * self.server / n:5.3f} ms cpu/ws  "
-            f"python build {1e6 * self.python / n:6.1f} us/ws"
+            f"{title:28} {self.count:6d} {unit}  {self.count / max(self.wall, 1e-9):6.0f} "
+            f"{unit}/s  mariadbd {1000 * self.server / n:5.3f} ms cpu/{unit}{build}"
         )
 
 
@@ -351,7 +351,7 @@ async def xa_part(base: Path, count: int, rounds: int) -> None:
                     for conn in conns:
                         await conn.aclose()
         for (title, parts), tally in tallies.items():
-            print(tally.line(f"{title} x{parts}").replace(" ws", " trx"))
+            print(tally.line(f"{title} x{parts}", "trx"))
     finally:
         for srv in servers.values():
             srv.destroy()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -81,6 +81,7 @@ _INT_RANGE = {
 }
 
 Value = int | bytes | None
+Packer = Callable[[bytearray, Value], None]  # check a non-NULL value and append it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +93,14 @@ class Column:
     max_bytes: int = 0  # CHAR/VARCHAR: the column's length in bytes (chars * mbmaxlen)
     nullable: bool = False
     unsigned: bool = False
+    pack: Packer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.type in (FieldType.STRING, FieldType.VARCHAR):
             top = 1023 if self.type is FieldType.STRING else 65535
             if not 0 <= self.max_bytes <= top:
                 raise BinlogEventError(f"{self.type.name} of {self.max_bytes} bytes")
+        object.__setattr__(self, "pack", _packer(self))
 
     @property
     def metadata(self) -> bytes:
@@ -108,29 +111,47 @@ class Column:
             return self.max_bytes.to_bytes(2, "little")
         return b""
 
-    def pack(self, out: bytearray, value: int | bytes) -> None:
-        """Append the value in row-event form (what Field::pack writes)."""
-        if self.type in (FieldType.LONG, FieldType.LONGLONG):
-            low, high = _INT_RANGE[(self.type, self.unsigned)]
+
+_INT_STRUCTS = {
+    (FieldType.LONG, False): struct.Struct("<i"),
+    (FieldType.LONG, True): struct.Struct("<I"),
+    (FieldType.LONGLONG, False): struct.Struct("<q"),
+    (FieldType.LONGLONG, True): struct.Struct("<Q"),
+}
+
+
+def _packer(column: Column) -> Packer:
+    """The column's value in row-event form (what the server's Field::pack writes)."""
+    if column.type in (FieldType.LONG, FieldType.LONGLONG):
+        low, high = _INT_RANGE[(column.type, column.unsigned)]
+        pack = _INT_STRUCTS[(column.type, column.unsigned)].pack
+
+        def integer(out: bytearray, value: Value) -> None:
             if type(value) is not int or not low <= value <= high:
-                raise BinlogEventError(f"{self.type.name} value out of range: {value!r:.40}")
-            size = 4 if self.type is FieldType.LONG else 8
-            out += value.to_bytes(size, "little", signed=not self.unsigned)
-            return
-        if type(value) is not bytes or len(value) > self.max_bytes:
+                raise BinlogEventError(f"{column.type.name} value out of range: {value!r:.40}")
+            out += pack(value)
+
+        return integer
+    limit, wide = column.max_bytes, column.max_bytes > 255
+    pad = column.type is FieldType.STRING  # CHAR drops trailing pad; the reader pads again
+
+    def string(out: bytearray, value: Value) -> None:
+        if type(value) is not bytes or len(value) > limit:
             raise BinlogEventError(
-                f"{self.type.name}({self.max_bytes} bytes) value too long or not bytes: "
-                f"{value!r:.40}"
+                f"{column.type.name}({limit} bytes) value too long or not bytes: {value!r:.40}"
             )
-        if self.type is FieldType.STRING:  # CHAR drops trailing pad; the reader pads again
+        if pad:
             value = value.rstrip(b" ")
-        out += len(value).to_bytes(1 if self.max_bytes < 256 else 2, "little")
+        n = len(value)
+        out += n.to_bytes(2, "little") if wide else bytes((n,))
         out += value
+
+    return string
 
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A table as its row events address it; its Table_map body is built once."""
+    """A table as its row events address it; what its events repeat is built once."""
 
     schema: str
     name: str
@@ -138,6 +159,11 @@ class Table:
     key: tuple[int, ...]  # the primary key's column indexes (a before image's columns)
     table_id: int = 1  # session-local; one per table in a statement
     map_body: bytes = field(init=False, repr=False, compare=False, default=b"")
+    # per rows-event kind: the body after the flags up to the rows, the before image's columns
+    rows_head: dict[EventType, tuple[bytes, tuple[Column, ...]]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         where = f"{self.schema}.{self.name}"
@@ -145,6 +171,7 @@ class Table:
             raise BinlogEventError(f"{where}: needs columns, a key and a table id")
         if any(not 0 <= i < len(self.columns) or self.columns[i].nullable for i in self.key):
             raise BinlogEventError(f"{where}: the key must be NOT NULL columns of the table")
+        object.__setattr__(self, "_hash", hash((self.schema, self.name, self.table_id)))
         out = bytearray(self.table_id.to_bytes(6, "little"))
         out += TM_BIT_LEN_EXACT_F.to_bytes(2, "little")
         for name in (self.schema, self.name):
@@ -152,11 +179,24 @@ class Table:
             if not 0 < len(raw) <= 64:
                 raise BinlogEventError(f"{where}: bad name {name!r:.70}")
             out += bytes((len(raw),)) + raw + b"\0"
-        out += packed_int(len(self.columns)) + bytes(c.type for c in self.columns)
+        n = len(self.columns)
+        out += packed_int(n) + bytes(c.type for c in self.columns)
         metadata = b"".join(c.metadata for c in self.columns)
         out += packed_int(len(metadata)) + metadata
-        out += bitmap(len(self.columns), (i for i, c in enumerate(self.columns) if c.nullable))
+        out += bitmap(n, (i for i, c in enumerate(self.columns) if c.nullable))
         object.__setattr__(self, "map_body", bytes(out))
+        everything, key = bitmap(n, range(n)), bitmap(n, self.key)
+        key_columns = tuple(self.columns[i] for i in self.key)
+        self.rows_head.update(
+            {
+                EventType.WRITE_ROWS: (packed_int(n) + everything, self.columns),
+                EventType.DELETE_ROWS: (packed_int(n) + key, key_columns),
+                EventType.UPDATE_ROWS: (packed_int(n) + key + everything, key_columns),
+            }
+        )
+
+    def __hash__(self) -> int:  # a dict key per row in an encoder
+        return self._hash
 
 
 def packed_int(n: int) -> bytes:
@@ -201,11 +241,16 @@ def format_description(server_version: str, when: int = 0, server_id: int = 1) -
 
 
 def _image(out: bytearray, columns: Sequence[Column], values: Sequence[Value]) -> None:
+    """One row image: the NULL bitmap over `columns`, then each non-NULL value."""
     if len(values) != len(columns):
         raise BinlogEventError(f"{len(values)} values for {len(columns)} columns")
-    nulls = [i for i, v in enumerate(values) if v is None]
-    out += bitmap(len(columns), nulls)
-    for column, value in zip(columns, values, strict=True):
+    if None not in values:  # the common row: no bitmap to compute
+        out += bytes((len(columns) + 7) >> 3)
+        for column, value in zip(columns, values):  # noqa: B905 (lengths checked)
+            column.pack(out, value)
+        return
+    out += bitmap(len(columns), (i for i, v in enumerate(values) if v is None))
+    for column, value in zip(columns, values):  # noqa: B905
         if value is not None:
             column.pack(out, value)
         elif not column.nullable:
@@ -223,21 +268,18 @@ def rows_event(
 ) -> bytes:
     """Write_rows: full rows. Delete_rows: primary-key values (a minimal before image).
     Update_rows: rows of key values followed by the full row (before, after)."""
-    everything = range(len(table.columns))
-    before = table.key if kind is not EventType.WRITE_ROWS else everything
+    head, before = table.rows_head[kind]
     flags = NO_FOREIGN_KEY_CHECKS_F | RELAXED_UNIQUE_CHECKS_F | (STMT_END_F if last else 0)
-    out = bytearray(table.table_id.to_bytes(6, "little"))
-    out += flags.to_bytes(2, "little") + packed_int(len(table.columns))
-    out += bitmap(len(table.columns), before)
+    out = bytearray(table.map_body[:6])  # the table id
+    out += flags.to_bytes(2, "little") + head
     if kind is EventType.UPDATE_ROWS:
-        out += bitmap(len(table.columns), everything)
-    before_columns = [table.columns[i] for i in before]
-    for row in rows:
-        if kind is EventType.UPDATE_ROWS:
-            _image(out, before_columns, row[: len(before)])
-            _image(out, table.columns, row[len(before) :])
-        else:
-            _image(out, before_columns, row)
+        split = len(before)
+        for row in rows:
+            _image(out, before, row[:split])
+            _image(out, table.columns, row[split:])
+    else:
+        for row in rows:
+            _image(out, before, row)
     return event(kind, bytes(out), when, server_id)
 
 
