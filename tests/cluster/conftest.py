@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -93,6 +94,16 @@ class Cluster:
     def mariadbd_pid(self, i: int) -> int:
         """Node i's managed mariadbd."""
         return int((self.dir / f"node{i + 1}" / "db" / "mysqld.pid").read_text())
+
+    def leader(self) -> int:
+        """The node whose group member last reported leading, by its log (0-based)."""
+        latest = (-1, -1)
+        for i in range(NODES):
+            log = (self.dir / f"node{i + 1}" / "node.log").read_text()
+            for term in re.findall(r"leader of term (\d+)", log):
+                latest = max(latest, (int(term), i))
+        assert latest[1] >= 0, "no leader in the node logs"
+        return latest[1]
 
 
 # Test clusters stop with the test run, even one killed before its `cluster down`.

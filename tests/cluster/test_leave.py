@@ -6,10 +6,14 @@ to leave is the only one safe to bootstrap from, and `wsrepctl bootstrap` refuse
 from __future__ import annotations
 
 import os
+import re
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pymysql
 
 from proxy.managed_mariadb import process_alive
 from tests.cluster.conftest import INIT_SQL, Cluster, _wsrepctl, running_cluster
@@ -90,3 +94,42 @@ def test_nodes_stopped_one_by_one_leave_and_the_last_one_serves(tmp_path: Path) 
     assert up.returncode == 1, up
     assert "node1 exited with status 2" in up.stderr and grastate.UNSAFE_BOOTSTRAP in up.stderr
     assert saved(cluster, 0) == grastate.GraState(uuid, committed, False)
+
+
+def test_a_stopped_leader_hands_over_and_writes_go_on(tmp_path: Path) -> None:
+    """SIGTERM on the group leader's node: once its removal committed it tells a caught-up
+    follower to campaign at once (Raft's TimeoutNow) rather than leave the others waiting
+    out an election timeout. (bench/leader_stall.py measures the write stall.)"""
+    with running_cluster(tmp_path, INIT_SQL) as cluster:
+        leader = cluster.leader()
+        writer = (leader + 1) % 3
+        acks: list[float] = []
+        done = threading.Event()
+
+        def write() -> None:
+            deadline = time.monotonic() + WAIT
+            with cluster.proxy(writer) as conn, conn.cursor() as cur:
+                while not done.is_set() and time.monotonic() < deadline:
+                    try:
+                        cur.execute("UPDATE app.counters SET n = n + 1 WHERE id = 1")
+                        acks.append(time.monotonic())
+                    except pymysql.err.OperationalError:  # 1047 while no primary view
+                        time.sleep(0.01)
+
+        client = threading.Thread(target=write, daemon=True)
+        client.start()
+        wait_for("writes before the stop", lambda: len(acks) >= 10)
+        stopped_at = time.monotonic()
+        stop(cluster, leader)
+        try:
+            wait_for("a write after the stop", lambda: acks[-1] > stopped_at + 0.2)
+        finally:
+            done.set()
+            client.join(WAIT)
+        logs = [(cluster.dir / f"node{i + 1}" / "node.log").read_text() for i in range(3)]
+        handed = re.search(r"handing over to (node\d)", logs[leader])
+        assert handed, logs[leader][-2000:]
+        successor = int(handed.group(1)[4:]) - 1
+        assert "hands leadership over: campaigning now" in logs[successor]
+        assert cluster.leader() == successor
+        cluster.wait_same_position(nodes=[i for i in range(3) if i != leader])

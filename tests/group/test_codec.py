@@ -19,6 +19,7 @@ from wsrep.group.codec import (
     Leave,
     Message,
     Purged,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
     decode,
@@ -73,6 +74,7 @@ bodies = st.one_of(
     appends(),
     st.builds(AppendResponse, st.booleans(), u64, u32),
     st.builds(VoteRequest, st.booleans(), u64, u64),
+    st.builds(VoteRequest, st.just(False), u64, u64, st.just(True)),
     st.builds(VoteResponse, st.booleans(), st.booleans()),
     st.builds(
         Forward, u64, u64, st.lists(st.tuples(u64, st.binary(max_size=100)), max_size=5).map(tuple)
@@ -81,6 +83,7 @@ bodies = st.one_of(
     st.builds(Purged, u64),
     st.builds(Flow, u32),
     st.builds(Leave, st.booleans()),
+    st.just(TimeoutNow()),
 )
 messages = st.builds(
     Message, st.builds(uuid.UUID, bytes=st.binary(min_size=16, max_size=16)), u64, bodies

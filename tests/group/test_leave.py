@@ -7,6 +7,8 @@ last one primary. A crash keeps counting as a failure.
 
 from __future__ import annotations
 
+import pytest
+
 from wsrep.group.log import InMemoryLogStorage
 from wsrep.group.member import GroupMember, Role
 from wsrep.group.types import GroupConfig, MemberInfo, ViewChange
@@ -82,9 +84,9 @@ def test_a_member_that_left_never_counts_in_a_quorum() -> None:
     assert answer.seqno is None
     # and it does not ask to come back: n1 returns, n0 and n1 form the primary without it
     sim.start("n1")
-    assert sim.run_until(
-        sim.now + 20, lambda: primary(sim, "n0") and primary(sim, "n1")
-    ), sim.describe()
+    assert sim.run_until(sim.now + 20, lambda: primary(sim, "n0") and primary(sim, "n1")), (
+        sim.describe()
+    )
     sim.run_until(sim.now + 2 * TIMEOUTS["inactive_timeout"])
     assert view_ids(sim, "n0") == {"n0", "n1"}
 
@@ -145,3 +147,35 @@ def test_the_leader_tells_a_leaver_as_soon_as_its_removal_commits() -> None:
     sim.drain(sim.nodes[leaver])
     # a few message delays (1-2 ms each), not the next repeat a heartbeat later
     assert sim.run_until(sim.now + TIMEOUTS["heartbeat_interval"] / 2, lambda: member.has_left)
+
+
+def handed_over(sim: Simulation, rest: list[str]) -> bool:
+    """One leader among `rest`, all of them primary in a view of just them."""
+    leaders = [n for n in rest if sim.nodes[n].member.state is Role.LEADER]
+    return len(leaders) == 1 and all(
+        primary(sim, n) and view_ids(sim, n) == set(rest) for n in rest
+    )
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 1), (1, 1, 1, 1, 1), (1, 1, 2)])
+def test_a_leaving_leader_hands_over_without_an_election_timeout(
+    weights: tuple[int, ...],
+) -> None:
+    """Raft's leadership transfer: once its removal committed, the leader tells its caught-up
+    follower to campaign at once; the group orders again within a few message delays,
+    not after the 1-2 election timeouts the followers would otherwise wait."""
+    sim = cluster(members(len(weights), weights))
+    submit_and_settle(sim, "n1", 3)
+    leader = next(n for n, node in sim.nodes.items() if node.member.state is Role.LEADER)
+    rest = [n for n in sim.nodes if n != leader]
+    sim.nodes[leader].member.leave(sim.now)
+    sim.drain(sim.nodes[leader])
+    assert sim.run_until(
+        sim.now + TIMEOUTS["election_timeout"] / 2, lambda: handed_over(sim, rest)
+    ), sim.describe()
+    assert sim.nodes[leader].member.has_left
+    sim.crash(leader)
+    submit_and_settle(sim, rest[-1], 2)
+    sim.settle()
+    sim.check()
+    assert all(len(sim.nodes[n].delivered) == 5 for n in rest)

@@ -230,7 +230,12 @@ def test_a_new_member_joining_after_a_purge_is_told_to_state_transfer() -> None:
     sim.start("n1")
     sim.start("n2")
     formed = ("n0", "n1", "n2")
-    assert sim.run_until(10.0, lambda: all(primary(sim, i) for i in formed)), sim.describe()
+
+    def in_view(node_id: str) -> bool:
+        view = sim.nodes[node_id].view
+        return view is not None and view.primary and len(view.members) == len(formed)
+
+    assert sim.run_until(10.0, lambda: all(in_view(i) for i in formed)), sim.describe()
     submit_and_settle(sim, "n0", 20)
     sim.start("n3")
     behind = watch_behind(sim.nodes["n3"])
@@ -336,6 +341,10 @@ def test_join_through_a_follower_is_forwarded_to_the_leader() -> None:
     submit_and_settle(sim, "n1", 2)
     sim.blocked.add(("n3", "n0"))  # the newcomer cannot reach the leader, only followers
     sim.start("n3")
+    leader = sim.nodes["n0"].member
+    assert sim.run_until(sim.now + 3.0, lambda: "n3" in leader._catch_up), sim.describe()
+    # (it is admitted once caught up, which takes its acknowledgements reaching the leader)
+    sim.blocked.clear()
     sim.run_until(sim.now + 3.0)
     view = sim.nodes["n3"].view
     assert view is not None and view.primary and view.own_index == 3

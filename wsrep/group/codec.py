@@ -35,6 +35,8 @@ class MsgType(enum.IntEnum):
     PURGED = 9
     FLOW = 10
     LEAVE = 11
+    TRANSFER_VOTE = 12
+    TIMEOUT_NOW = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class VoteRequest:
     pre: bool  # pre-vote: would you vote for me? (terms do not change)
     last_index: int
     last_term: int
+    # the leader handed over to the candidate (TimeoutNow): its lease no longer holds
+    transfer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,23 @@ class Leave:
     done: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    """Raft's leadership transfer: the leader that goes asks its caught-up follower to
+    campaign at once instead of after an election timeout."""
+
+
 Body = (
-    Append | AppendResponse | VoteRequest | VoteResponse | Forward | Join | Purged | Flow | Leave
+    Append
+    | AppendResponse
+    | VoteRequest
+    | VoteResponse
+    | Forward
+    | Join
+    | Purged
+    | Flow
+    | Leave
+    | TimeoutNow
 )
 
 
@@ -157,7 +176,7 @@ def encode(msg: Message) -> bytes:
         out.append(_U64.pack(body.oldest_seqno))
     elif isinstance(body, Leave):
         out.append(_U8.pack(body.done))
-    else:
+    elif isinstance(body, Flow):
         out.append(_U32.pack(body.apply_queue))
     return b"".join(out)
 
@@ -187,7 +206,9 @@ def encode_entries(entries: tuple[Entry, ...] | list[Entry]) -> bytes:
 
 def _type_of(body: Body) -> MsgType:
     if isinstance(body, VoteRequest):
-        return MsgType.PRE_VOTE if body.pre else MsgType.VOTE
+        if body.pre:
+            return MsgType.PRE_VOTE
+        return MsgType.TRANSFER_VOTE if body.transfer else MsgType.VOTE
     if isinstance(body, VoteResponse):
         return MsgType.PRE_VOTE_RESPONSE if body.pre else MsgType.VOTE_RESPONSE
     return _TYPES[type(body)]
@@ -201,6 +222,7 @@ _TYPES: dict[type, MsgType] = {
     Purged: MsgType.PURGED,
     Flow: MsgType.FLOW,
     Leave: MsgType.LEAVE,
+    TimeoutNow: MsgType.TIMEOUT_NOW,
 }
 
 
@@ -426,6 +448,14 @@ def _decode_leave(r: _Reader, _max: int) -> Leave:
     return Leave(r.flag())
 
 
+def _decode_transfer_vote(r: _Reader, _max: int) -> VoteRequest:
+    return VoteRequest(False, *r.take(_VOTE), transfer=True)
+
+
+def _decode_timeout_now(_r: _Reader, _max: int) -> TimeoutNow:
+    return TimeoutNow()
+
+
 _BODY_DECODERS = {
     MsgType.APPEND: _decode_append,
     MsgType.APPEND_RESPONSE: _decode_append_response,
@@ -438,4 +468,6 @@ _BODY_DECODERS = {
     MsgType.PURGED: _decode_purged,
     MsgType.FLOW: _decode_flow,
     MsgType.LEAVE: _decode_leave,
+    MsgType.TRANSFER_VOTE: _decode_transfer_vote,
+    MsgType.TIMEOUT_NOW: _decode_timeout_now,
 }

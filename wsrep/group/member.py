@@ -33,6 +33,7 @@ from wsrep.group.codec import (
     Leave,
     Message,
     Purged,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
     decode,
@@ -136,6 +137,9 @@ class GroupMember:
         self._heartbeat_at = now
         self._quorum_check_at = now
         self._joins: dict[MemberId, MemberInfo] = {}
+        # Raft thesis 4.2.1: a new member catches up as a non-voting follower before a
+        # configuration counts its vote: (commit index to reach, when this round began)
+        self._catch_up: dict[MemberId, tuple[int, float]] = {}
         self._leaves: set[MemberId] = set()  # to remove
         self._leavers: set[MemberId] = set()  # asked to leave, not told they are out yet
         self._bump_view = False
@@ -284,6 +288,8 @@ class GroupMember:
             self._on_purged(sender, body)
         elif isinstance(body, Leave):
             self._on_leave(sender, body)
+        elif isinstance(body, TimeoutNow):
+            self._on_timeout_now(sender, msg.term)
         else:
             self._on_flow(sender, body)
 
@@ -475,9 +481,11 @@ class GroupMember:
         self._set_flow_control(body.fc_paused)
         if body.primary:
             self._set_primary(True)
-            if self._amnesiac and self._commit >= body.commit:
+            # our commit point is an entry of the leader's term: its opening view is
+            # committed and held, and with it every entry committed in earlier terms
+            if self._amnesiac and self._log.term_at(self._commit) == self._term:
                 self._amnesiac = False
-                logger.info("%s: caught up to commit index %d: votes now", self._id, body.commit)
+                logger.info("%s: caught up to commit index %d: votes now", self._id, self._commit)
         self._deliver()
 
     def _retry_hint(self, prev_index: int) -> int:
@@ -539,7 +547,11 @@ class GroupMember:
 
     def _on_forward(self, sender: MemberId, body: Forward) -> None:
         # only members of the configuration replicate (an evicted one must rejoin first)
-        if self._role is Role.LEADER and sender in self._replication.followers:
+        if (
+            self._role is Role.LEADER
+            and sender in self._replication.followers
+            and sender not in self._catch_up
+        ):
             self._propose(sender, body.incarnation, body.ordered, body.requests)
 
     def _propose(
@@ -655,7 +667,7 @@ class GroupMember:
         if self._can_campaign():
             self._campaign(pre=True)
 
-    def _campaign(self, pre: bool) -> None:
+    def _campaign(self, pre: bool, transfer: bool = False) -> None:
         cfg = self._log.config
         assert cfg is not None
         if pre:
@@ -670,7 +682,7 @@ class GroupMember:
         if cfg.has_quorum(self._votes):
             self._won(pre)
             return
-        request = VoteRequest(pre, self._log.last_index, self._log.last_term)
+        request = VoteRequest(pre, self._log.last_index, self._log.last_term, transfer)
         term = self._term + 1 if pre else self._term
         for voter in cfg.voters() - {self._id}:
             self._send(voter, request, term)
@@ -690,7 +702,7 @@ class GroupMember:
 
     def _on_vote_request(self, sender: MemberId, term: int, body: VoteRequest) -> None:
         # check-quorum's lease: while a leader is heard from, nobody may start a new term
-        if self._leader_is_fresh() or self._amnesiac:
+        if (self._leader_is_fresh() and not body.transfer) or self._amnesiac:
             if not body.pre and term > self._term:
                 return
             self._send(sender, VoteResponse(body.pre, False))
@@ -745,6 +757,7 @@ class GroupMember:
         self._heartbeat_at = now
         self._quorum_check_at = now + self._cfg.election_timeout
         self._joins.clear()
+        self._catch_up.clear()
         self._leaves.clear()  # the leavers repeat their requests
         self._leavers.clear()
         self._bump_view = False
@@ -774,7 +787,7 @@ class GroupMember:
     def _track_voters(self) -> None:
         cfg = self._log.config
         assert cfg is not None
-        self._replication.track(cfg.voters() - {self._id}, self._now)
+        self._replication.track((cfg.voters() | set(self._catch_up)) - {self._id}, self._now)
 
     def _leader_tick(self, now: float) -> None:
         cfg = self._log.config
@@ -805,7 +818,7 @@ class GroupMember:
         p.apply_queue = body.apply_queue
         if p.suspected:
             p.suspected = False
-            self._bump_view = True
+            self._bump_view |= sender not in self._catch_up
             logger.info("%s: %s is back", self._id, sender)
         # (a follower that reached only what is committed cannot move the commit point)
         if self._replication.acknowledged(p, body.success, body.index) and p.match > self._commit:
@@ -886,17 +899,60 @@ class GroupMember:
                 logger.info("%s: removing %s: it leaves the group", self._id, leaver)
                 self._append([self._view_entry(Configuration(new, members))])
                 return
-        if self._joins:
-            _, info = self._joins.popitem()
-            if cfg.info(info.id) != info:
-                new = (*(x for x in members if x.id != info.id), info)
-                logger.info("%s: admitting %s", self._id, info.id)
-                self._append([self._view_entry(Configuration(new, members))])
-                self._replication.followers[info.id].need_send = True
-                return
+        info = self._next_admission(cfg)
+        if info is not None:
+            new = (*(x for x in members if x.id != info.id), info)
+            logger.info("%s: admitting %s", self._id, info.id)
+            self._append([self._view_entry(Configuration(new, members))])
+            self._replication.followers[info.id].need_send = True
+            return
         if self._bump_view:
             self._bump_view = False
             self._append([self._view_entry(cfg)])
+
+    def _next_admission(self, cfg: Configuration) -> MemberInfo | None:
+        """A joiner to admit now: a member whose address changed, or a new one once it
+        caught up. Until then a new member follows without a vote (Raft thesis 4.2.1, etcd's
+        learners), so one that goes away early never becomes a vote the group waits for."""
+        for member_id, info in sorted(self._joins.items()):
+            known = cfg.info(member_id)
+            if known is None and not self._caught_up(member_id):
+                continue
+            del self._joins[member_id]
+            if known != info:
+                return info
+        return None
+
+    def _caught_up(self, member_id: MemberId) -> bool:
+        """Catch-up rounds (Raft thesis 4.2.1): each round's target is the commit index at
+        its start; a round done within an election timeout means the member is close."""
+        now = self._now
+        round_ = self._catch_up.get(member_id)
+        if round_ is None:
+            # started while primary: everything sent to it carries a commit of this term,
+            # so reaching the target also ends its amnesia (see _on_append)
+            self._catch_up[member_id] = (self._commit, now)
+            self._track_voters()
+            logger.info("%s: %s catches up from commit index %d", self._id, member_id, self._commit)
+            return False
+        p = self._replication.followers[member_id]
+        if now - p.last_contact > self._cfg.inactive_timeout:
+            logger.warning("%s: %s went silent while catching up: dropped", self._id, member_id)
+            self._drop_joiner(member_id)
+            return False
+        target, began = round_
+        if p.match < target:
+            return False
+        if now - began > self._cfg.election_timeout:
+            self._catch_up[member_id] = (self._commit, now)  # a slow round: one more
+            return False
+        del self._catch_up[member_id]
+        return True
+
+    def _drop_joiner(self, member_id: MemberId) -> None:
+        self._joins.pop(member_id, None)
+        if self._catch_up.pop(member_id, None) is not None:
+            self._track_voters()
 
     def _leader_flush(self) -> None:
         if self._outstanding.has_unsent():
@@ -933,9 +989,38 @@ class GroupMember:
         if view.config.info(self._id) is not None:
             return
         logger.warning("%s: leader no longer in the view: stepping down", self._id)
+        successor = self._successor(view.config)
         self._become_follower(None)
+        if successor is not None:
+            # Raft's leadership transfer: no election timeout of writes stalled
+            logger.info("%s: handing over to %s", self._id, successor)
+            self._send(successor, TimeoutNow())
         if self._leaving:
             self._quit("removed from the configuration")
+
+    def _successor(self, config: Configuration) -> MemberId | None:
+        """The follower to hand leadership to: one that could lead and holds our whole log
+        (so its campaign can win every vote), the first by name among equals."""
+        followers = self._replication.followers
+        caught_up = [
+            m.id
+            for m in config.members
+            if not m.arbitrator
+            and m.id in followers
+            and followers[m.id].match == self._log.last_index
+        ]
+        return min(caught_up, default=None)
+
+    def _on_timeout_now(self, sender: MemberId, term: int) -> None:
+        """Our leader stepped down and handed over: campaign now, skipping pre-vote (the
+        voters' lease is lifted by the request's `transfer` flag, as in etcd raft)."""
+        if sender != self._leader or term != self._term or not self._can_campaign():
+            return
+        logger.info("%s: %s hands leadership over: campaigning now", self._id, sender)
+        self._election_at = self._now + self._election_jitter()
+        self._leader = None
+        self._set_primary(False)
+        self._campaign(pre=False, transfer=True)
 
     # ---- leaving --------------------------------------------------------------------------
 
@@ -967,6 +1052,7 @@ class GroupMember:
             self._leaves.add(sender)
             self._leavers.add(sender)
         else:
+            self._drop_joiner(sender)
             self._send(sender, Leave(True))
 
     def _tell_leavers(self, view: Entry) -> None:
@@ -1015,8 +1101,8 @@ class GroupMember:
         queues = [self._apply_queue]
         queues += [
             p.apply_queue
-            for p in self._replication.followers.values()
-            if now - p.last_contact <= self._cfg.suspect_timeout
+            for m, p in self._replication.followers.items()
+            if now - p.last_contact <= self._cfg.suspect_timeout and m not in self._catch_up
         ]
         paused = self._flow.wanted(max(queues))
         if paused and not self._flow.paused and self._flow.wanted(self._apply_queue):
