@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import re
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -91,11 +92,15 @@ _MAY_WRITE = frozenset({StatementKind.CALL, StatementKind.EXECUTE})
 MAX_APPLY_ATTEMPTS = 200
 BF_ABORT_AFTER = 0.02  # seconds an apply runs before the lock watch looks for its blockers
 # InnoDB's lock-wait tables are a cache it refreshes only when nobody read it for 0.1 s:
-# reading them more often than that would see the same stale waits forever.
-LOCK_WAITS_EVERY = 0.11
+# reading them more often than that (counted from the last answer) would see the same
+# stale waits forever. Another, rarer reader may have filled it up to 0.1 s before us.
+LOCK_INFO_MAX_AGE = 0.1
+LOCK_WAITS_EVERY = LOCK_INFO_MAX_AGE + 0.01
 
 
-async def kill_connection(thread_id: int, admin: BackendClient, seqno: int = 0) -> None:
+async def kill_connection(
+    thread_id: int, admin: BackendClient, seqno: int = 0, asked_at: float = 0.0
+) -> None:
     """Abort a backend connection's transaction the only way MariaDB offers from outside."""
     with contextlib.suppress(BackendError):  # gone already
         await admin.query(f"KILL CONNECTION {int(thread_id)}")
@@ -177,7 +182,10 @@ class Appliers:
         self._applying: dict[int, tuple[int, float]] = {}
         # How to abort a local transaction holding a lock an applier waits for (the
         # proxy's sessions roll back in place, see `Replication.abort_local`).
-        self.abort_local: Callable[[int, BackendClient, int], Awaitable[None]] = kill_connection
+        # Called with the time (time.monotonic()) the lock information was asked for.
+        self.abort_local: Callable[[int, BackendClient, int, float], Awaitable[None]] = (
+            kill_connection
+        )
         # Runs ISOLATION write sets (TOI, proxy/toi.py): set by `Replication`.
         self.isolate: Callable[[int, WriteSet], Awaitable[None]] | None = None
         self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
@@ -266,7 +274,9 @@ class Appliers:
                 try:
                     if admin is None:
                         admin = await self._connect()
+                    asked_at = time.monotonic()
                     rows = (await admin.query(LOCK_WAITS)).rows
+                    next_read = trio.current_time() + LOCK_WAITS_EVERY
                     # Shielded: an abort cancelled half-way would leave the ROLLBACK's
                     # reply unread on the session's backend connection and the abort
                     # unrecorded (its client would commit).
@@ -275,7 +285,8 @@ class Appliers:
                             waiter = int(raw_waiter or 0)
                             seqno = waiting.get(waiter)
                             if seqno is not None and self._applying.get(waiter, (0,))[0] == seqno:
-                                await self._abort_blocker(int(raw_blocker or 0), seqno, admin)
+                                blocker = int(raw_blocker or 0)
+                                await self._abort_blocker(blocker, seqno, admin, asked_at)
                 except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
                     log.warning(
                         "%s: looking for lock holders failed: %s", self.provider.node_name, exc
@@ -289,7 +300,9 @@ class Appliers:
                 with trio.CancelScope(shield=True):
                     await admin.aclose()
 
-    async def _abort_blocker(self, victim: int, seqno: int, admin: BackendClient) -> None:
+    async def _abort_blocker(
+        self, victim: int, seqno: int, admin: BackendClient, asked_at: float
+    ) -> None:
         if victim in self._threads:
             await self._abort_applier(victim, seqno, admin)
         elif victim:
@@ -299,7 +312,7 @@ class Appliers:
                 seqno,
                 victim,
             )
-            await self.abort_local(victim, admin, seqno)
+            await self.abort_local(victim, admin, seqno, asked_at)
 
     async def _abort_applier(self, thread_id: int, seqno: int, admin: BackendClient) -> None:
         """An applier of a later write set holds a lock `seqno` needs (InnoDB locks more
@@ -437,15 +450,28 @@ class Replication:
         await discard(_StreamSession(relay.backend, relay.deprecate_eof))
         self._relays[relay.session.backend_thread_id] = relay
 
-    async def abort_local(self, thread_id: int, admin: BackendClient, seqno: int) -> None:
+    async def abort_local(
+        self, thread_id: int, admin: BackendClient, seqno: int, asked_at: float
+    ) -> None:
         """Brute-force abort for an applier: roll back a proxy session's transaction on
         its own backend connection while it is between commands (its client gets 1213
         next); interrupt a statement in flight first; leave a session in its commit path
         waiting for its verdict is rolled back too (replayed if it passes), one waiting
-        for its commit turn behind `seqno` lets go of its locks and is replayed after."""
+        for its commit turn behind `seqno` lets go of its locks and is replayed after.
+        The victim is the transaction the lock information (asked for at `asked_at`)
+        saw: if the session ended a transaction since, that one may be gone, and the
+        abort would hit the next, innocent one; the watch looks again soon."""
         relay = self._relays.get(thread_id)
         if relay is None:  # not a session of this proxy: a direct backend connection
             await kill_connection(thread_id, admin)
+            return
+        if relay.session.trx_ended_at >= asked_at - LOCK_INFO_MAX_AGE:
+            log.debug(
+                "session %d: a transaction ended since the lock information for seqno %d: "
+                "not aborted",
+                relay.session.session_id,
+                seqno,
+            )
             return
         state = self._committing.get(thread_id)
         if state is not None:
@@ -666,6 +692,7 @@ class Replication:
             return False
         finally:
             self._committing.pop(thread_id, None)
+            relay.session.transaction_ended()
         self._set_flags(relay, backend.status_flags)
         return True
 
@@ -820,6 +847,7 @@ class Replication:
             await backend.query(sql.ROLLBACK)
         except (BackendError, PeerClosed, ProtocolError) as exc:
             log.warning("session %d: rollback failed: %s", relay.session.session_id, exc)
+        relay.session.transaction_ended()
         self._set_flags(relay, backend.status_flags)
 
     async def _reply_ok(self, relay: Relay, packet: Packet, reply: ResultSet | OkPacket) -> None:

@@ -8,6 +8,7 @@ before a statement is forwarded and at COMMIT.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from proxy.protocol.constants import ServerStatus
@@ -19,6 +20,10 @@ from wsrep.status import VarValue
 _IN_TRANS = int(ServerStatus.IN_TRANS)
 _AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _NO_BACKSLASH_ESCAPES = int(ServerStatus.NO_BACKSLASH_ESCAPES)
+# Statements that end the open transaction even when another one follows at once.
+_ENDS_TRANSACTION = frozenset(
+    {StatementKind.TXN_BEGIN, StatementKind.TXN_COMMIT, StatementKind.TXN_ROLLBACK}
+)
 
 
 @dataclass(slots=True)
@@ -47,6 +52,10 @@ class Session:
     commands: int = 0
     # Replication: the node's last committed seqno before this transaction's snapshot.
     last_seen: int = 0
+    # When (time.monotonic()) the proxy last saw a transaction of this session end: a
+    # brute-force abort decided on lock information older than that may name a
+    # transaction that is gone, and must not touch the next one (Replication.abort_local).
+    trx_ended_at: float = 0.0
     # Admission (proxy.admission): wsrep settings this session SET (else the node's);
     # the admission epoch it last passed with nothing to do (the relay skips admission
     # while it is current); the (increment, offset) its backend session was given.
@@ -105,8 +114,15 @@ class Session:
 
     def statement_done(self, status_flags: int, ok: bool) -> None:
         """The backend's response to the current command ended with these flags."""
+        was_in_transaction = self.status_flags & _IN_TRANS
         self.status_flags = status_flags
         info = self.statement
+        if not status_flags & _IN_TRANS or (
+            was_in_transaction
+            and info is not None
+            and (info.kind in _ENDS_TRANSACTION or info.implicit_commit)
+        ):
+            self.transaction_ended()
         if not ok or info is None or self.sql is None:
             return
         for each in classify_each(self.sql, self.parse_mode) if info.multi else (info,):
@@ -114,6 +130,9 @@ class Session:
                 self.schema = each.name
             elif each.kind is StatementKind.SET and "sql_mode" in each.session_vars:
                 self.sql_mode_stale = True
+
+    def transaction_ended(self) -> None:
+        self.trx_ended_at = time.monotonic()
 
     def reset(self, user: str | None = None, schema: str | None = None) -> None:
         """After COM_RESET_CONNECTION (same user, same schema) or COM_CHANGE_USER; the

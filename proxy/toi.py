@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ _LOST = (BackendError, PeerClosed, ProtocolError, OSError)
 
 Connect = Callable[[], Awaitable[BackendClient]]
 # abort(thread id, admin connection, seqno): brute-force abort of a local backend thread.
-AbortLocal = Callable[[int, BackendClient, int], Awaitable[None]]
+AbortLocal = Callable[[int, BackendClient, int, float], Awaitable[None]]
 Outcome = QueryResult | BackendError
 
 
@@ -304,6 +305,7 @@ class Isolation:
                     schemas = sorted({*schemas, *(s for s, _ in tables)})
                 ours = waiters() | {admin.thread_id}
                 query = sql.mdl_blockers(sorted(ours), tables, schemas)
+                asked_at = time.monotonic()
                 rows = (await admin.query(query)).rows
                 # Shielded: this task is cancelled as soon as the statement gets its lock,
                 # which an abort's own rollback brings about; a cancelled abort would leave
@@ -320,7 +322,7 @@ class Isolation:
                             seqno,
                             victim,
                         )
-                        await self._abort_local(victim, admin, seqno)
+                        await self._abort_local(victim, admin, seqno, asked_at)
                 await trio.sleep(BF_ABORT_AFTER)
         except _LOST as exc:
             log.warning("%s: looking for metadata lock holders failed: %s", self._name, exc)
