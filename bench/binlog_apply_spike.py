@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import struct
 import tempfile
 import time
 from collections.abc import Sequence
@@ -50,6 +51,8 @@ from proxy.capture import binlog_events as be
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.applier import MAX_SCRIPT_BYTES, apply_statements, prepare_applier_session
 from proxy.managed_mariadb import MariaDBServer
+from proxy.protocol.constants import Command
+from proxy.protocol.wire import frame
 
 ROWS = 10_000  # per table; ids ROWS+1 .. ROWS+SPARE start absent (the inserts' pool)
 SPARE = 2_000
@@ -302,6 +305,38 @@ def origin_transaction(rng: random.Random, part: int, parts: int, xid: str | Non
     return [f"XA START '{xid}'", *body, f"XA END '{xid}'; XA PREPARE '{xid}'", f"XA COMMIT '{xid}'"]
 
 
+class DumpReader:
+    """A replica's binlog stream (COM_BINLOG_DUMP from the current end of the binlog):
+    what reading the origin's row events back would cost. Counts events and bytes."""
+
+    def __init__(self, conn: BackendClient) -> None:
+        self.conn = conn
+        self.events = self.bytes = 0
+
+    @classmethod
+    async def start(cls, srv: MariaDBServer, nursery: trio.Nursery) -> DumpReader:
+        conn = await BackendClient.connect(srv.host, srv.port, "root")
+        name, pos = (await conn.query("SHOW MASTER STATUS")).rows[0][:2]
+        await conn.query(
+            "SET @master_binlog_checksum = @@global.binlog_checksum, "
+            "@mariadb_slave_capability = 4"  # MARIA_SLAVE_CAPABILITY_GTID
+        )
+        # command, position u32, flags u16 (0: block at the end), replica server_id u32, file
+        command = struct.pack("<BIHI", Command.BINLOG_DUMP, int(pos or 0), 0, 99) + (name or b"")
+        await conn.stream.send(frame(command, 0))
+        reader = cls(conn)
+        nursery.start_soon(reader.run)
+        return reader
+
+    async def run(self) -> None:
+        while True:
+            payload = (await self.conn.stream.read_packet()).payload
+            if payload[:1] != b"\0":
+                raise RuntimeError(f"binlog dump ended: {payload[:80]!r}")
+            self.events += 1
+            self.bytes += len(payload) - 1
+
+
 async def xa_part(base: Path, count: int, rounds: int) -> None:
     binlog = {"skip-log-bin": False, "log-bin": "bin", "server-id": "1"}
     servers = {
@@ -323,14 +358,17 @@ async def xa_part(base: Path, count: int, rounds: int) -> None:
                 f"REPEAT('p', 60) FROM seq_1_to_{ROWS}"
             )
             await conn.aclose()
-        cases = [(t, s, False) for t, s in servers.items()]
-        cases.append(("XA PREPARE/COMMIT, log_bin", servers["COMMIT, log_bin"], True))
-        tallies = {(t, n): Tally() for t, _, _ in cases for n in (1, 8)}
+        with_binlog = servers["COMMIT, log_bin"]
+        cases = [(t, s, False, False) for t, s in servers.items()]
+        cases.append(("XA PREPARE/COMMIT, log_bin", with_binlog, True, False))
+        cases.append(("XA, log_bin, + binlog dump", with_binlog, True, True))
+        tallies = {(c[0], n): Tally() for c in cases for n in (1, 8)}
+        streamed = [0, 0, 0]  # transactions, events, bytes read from the dump
         rng = random.Random(3)
         xids = iter(range(10**9))
         for _ in range(rounds):
             for parts in (1, 8):
-                for title, srv, xa in cases:
+                for title, srv, xa, dump in cases:
                     conns = [
                         await BackendClient.connect(srv.host, srv.port, "root")
                         for _ in range(parts)
@@ -343,7 +381,17 @@ async def xa_part(base: Path, count: int, rounds: int) -> None:
                         for p in range(parts)
                     ]
                     assert srv.proc is not None
-                    wall, server = await run_scripts(conns, work, srv.proc.pid)
+                    async with trio.open_nursery() as nursery:
+                        reader = await DumpReader.start(srv, nursery) if dump else None
+                        wall, server = await run_scripts(conns, work, srv.proc.pid)
+                        if reader is not None:
+                            await trio.sleep(0.5)  # the stream catches up (not timed)
+                            streamed[0] += count * parts
+                            streamed[1] += reader.events
+                            streamed[2] += reader.bytes
+                            nursery.cancel_scope.cancel()
+                    if reader is not None:
+                        await reader.conn.stream.aclose()
                     tally = tallies[title, parts]
                     tally.count += count * parts
                     tally.wall += wall
@@ -352,6 +400,11 @@ async def xa_part(base: Path, count: int, rounds: int) -> None:
                         await conn.aclose()
         for (title, parts), tally in tallies.items():
             print(tally.line(f"{title} x{parts}", "trx"))
+        n = max(streamed[0], 1)
+        print(
+            f"binlog dump: {streamed[1] / n:.1f} events, {streamed[2] / n:.0f} bytes per "
+            "XA transaction (PREPARE and COMMIT groups)"
+        )
     finally:
         for srv in servers.values():
             srv.destroy()
