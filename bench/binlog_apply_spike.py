@@ -39,14 +39,14 @@ import random
 import struct
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
 from proxy.backend_client import BackendClient
-from proxy.capture import Catalog, Op, RowChange, TableSpec, install
+from proxy.capture import Catalog, Op, RowChange, TableSpec, drain, install
 from proxy.capture import binlog_events as be
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.applier import MAX_SCRIPT_BYTES, apply_statements, prepare_applier_session
@@ -193,16 +193,19 @@ class Tally:
         )
 
 
+Step = str | Callable[[BackendClient], Awaitable[object]]  # SQL, or a call like the drain
+
+
 async def run_scripts(
-    conns: Sequence[BackendClient], work: Sequence[Sequence[list[str]]], pid: int
+    conns: Sequence[BackendClient], work: Sequence[Sequence[Sequence[Step]]], pid: int
 ) -> tuple[float, float]:
-    """Each connection sends its transactions' scripts in order, all connections at once.
+    """Each connection runs its transactions' steps in order, all connections at once.
     Returns (wall seconds, mariadbd CPU seconds)."""
 
-    async def worker(conn: BackendClient, items: Sequence[list[str]]) -> None:
-        for scripts in items:
-            for script in scripts:
-                await conn.query(script)
+    async def worker(conn: BackendClient, items: Sequence[Sequence[Step]]) -> None:
+        for steps in items:
+            for step in steps:
+                await (conn.query(step) if isinstance(step, str) else step(conn))
 
     start, cpu = time.perf_counter(), server_cpu(pid)
     async with trio.open_nursery() as nursery:
@@ -285,24 +288,37 @@ async def check(conn: BackendClient, model: Model) -> None:
     print("all tables equal the model: both paths applied the same rows")
 
 
-def origin_transaction(rng: random.Random, part: int, parts: int, xid: str | None) -> list[str]:
-    """A client's round trips for one sysbench-shaped transaction at the origin."""
-    ids = [i for i in rng.sample(range(1, ROWS + 1), 12) if i % parts == part][:4]
-    while len(ids) < 4:
-        i = rng.randrange(1, ROWS + 1)
-        if i % parts == part and i not in ids:
-            ids.append(i)
-    t = f"{SCHEMA}.sbtest1"
-    body = [
-        f"UPDATE {t} SET k = k + 1 WHERE id = {ids[0]}",
-        f"UPDATE {t} SET c = '{rng.random()}' WHERE id = {ids[1]}",
-        f"UPDATE {t} SET k = k - 1 WHERE id = {ids[2]}",
-        f"DELETE FROM {t} WHERE id = {ids[3]}",
-        f"INSERT INTO {t} VALUES ({ids[3]}, {rng.randrange(997)}, 'x', 'y')",
-    ]
-    if xid is None:
+@dataclass(frozen=True)
+class OriginCase:
+    title: str
+    server: MariaDBServer
+    schema: str
+    xa: bool = False  # XA START ... XA PREPARE / XA COMMIT instead of BEGIN ... COMMIT
+    catalog: Catalog | None = None  # capture installed: drain before COMMIT
+    dump: bool = False  # a binlog dump reader attached
+
+    def transaction(self, rng: random.Random, part: int, parts: int, xid: str) -> list[Step]:
+        """A client's round trips for one sysbench-shaped transaction at the origin."""
+        ids: list[int] = []
+        while len(ids) < 4:
+            i = rng.randrange(1, ROWS + 1)
+            if i % parts == part and i not in ids:
+                ids.append(i)
+        t = f"{self.schema}.sbtest1"
+        body: list[Step] = [
+            f"UPDATE {t} SET k = k + 1 WHERE id = {ids[0]}",
+            f"UPDATE {t} SET c = '{rng.random()}' WHERE id = {ids[1]}",
+            f"UPDATE {t} SET k = k - 1 WHERE id = {ids[2]}",
+            f"DELETE FROM {t} WHERE id = {ids[3]}",
+            f"INSERT INTO {t} VALUES ({ids[3]}, {rng.randrange(997)}, 'x', 'y')",
+        ]
+        if self.xa:
+            return [f"XA START '{xid}'", *body, f"XA END '{xid}'; XA PREPARE '{xid}'",
+                    f"XA COMMIT '{xid}'"]  # fmt: skip
+        catalog = self.catalog
+        if catalog is not None:
+            body.append(lambda conn: drain(conn, catalog))
         return ["BEGIN", *body, "COMMIT"]
-    return [f"XA START '{xid}'", *body, f"XA END '{xid}'; XA PREPARE '{xid}'", f"XA COMMIT '{xid}'"]
 
 
 class DumpReader:
@@ -339,50 +355,52 @@ class DumpReader:
 
 async def xa_part(base: Path, count: int, rounds: int) -> None:
     binlog = {"skip-log-bin": False, "log-bin": "bin", "server-id": "1"}
-    servers = {
-        "COMMIT, no binlog": MariaDBServer(base / "nobinlog", name="nobinlog"),
-        "COMMIT, log_bin": MariaDBServer(base / "binlog", name="binlog", options=binlog),
-    }
+    plain = MariaDBServer(base / "nobinlog", name="nobinlog")
+    with_binlog = MariaDBServer(base / "binlog", name="binlog", options=binlog)
     try:
-        for srv in servers.values():
+        for srv in (plain, with_binlog):
             srv.start()
             conn = await BackendClient.connect(srv.host, srv.port, "root")
-            await conn.query(f"CREATE DATABASE {SCHEMA}")
-            await conn.query(f"USE {SCHEMA}")
-            await conn.query(
-                f"CREATE TABLE {SCHEMA}.sbtest1 (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, "
-                "c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL, KEY k_1 (k)) ENGINE=InnoDB"
-            )
-            await conn.query(
-                f"INSERT INTO {SCHEMA}.sbtest1 SELECT seq, seq % 997, REPEAT('c', 120), "
-                f"REPEAT('p', 60) FROM seq_1_to_{ROWS}"
-            )
+            for schema in (SCHEMA, "captured"):
+                await conn.query(f"CREATE DATABASE {schema}")
+                await conn.query(f"USE {schema}")
+                await conn.query(
+                    "CREATE TABLE sbtest1 (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, "
+                    "c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL, KEY k_1 (k)) ENGINE=InnoDB"
+                )
+                await conn.query(
+                    "INSERT INTO sbtest1 SELECT seq, seq % 997, REPEAT('c', 120), "
+                    f"REPEAT('p', 60) FROM seq_1_to_{ROWS}"
+                )
+            if srv is plain:
+                catalog = await install(conn, ["captured"])
             await conn.aclose()
-        with_binlog = servers["COMMIT, log_bin"]
-        cases = [(t, s, False, False) for t, s in servers.items()]
-        cases.append(("XA PREPARE/COMMIT, log_bin", with_binlog, True, False))
-        cases.append(("XA, log_bin, + binlog dump", with_binlog, True, True))
-        tallies = {(c[0], n): Tally() for c in cases for n in (1, 8)}
+        cases = [
+            OriginCase("COMMIT, no binlog", plain, SCHEMA),
+            OriginCase("capture+drain, COMMIT", plain, "captured", catalog=catalog),
+            OriginCase("COMMIT, log_bin", with_binlog, SCHEMA),
+            OriginCase("XA PREPARE/COMMIT, log_bin", with_binlog, SCHEMA, xa=True),
+            OriginCase("XA, log_bin, binlog dump", with_binlog, SCHEMA, xa=True, dump=True),
+        ]
+        tallies = {(c.title, n): Tally() for c in cases for n in (1, 8)}
         streamed = [0, 0, 0]  # transactions, events, bytes read from the dump
         rng = random.Random(3)
         xids = iter(range(10**9))
         for _ in range(rounds):
             for parts in (1, 8):
-                for title, srv, xa, dump in cases:
+                for case in cases:
+                    srv = case.server
                     conns = [
                         await BackendClient.connect(srv.host, srv.port, "root")
                         for _ in range(parts)
                     ]
                     work = [
-                        [
-                            origin_transaction(rng, p, parts, f"x{next(xids)}" if xa else None)
-                            for _ in range(count)
-                        ]
+                        [case.transaction(rng, p, parts, f"x{next(xids)}") for _ in range(count)]
                         for p in range(parts)
                     ]
                     assert srv.proc is not None
                     async with trio.open_nursery() as nursery:
-                        reader = await DumpReader.start(srv, nursery) if dump else None
+                        reader = await DumpReader.start(srv, nursery) if case.dump else None
                         wall, server = await run_scripts(conns, work, srv.proc.pid)
                         if reader is not None:
                             await trio.sleep(0.5)  # the stream catches up (not timed)
@@ -392,7 +410,7 @@ async def xa_part(base: Path, count: int, rounds: int) -> None:
                             nursery.cancel_scope.cancel()
                     if reader is not None:
                         await reader.conn.stream.aclose()
-                    tally = tallies[title, parts]
+                    tally = tallies[case.title, parts]
                     tally.count += count * parts
                     tally.wall += wall
                     tally.server += server
@@ -406,7 +424,7 @@ async def xa_part(base: Path, count: int, rounds: int) -> None:
             "XA transaction (PREPARE and COMMIT groups)"
         )
     finally:
-        for srv in servers.values():
+        for srv in (plain, with_binlog):
             srv.destroy()
 
 
