@@ -49,9 +49,9 @@ def test_write_rows_layout() -> None:
                           last=True)  # fmt: skip
     assert event[4] == be.EventType.WRITE_ROWS
     assert int.from_bytes(event[9:13], "little") == len(event)
-    # table 18, flags (STMT_END, no FK checks, relaxed unique checks), 4 columns, all
+    # table 18, flags (STMT_END, no FK checks), 4 columns, all
     # present, no NULLs, 2, 9, 'new' (2-byte length: 480 > 255), 'p' (1-byte length)
-    assert event[19:] == bytes.fromhex("120000000000" "0700" "04" "0f" "00"
+    assert event[19:] == bytes.fromhex("120000000000" "0300" "04" "0f" "00"
                                        "02000000" "09000000" "0300" "6e6577" "01" "70")  # fmt: skip
 
 
