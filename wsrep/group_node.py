@@ -57,6 +57,8 @@ EventHandler = Callable[[list[GroupEvent]], None]
 
 # Room for the protocol's own fields around the largest payload one message may carry.
 _MESSAGE_OVERHEAD = 64 << 10
+# a leaving member waits at most this long for its last messages to be written out
+LAST_WORDS_TIMEOUT = 1.0
 
 
 class GroupError(Exception):
@@ -240,6 +242,7 @@ class GroupNode:
             await self._left.wait()
         if not self.has_left:
             log.warning("%s: no leader removed it in %.1fs: going anyway", self._name, limit)
+        await self._transport.flush(LAST_WORDS_TIMEOUT)
         return self.has_left
 
     def set_apply_queue(self, length: int) -> None:

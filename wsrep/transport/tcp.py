@@ -39,6 +39,7 @@ log = logging.getLogger("wsrep.transport")
 
 READ_SIZE = 256 << 10
 FLUSH_TIMEOUT = 1.0  # to get a REFUSE out before closing
+FLUSH_POLL = 0.001
 REPEAT_QUIET = 60.0  # a refusal reason logged as a warning at most once a minute
 
 
@@ -89,6 +90,7 @@ class _Link:
         self.wake = trio.Event()
         self.closing = False  # flush what is queued, then close
         self.dropped = False  # closed for not reading: take nothing more
+        self.writing = False  # bytes pulled from the connection, not yet written out
         self.peer: MemberInfo | None = None
 
     def kick(self) -> None:
@@ -148,6 +150,14 @@ class TcpTransport:
             link.scope.cancel()
         link.kick()
         return True
+
+    async def flush(self, timeout: float) -> None:
+        """Until every connected peer's queued messages are written out, at most `timeout`
+        seconds: a member that stops sends its last words first (a leaving leader's commit
+        of its removal and its leadership handover)."""
+        with trio.move_on_after(timeout):
+            while any(link.conn.pending or link.writing for link in self._links.values()):
+                await trio.sleep(FLUSH_POLL)
 
     def set_view_addresses(self, addresses: set[str] | frozenset[str]) -> None:
         """Keep connections to these (the current view's members) besides the seeds."""
@@ -305,12 +315,15 @@ class TcpTransport:
                 await link.wake.wait()
                 link.wake = trio.Event()
                 continue
+            link.writing = True
             try:
                 await link.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 self._log_lost(link, f"send failed: {exc}")
                 link.scope.cancel()
                 return
+            finally:
+                link.writing = False
 
     # ---- the one active link per peer ---------------------------------------------------
 
