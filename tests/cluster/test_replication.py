@@ -26,6 +26,7 @@ RETRYABLE = (1213, 1205)
 # Conflicting-commit rounds in all, run by PAIRS client pairs at once (distinct rows).
 ROUNDS = int(os.environ.get("WSREP_CLUSTER_ROUNDS", "1000"))
 PAIRS = 6
+LOG_TAIL = 15  # lines of each node's log a failed round shows
 
 
 def _rows(cluster: Cluster, i: int, sql: str) -> tuple[tuple[object, ...], ...]:
@@ -130,6 +131,23 @@ def _wait_row(
             time.sleep(0.005)
 
 
+def _round_failed(
+    cluster: Cluster, where: str, row: int, outcomes: dict[str, object], exc: Exception
+) -> AssertionError:
+    """What a failed round needs to diagnose itself: where, the outcomes so far, the row
+    on every node, and the end of every node's log."""
+    lines = [f"{where}: {exc!r}; outcomes {outcomes}"]
+    for i in range(NODES):
+        try:
+            got = _rows(cluster, i, f"SELECT v, note FROM app.t WHERE id = {row}")
+        except pymysql.err.MySQLError as read_error:
+            got = (repr(read_error),)
+        log = (cluster.dir / f"node{i + 1}" / "node.log").read_text(errors="replace")
+        tail = "\n    ".join(log.splitlines()[-LOG_TAIL:])
+        lines.append(f"node{i + 1}: row {row} = {got}; log tail:\n    {tail}")
+    return AssertionError("\n".join(lines))
+
+
 def _conflicting_rounds(cluster: Cluster, pair: int, rounds: int) -> int:
     """`rounds` rounds on one row: node `pair` and the next node update it in one
     transaction each and COMMIT at the same moment; exactly one commits, the other gets
@@ -142,15 +160,23 @@ def _conflicting_rounds(cluster: Cluster, pair: int, rounds: int) -> int:
     backends = [cluster.backend(i) for i in range(NODES)]
     try:
         for round_ in range(rounds):
-            for name, conn in clients.items():
-                conn.begin()
-                conn.cursor().execute(
-                    "UPDATE app.t SET v = %s, note = %s WHERE id = %s", (round_, name, row)
-                )
-            outcomes = _commit_at_once(clients)
-            assert sorted(map(str, outcomes.values())) == ["1213", "ok"], (pair, round_, outcomes)
-            winner = next(name for name, outcome in outcomes.items() if outcome == "ok")
-            _wait_row(backends, row, (round_, winner))
+            where = f"pair {pair} (a: node{nodes['a'] + 1}, b: node{nodes['b'] + 1}) round {round_}"
+            outcomes: dict[str, object] = {}
+            try:
+                for name, conn in clients.items():
+                    step = f"{name}'s BEGIN + UPDATE"
+                    conn.begin()
+                    conn.cursor().execute(
+                        "UPDATE app.t SET v = %s, note = %s WHERE id = %s", (round_, name, row)
+                    )
+                step = "COMMIT at once"
+                outcomes = _commit_at_once(clients)
+                assert sorted(map(str, outcomes.values())) == ["1213", "ok"], "not one of each"
+                winner = next(name for name, outcome in outcomes.items() if outcome == "ok")
+                step = f"waiting for {winner}'s values everywhere"
+                _wait_row(backends, row, (round_, winner))
+            except (AssertionError, pymysql.err.MySQLError) as exc:
+                raise _round_failed(cluster, f"{where}, {step}", row, outcomes, exc) from exc
     finally:
         for conn in [*clients.values(), *backends]:
             conn.close()
@@ -175,7 +201,7 @@ def test_concurrent_updates_of_one_row_on_two_nodes(cluster: Cluster) -> None:
         t.start()
     for t in threads:
         t.join(600)
-    assert not failures, failures
+    assert not failures, "\n\n".join(map(str, failures))
     assert sum(done) == ROUNDS
     assert len(set(cluster.checksums("app.t"))) == 1
 
