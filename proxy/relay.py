@@ -297,9 +297,7 @@ class Relay:
         if command == _INIT_DB:
             session.schema = payload[1:].decode("utf-8", "replace")
         elif command == _STMT_PREPARE:
-            session.params[tracker.stmt_id] = tracker.params
-            if session.statement is not None:
-                session.prepared[tracker.stmt_id] = session.statement
+            session.statement_prepared(tracker.stmt_id, tracker.params)
         elif command == _RESET_CONNECTION:
             session.reset()
 

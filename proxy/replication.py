@@ -548,6 +548,9 @@ class Replication:
                 await self._isolation_barrier(relay, info)
             if not session.in_transaction:
                 session.last_seen = self.provider.gate.last_committed
+                session.locking_writes_only, session.judged_by = True, self.catalog
+            if session.locking_writes_only and not _keeps_locking_only(self.catalog, session, info):
+                session.locking_writes_only = False
             self._check_text(session.sql)
             self._check_statement(session, info)
             if _isolated(info):
@@ -701,6 +704,7 @@ class Replication:
     ) -> None:
         session = relay.session
         provider = self.provider
+        last_seen = self._last_seen(session)  # before the drain's read view
         try:
             with self.times.stage("drain"):
                 captured = await drain(backend, self.catalog)
@@ -714,7 +718,7 @@ class Replication:
         ws = WriteSet(
             provider.node_name,
             provider.new_trx_id(),
-            session.last_seen,
+            last_seen,
             tuple(captured.keys),
             captured.payload(),
         )
@@ -768,6 +772,20 @@ class Replication:
         await self.appliers.replay(seqno, ws, verdict.depends_seqno)
         if committed == "backend lost":
             raise _BackendGoneAfterCommit()
+
+    def _last_seen(self, session: Session) -> int:
+        """The seqno to certify from. A transaction of locking writes only (no read view
+        until the drain's) read the latest committed version of every row it wrote, under
+        a lock no applier could pass: the node's last committed seqno now will do
+        (docs/design/certification.md). Not if a DDL changed the tables it was judged by,
+        or runs now."""
+        if (
+            session.locking_writes_only
+            and session.judged_by is self.catalog
+            and not self.isolation.running
+        ):
+            return self.provider.gate.last_committed
+        return session.last_seen
 
     async def _commit_in_order(
         self, relay: Relay, backend: _StreamSession, state: _CommitState
@@ -929,6 +947,31 @@ def _isolated(info: StatementInfo) -> bool:
 
 def _may_write(info: StatementInfo) -> bool:
     return info.is_write or info.kind in _MAY_WRITE
+
+
+# Statements that read no rows and take no snapshot.
+_READ_NOTHING = frozenset(
+    {StatementKind.TXN_COMMIT, StatementKind.TXN_ROLLBACK, StatementKind.SAVEPOINT}
+)
+
+
+def _keeps_locking_only(catalog: Catalog, session: Session, info: StatementInfo) -> bool:
+    """Whether a transaction of locking writes so far still is one after `info`: it is a
+    locking write of tables whose writes read only what they lock, or reads nothing."""
+    if info.multi:
+        return False
+    if info.kind is StatementKind.DML:
+        return (
+            info.locking_write
+            and bool(info.tables)
+            and all(
+                catalog.writes_only_lock((t.schema or session.schema or "", t.name))
+                for t in info.tables
+            )
+        )
+    if info.kind is StatementKind.TXN_BEGIN:
+        return "WITH CONSISTENT SNAPSHOT" not in info.modifiers
+    return info.kind in _READ_NOTHING
 
 
 def _sets_autocommit(info: StatementInfo) -> bool:

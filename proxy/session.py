@@ -9,11 +9,18 @@ before a statement is forwarded and at COMMIT.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from proxy.protocol.constants import ServerStatus
 from proxy.protocol.stmt_execute import bound_types, with_types
-from proxy.statement_class import SqlMode, StatementInfo, StatementKind, classify, classify_each
+from proxy.statement_class import (
+    SqlMode,
+    StatementInfo,
+    StatementKind,
+    TableName,
+    classify,
+    classify_each,
+)
 from wsrep.status import VarValue
 
 # Plain ints: IntFlag arithmetic goes through Python-level enum code (hot: every command).
@@ -50,8 +57,13 @@ class Session:
     sql_mode: SqlMode = SqlMode.DEFAULT
     sql_mode_stale: bool = True
     commands: int = 0
-    # Replication: the node's last committed seqno before this transaction's snapshot.
+    # Replication: the node's last committed seqno before this transaction's snapshot;
+    # whether every statement since it began was a locking write of a table that reads
+    # only what it locks (then the seqno at COMMIT will do), and the capture catalog the
+    # tables were judged by (a DDL since then voids the verdict).
     last_seen: int = 0
+    locking_writes_only: bool = False
+    judged_by: object = None
     # When (time.monotonic()) the proxy last saw a transaction of this session end: a
     # brute-force abort decided on lock information older than that may name a
     # transaction that is gone, and must not touch the next one (Replication.abort_local).
@@ -106,6 +118,19 @@ class Session:
             return None
         params = self.params[stmt_id]
         return with_types(payload, params, types) if bound_types(payload, params) is None else None
+
+    def statement_prepared(self, stmt_id: int, params: int) -> None:
+        """The backend prepared the current statement as `stmt_id`. MariaDB resolves its
+        unqualified tables in the database current now, whatever the session USEs later:
+        so are its `tables` here."""
+        self.params[stmt_id] = params
+        info = self.statement
+        if info is None:
+            return
+        if self.schema is not None and any(t.schema is None for t in info.tables):
+            tables = tuple(TableName(t.schema or self.schema, t.name) for t in info.tables)
+            info = replace(info, tables=tables)
+        self.prepared[stmt_id] = info
 
     def closed_statement(self, stmt_id: int) -> None:
         self.prepared.pop(stmt_id, None)

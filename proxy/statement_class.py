@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
 
+from proxy.locking_write import is_locking_write
 from proxy.sql_text import SqlMode, Tok, TokenCursor, split_statements, unquote_string
 from proxy.statement_sqlglot import dml_targets
 from proxy.statement_types import StatementInfo, StatementKind, TableName
@@ -134,7 +135,10 @@ def _insert(cur: TokenCursor, verb: str = "INSERT") -> StatementInfo:
     cur.accept("IGNORE")
     cur.accept("INTO")
     name = cur.qualified_name()
-    return _info(K.DML, verb=verb, tables=(name,) if name else ())
+    if name is None:
+        return _info(K.DML, verb=verb)
+    locking = is_locking_write(cur.sql, cur.mode)
+    return _info(K.DML, verb=verb, tables=(name,), locking_write=locking)
 
 
 def _replace(cur: TokenCursor) -> StatementInfo:
@@ -153,7 +157,8 @@ def _update(cur: TokenCursor) -> StatementInfo:
     if cur.word() != "SET" and cur.is_ident() and cur.word(1) == "SET":
         cur.next()  # alias
     if name is not None and cur.word() == "SET":
-        return _info(K.DML, verb="UPDATE", tables=(name,))
+        locking = is_locking_write(cur.sql, cur.mode)
+        return _info(K.DML, verb="UPDATE", tables=(name,), locking_write=locking)
     return _info(K.DML, verb="UPDATE", tables=dml_targets(cur.sql, cur.mode))
 
 
@@ -170,7 +175,8 @@ def _delete(cur: TokenCursor) -> StatementInfo:
                 cur.peek() is None or cur.peek().kind is Tok.WORD  # type: ignore[union-attr]
             )
         ):
-            return _info(K.DML, verb="DELETE", tables=(name,))
+            locking = is_locking_write(cur.sql, cur.mode)
+            return _info(K.DML, verb="DELETE", tables=(name,), locking_write=locking)
     return _info(K.DML, verb="DELETE", tables=dml_targets(cur.sql, cur.mode))
 
 

@@ -188,3 +188,49 @@ def _classify_tree(tree: exp.Expression) -> StatementInfo | None:
     }
     kind = kinds.get(type(tree))
     return StatementInfo(kind) if kind is not None else None
+
+
+# What a locking write may not contain anywhere: a read of other rows (subquery, EXISTS,
+# a sequence), a variable.
+_NOT_IN_LOCKING_WRITE = (
+    exp.Query,
+    exp.Subquery,
+    exp.Exists,
+    exp.Parameter,
+    exp.SessionParameter,
+    exp.NextValueFor,
+)
+
+
+def single_table_row_write(sql: str, mode: SqlMode, calls: frozenset[str]) -> bool:
+    """sqlglot's half of `proxy.locking_write`: a single-table UPDATE or DELETE, or an
+    INSERT/REPLACE of VALUES, that names one table, reads no other rows and no variable,
+    and calls no function sqlglot does not know unless `calls` names it (sqlglot knows
+    neither stored functions nor some of MariaDB's, e.g. NOW()). False when sqlglot
+    cannot tell."""
+    text = _as_mariadb_reads_it(sql, mode)
+    verb, _, rest = text.partition(" ")
+    if verb.upper() == "REPLACE":  # sqlglot has no REPLACE: its grammar is INSERT's
+        text = "INSERT " + rest
+    try:
+        tree = sqlglot.parse_one(text, read="mysql")
+        return _single_table_row_write(tree, calls)
+    except _FAILURES as e:
+        log.debug("sqlglot cannot judge %.80r: %s", sql, e)
+        return False
+
+
+def _single_table_row_write(tree: exp.Expression, calls: frozenset[str]) -> bool:
+    if isinstance(tree, exp.Insert):
+        shape_ok = isinstance(tree.expression, exp.Values)
+    elif isinstance(tree, exp.Update):
+        shape_ok = not tree.args.get("from") and not tree.args.get("joins")
+    elif isinstance(tree, exp.Delete):
+        shape_ok = not tree.args.get("tables") and not tree.args.get("using")
+    else:
+        return False
+    if not shape_ok or sum(1 for _ in tree.find_all(exp.Table)) != 1:
+        return False
+    if tree.find(*_NOT_IN_LOCKING_WRITE) is not None:
+        return False
+    return all(f.name.upper() in calls for f in tree.find_all(exp.Anonymous))

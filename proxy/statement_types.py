@@ -57,7 +57,8 @@ class StatementInfo:
     `name`: the savepoint, prepared statement, USE database or CALL procedure. `inner`:
     statement text of PREPARE ... FROM '...' and EXECUTE IMMEDIATE '...'. `temporary`:
     CREATE/DROP TEMPORARY TABLE (session-local, not replicated). `verb`: the DML verb
-    (INSERT, REPLACE, UPDATE, DELETE, LOAD), "" for other kinds.
+    (INSERT, REPLACE, UPDATE, DELETE, LOAD), "" for other kinds. `locking_write`: every
+    existing row the statement reads, it reads locked and latest (proxy/locking_write.py).
     """
 
     kind: StatementKind
@@ -72,6 +73,7 @@ class StatementInfo:
     name: str | None = None
     inner: str | None = None
     verb: str = ""
+    locking_write: bool = False
 
     @property
     def sync_wait_bit(self) -> int:

@@ -24,8 +24,12 @@ Name = tuple[str, str]  # (schema, table)
 @dataclass
 class Catalog:
     shapes: dict[Name, TableShape]
+    # Tables with triggers of the user's (not capture's); None: not read, so unknown.
+    user_triggered: frozenset[Name] | None = None
     by_id: dict[int, TableShape] = field(init=False)
     referencing: dict[Name, list[ForeignKey]] = field(init=False)  # parent -> child FKs
+    # Where a write reads only the rows it locks (`writes_only_lock`), computed once.
+    _lock_only: frozenset[Name] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {s.table_id: s for s in self.shapes.values()}
@@ -33,6 +37,28 @@ class Catalog:
         for shape in self.shapes.values():
             for fk in shape.foreign_keys:
                 self.referencing[(fk.parent_schema, fk.parent_table)].append(fk)
+        self._lock_only = frozenset(
+            name for name, shape in self.shapes.items() if self._reads_only_locked(name, shape)
+        )
+
+    def writes_only_lock(self, name: Name) -> bool:
+        """Whether a locking write (proxy/locking_write.py) of this table reads nothing it
+        does not lock: a replicable base table without user triggers (they may read
+        anything) and without cascading FK children (our BEFORE triggers for cascades run
+        a consistent read). Unknown tables (views, temporary, other schemas): no."""
+        return name in self._lock_only
+
+    def _reads_only_locked(self, name: Name, shape: TableShape) -> bool:
+        if self.user_triggered is None or name in self.user_triggered:
+            return False
+        children = self.referencing.get(name, ())
+        if any(fk.cascades("DELETE") or fk.cascades("UPDATE") for fk in children):
+            return False
+        try:
+            shape.check_replicable()
+        except NotReplicable:
+            return False
+        return True
 
     def cascade_paths(self, shape: TableShape, event: str) -> list[list[Hop]]:
         """Every chain of FKs along which a DELETE/UPDATE of a `shape` row changes rows of
@@ -113,8 +139,12 @@ async def load_catalog(session: SqlSession, schemas: Sequence[str] | None = None
         )
         for name, engine in engines.items()
     }
-    log.debug("catalog: %d tables", len(shapes))
-    return Catalog(shapes)
+    triggers = (await session.query(sql.all_triggers_query(schemas))).rows
+    user_triggered = frozenset(
+        (text(r[0]), text(r[1])) for r in triggers if not sql.TRIGGER_NAME.fullmatch(text(r[2]))
+    )
+    log.debug("catalog: %d tables, %d with user triggers", len(shapes), len(user_triggered))
+    return Catalog(shapes, user_triggered)
 
 
 async def _table_ids(session: SqlSession) -> dict[Name, int]:

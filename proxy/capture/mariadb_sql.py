@@ -383,6 +383,14 @@ def foreign_keys_query(schemas: Sequence[str] | None) -> str:
     )
 
 
+def all_triggers_query(schemas: Sequence[str] | None) -> str:
+    """(schema, table, trigger name) of every trigger of the replicated tables."""
+    return (
+        "SELECT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, TRIGGER_NAME "
+        f"FROM information_schema.TRIGGERS WHERE {_schema_filter('EVENT_OBJECT_SCHEMA', schemas)}"
+    )
+
+
 def triggers_query(schema: str, table: str) -> str:
     return (
         "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT, DEFINER, "

@@ -1,0 +1,175 @@
+"""A transaction made only of locking writes certifies from the seqno its node had
+committed at COMMIT, not at its first statement (docs/design/certification.md, "A later
+last_seen"): no spurious 1213 for a write set it had already seen applied, and still no
+lost update."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import mysql.connector
+import pymysql
+import pytest
+
+from tests.cluster.conftest import NODES, Cluster, run_clients, running_cluster
+
+pytestmark = pytest.mark.mariadb
+
+INIT_SQL = """
+CREATE DATABASE app;
+CREATE TABLE app.counters (id INT PRIMARY KEY, n BIGINT NOT NULL);
+CREATE TABLE app.audited (id INT PRIMARY KEY, n BIGINT NOT NULL);
+CREATE TABLE app.audit (id INT AUTO_INCREMENT PRIMARY KEY, n BIGINT);
+CREATE TRIGGER app.audited_au AFTER UPDATE ON app.audited FOR EACH ROW
+  INSERT INTO app.audit (n) VALUES (NEW.n);
+INSERT INTO app.counters VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (100, 0);
+INSERT INTO app.audited VALUES (1, 0), (2, 0);
+"""
+RETRYABLE = (1213, 1205)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("locking"), INIT_SQL) as running:
+        yield running
+
+
+def _value(cluster: Cluster, node: int, table: str, row: int) -> int:
+    with cluster.backend(node) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COALESCE(MAX(n), 0) FROM app.{table} WHERE id = %s", (row,))
+        return int(cur.fetchone()[0])
+
+
+def _values(cluster: Cluster, table: str, row: int) -> list[int]:
+    cluster.wait_same_position()
+    return [_value(cluster, i, table, row) for i in range(NODES)]
+
+
+def _wait_applied(cluster: Cluster, node: int, table: str, row: int, want: int) -> None:
+    deadline = time.monotonic() + 30
+    while _value(cluster, node, table, row) != want:
+        assert time.monotonic() < deadline, f"node {node} never applied {table} {row} = {want}"
+        time.sleep(0.02)
+
+
+def test_an_increment_after_a_remote_one_was_applied_commits(cluster: Cluster) -> None:
+    """A: BEGIN, a write of another row; B commits an increment of row 1; once A's node
+    applied it, A increments row 1 too and commits (with last_seen at BEGIN: 1213)."""
+    a, b = cluster.proxy(0), cluster.proxy(1)
+    try:
+        a.begin()
+        a.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 2")
+        b.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 1")
+        _wait_applied(cluster, 0, "counters", 1, 1)
+        a.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 1")
+        a.commit()
+    finally:
+        a.close()
+        b.close()
+    assert _values(cluster, "counters", 1) == [2] * NODES
+    assert _values(cluster, "counters", 2) == [1] * NODES
+
+
+def test_prepared_statements_are_judged_by_their_text(cluster: Cluster) -> None:
+    """The same through COM_STMT_PREPARE/EXECUTE (what sysbench sends), unqualified
+    table names in the client's database."""
+    a = mysql.connector.connect(
+        host="127.0.0.1", port=cluster.base_port + 2, user="root", database="app"
+    )
+    b = cluster.proxy(0)
+    try:
+        cur = a.cursor(prepared=True)
+        a.start_transaction()
+        cur.execute("UPDATE counters SET n = n + ? WHERE id = ?", (1, 4))
+        b.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 3")
+        _wait_applied(cluster, 2, "counters", 3, 1)
+        cur.execute("UPDATE counters SET n = n + ? WHERE id = ?", (1, 3))
+        cur.execute("INSERT INTO counters (id, n) VALUES (?, ?)", (7, 1))
+        a.commit()
+    finally:
+        a.close()
+        b.close()
+    assert _values(cluster, "counters", 3) == [2] * NODES
+    assert _values(cluster, "counters", 7) == [1] * NODES
+
+
+def test_a_plain_read_first_keeps_the_snapshot_rule(cluster: Cluster) -> None:
+    """A SELECT before the remote write took a snapshot: the transaction still fails."""
+    a, b = cluster.proxy(0), cluster.proxy(1)
+    try:
+        a.begin()
+        a.cursor().execute("SELECT n FROM app.counters WHERE id = 5")
+        b.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 5")
+        _wait_applied(cluster, 0, "counters", 5, 1)
+        a.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 5")
+        with pytest.raises(pymysql.err.OperationalError) as failed:
+            a.commit()
+        assert failed.value.args[0] == 1213
+    finally:
+        a.close()
+        b.close()
+    assert _values(cluster, "counters", 5) == [1] * NODES
+    assert len(set(cluster.checksums("app.counters"))) == 1
+
+
+def test_a_table_with_user_triggers_keeps_the_snapshot_rule(cluster: Cluster) -> None:
+    """A user trigger may read anything: writes to its table are not locking writes."""
+    a, b = cluster.proxy(0), cluster.proxy(1)
+    try:
+        a.begin()
+        a.cursor().execute("UPDATE app.audited SET n = n + 1 WHERE id = 2")
+        b.cursor().execute("UPDATE app.audited SET n = n + 1 WHERE id = 1")
+        _wait_applied(cluster, 0, "audited", 1, 1)
+        a.cursor().execute("UPDATE app.audited SET n = n + 1 WHERE id = 1")
+        with pytest.raises(pymysql.err.OperationalError) as failed:
+            a.commit()
+        assert failed.value.args[0] == 1213
+    finally:
+        a.close()
+        b.close()
+    assert _values(cluster, "audited", 1) == [1] * NODES
+    assert len(set(cluster.checksums("app.audited", "app.audit"))) == 1
+
+
+def test_blind_increments_on_every_node_lose_nothing(cluster: Cluster) -> None:
+    """`UPDATE ... SET n = n + 1` in explicit transactions (with a write of a row of its
+    own first, so the increment lands mid-transaction) from two clients per node at
+    once: the final value on every node is the number of acknowledged commits."""
+    per_client = 12
+    acknowledged = [0] * (2 * NODES)
+    attempts = [0] * (2 * NODES)
+    start = _value(cluster, 0, "counters", 100)
+
+    def client(slot: int) -> None:
+        conn = cluster.proxy(slot % NODES)
+        try:
+            for _ in range(per_client * 20):  # bounded: retries included
+                if acknowledged[slot] == per_client:
+                    return
+                attempts[slot] += 1
+                try:
+                    with conn.cursor() as cur:
+                        conn.begin()
+                        cur.execute(
+                            "INSERT INTO app.counters VALUES (%s, 1) "
+                            "ON DUPLICATE KEY UPDATE n = n + 1",
+                            (1000 + slot,),
+                        )
+                        cur.execute("UPDATE app.counters SET n = n + 1 WHERE id = 100")
+                        conn.commit()
+                    acknowledged[slot] += 1
+                except pymysql.err.OperationalError as exc:
+                    if exc.args[0] not in RETRYABLE:
+                        raise
+                    conn.rollback()
+        finally:
+            conn.close()
+
+    run_clients(client, 2 * NODES, timeout=180)
+    total = sum(acknowledged)
+    assert total > 0
+    assert _values(cluster, "counters", 100) == [start + total] * NODES
+    for slot in range(2 * NODES):
+        assert _values(cluster, "counters", 1000 + slot) == [acknowledged[slot]] * NODES
+    assert len(set(cluster.checksums("app.counters"))) == 1
