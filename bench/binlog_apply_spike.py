@@ -123,9 +123,8 @@ class Model:
 
 
 def binlog_script(tables: dict[TableSpec, be.Table], ws: WriteSet, use_update: bool) -> str:
-    """One BINLOG statement: a Table_map per table, then per table its deletes, updates
-    and writes; the last event ends the statement."""
-    batches: dict[tuple[be.EventType, be.Table], list[Sequence[be.Value]]] = {}
+    """One BINLOG statement: per table its deletes, then its updates and writes."""
+    batches: dict[tuple[be.EventType, be.Table], list[be.Row]] = {}
     for n, change in enumerate(ws.changes):
         table = tables[change.table]
         if change.op is Op.DELETE:
@@ -136,11 +135,8 @@ def binlog_script(tables: dict[TableSpec, be.Table], ws: WriteSet, use_update: b
         else:
             kind, row = be.EventType.WRITE_ROWS, change.values
         batches.setdefault((kind, table), []).append(row)  # type: ignore[arg-type]
-    order = sorted(batches, key=lambda b: b[0] != be.EventType.DELETE_ROWS)
-    events = [be.table_map(t) for t in dict.fromkeys(t for _, t in order)]
-    for n, (kind, table) in enumerate(order):
-        events.append(be.rows_event(kind, table, batches[kind, table], last=n == len(order) - 1))
-    return be.binlog_statement(events)
+    deletes_first = sorted(batches, key=lambda b: b[0] != be.EventType.DELETE_ROWS)
+    return be.rows_statement({b: batches[b] for b in deletes_first})
 
 
 def build(method: str, tables: dict[TableSpec, be.Table], ws: WriteSet, seqno: int) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -285,6 +285,20 @@ def rows_event(
 
 def table_map(table: Table, when: int = 0, server_id: int = 1) -> bytes:
     return event(EventType.TABLE_MAP, table.map_body, when, server_id)
+
+
+Row = Sequence[Value]
+
+
+def rows_statement(batches: Mapping[tuple[EventType, Table], Sequence[Row]]) -> str:
+    """One BINLOG statement for rows grouped by (event type, table), in the mapping's
+    order: a Table_map per table, then a rows event per batch; the last ends the
+    statement (and its table maps)."""
+    events = [table_map(t) for t in dict.fromkeys(t for _, t in batches)]
+    last = len(batches) - 1
+    for n, ((kind, table), rows) in enumerate(batches.items()):
+        events.append(rows_event(kind, table, rows, last=n == last))
+    return binlog_statement(events)
 
 
 def binlog_statement(events: Iterable[bytes]) -> str:

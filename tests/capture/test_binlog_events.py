@@ -8,6 +8,7 @@ missing rows and bad events are errors, never a crash.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
 import pytest
@@ -53,6 +54,28 @@ def test_write_rows_layout() -> None:
     # present, no NULLs, 2, 9, 'new' (2-byte length: 480 > 255), 'p' (1-byte length)
     assert event[19:] == bytes.fromhex("120000000000" "0300" "04" "0f" "00"
                                        "02000000" "09000000" "0300" "6e6577" "01" "70")  # fmt: skip
+
+
+def test_rows_statement_maps_each_table_once_and_ends_on_the_last_event() -> None:
+    one, two = sbtest("sb", 1), be.Table("sb", "t2", COLUMNS[:1], (0,), 2)
+    statement = be.rows_statement(
+        {
+            (be.EventType.DELETE_ROWS, one): [(1,)],
+            (be.EventType.DELETE_ROWS, two): [(2,)],
+            (be.EventType.WRITE_ROWS, one): [(3, 3, b"c", b"p")],
+        }
+    )
+    assert statement.startswith("BINLOG '") and statement.endswith("'")
+    raw, events = base64.b64decode(statement[8:-1]), []
+    while raw:
+        size = int.from_bytes(raw[9:13], "little")
+        events.append((raw[4], raw[19:25], int.from_bytes(raw[25:27], "little")))
+        raw = raw[size:]
+    tm, dl, wr = be.EventType.TABLE_MAP, be.EventType.DELETE_ROWS, be.EventType.WRITE_ROWS
+    ids = [bytes((i,)) + bytes(5) for i in (1, 2, 1)]
+    flags = [be.TM_BIT_LEN_EXACT_F, be.TM_BIT_LEN_EXACT_F]
+    flags += [be.NO_FOREIGN_KEY_CHECKS_F] * 2 + [be.NO_FOREIGN_KEY_CHECKS_F | be.STMT_END_F]
+    assert events == list(zip([tm, tm, dl, dl, wr], ids[:2] + ids, flags, strict=True))
 
 
 @pytest.mark.parametrize(
@@ -227,11 +250,13 @@ async def test_same_rows_as_the_sql_applier(pair_factory: PairFactory) -> None:
     await pair.b.query(FDE)
     await pair.b.query("SET GLOBAL slave_exec_mode = 'IDEMPOTENT'")  # Write_rows = upsert
     try:
-        events = [be.table_map(table)]
-        events.append(be.rows_event(be.EventType.DELETE_ROWS, table, [(2,)], last=False))
-        upserts = [c.values for c in changes if c.op is Op.UPSERT]
-        events.append(be.rows_event(be.EventType.WRITE_ROWS, table, upserts, last=True))
-        await pair.b.query(f"{sql.BEGIN}; {be.binlog_statement(events)}")
+        statement = be.rows_statement(
+            {
+                (be.EventType.DELETE_ROWS, table): [(2,)],
+                (be.EventType.WRITE_ROWS, table): [c.values for c in changes[1:]],
+            }
+        )
+        await pair.b.query(f"{sql.BEGIN}; {statement}")
         await pair.b.query(f"{sql.update_position(CLUSTER, 5)}; {sql.COMMIT}")
     finally:
         await pair.b.query("SET GLOBAL slave_exec_mode = 'STRICT'")
