@@ -6,6 +6,13 @@ waits for: restarted with nothing, it is amnesiac and votes for nobody.
 
 from __future__ import annotations
 
+import uuid
+
+from wsrep.group.codec import Append, Message, VoteRequest, VoteResponse, decode, encode
+from wsrep.group.log import Configuration, Entry, EntryKind, InMemoryLogStorage
+from wsrep.group.member import GroupMember
+from wsrep.group.types import GroupConfig, MemberInfo, Send
+
 from .sim import TIMEOUTS, Schedule, Simulation
 from .test_member import members, primary, submit_and_settle
 
@@ -80,3 +87,36 @@ def test_a_newcomer_that_leaves_while_catching_up_is_out_at_once() -> None:
     sim.crash("n1")
     assert "n1" not in leader._catch_up and "n1" not in leader._replication.followers
     assert in_view(sim, "n0", {"n0"})
+
+
+def vote_after_a_batch(batch: int) -> bool:
+    """A fresh member gets the first `batch` entries of leader a's log (term 2, commit index
+    already 9); then b, whose log is as long, asks for its vote in term 3."""
+    cluster_uuid = uuid.UUID(int=7)
+    a, b = MemberInfo("a", "127.0.0.1:1"), MemberInfo("b", "127.0.0.1:2")
+    config = GroupConfig(MemberInfo("n", "127.0.0.1:3"))
+    member = GroupMember(config, InMemoryLogStorage(), 0.0, 1)
+    cfg = Configuration((a, b))
+    log = (
+        Entry(1, 1, 0, 1, EntryKind.VIEW, config=cfg),
+        Entry(2, 2, 0, 2, EntryKind.VIEW, config=cfg),  # leader a opens term 2
+        Entry(2, 3, 1, 2, EntryKind.PAYLOAD, "a", 1, 1, b"x"),
+    )
+    append = Append(0, 0, 9, log[:batch], True, False)
+    member.receive("a", encode(Message(cluster_uuid, 2, append)), 1.0)
+    member.take_actions()
+    later = 1.0 + 2 * config.election_timeout  # a is gone: no lease
+    member.receive("b", encode(Message(cluster_uuid, 3, VoteRequest(False, 3, 2))), later)
+    answers = [decode(s.data, 1 << 20).body for s in member.take_actions() if isinstance(s, Send)]
+    return VoteResponse(False, True) in answers
+
+
+def test_an_amnesiac_votes_once_its_commit_point_is_in_the_leaders_term() -> None:
+    """A newcomer catching up gets batches that end before the leader's commit index. Once
+    its commit point is an entry of the leader's term (the opening view), it holds every
+    entry committed in earlier terms and may vote; waiting for a batch that reaches the
+    leader's commit index could leave it mute when the leader crashes right after
+    admitting it. Short of the opening view it still votes for nobody."""
+    assert vote_after_a_batch(3)
+    assert vote_after_a_batch(2)
+    assert not vote_after_a_batch(1)
