@@ -23,6 +23,7 @@ rows) and commit strictly in seqno order, each with the position in the same tra
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -99,7 +100,7 @@ LOCK_WAITS_EVERY = LOCK_INFO_MAX_AGE + 0.01
 
 
 async def kill_connection(
-    thread_id: int, admin: BackendClient, seqno: int = 0, asked_at: float = 0.0
+    thread_id: int, admin: BackendClient, seqno: int = 0, seen_after: float = 0.0
 ) -> None:
     """Abort a backend connection's transaction the only way MariaDB offers from outside."""
     with contextlib.suppress(BackendError):  # gone already
@@ -113,6 +114,33 @@ LOCK_WAITS = (
     "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id "
     "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id"
 )
+
+
+def _lock_waits_query(read: int) -> str:
+    """LOCK_WAITS, plus a row (0, 0) when InnoDB filled its cache for this very read:
+    the cache then holds this read's own transaction running this text (`read` tells it
+    from the earlier reads')."""
+    mark = f"wsrep lock watch {read} "
+    return (
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT; "
+        f"SELECT /* {mark}*/ {LOCK_WAITS.removeprefix('SELECT ')} "
+        "UNION ALL SELECT 0, 0 FROM information_schema.INNODB_TRX "
+        f"WHERE trx_mysql_thread_id = CONNECTION_ID() AND trx_query LIKE '%{mark}%'; "
+        "COMMIT"
+    )
+
+
+async def read_lock_waits(admin: BackendClient, read: int) -> tuple[list[tuple[int, int]], float]:
+    """Every InnoDB lock wait (waiting, blocking backend thread), and a time
+    (time.monotonic()) they describe the backend at or after: when this read was asked
+    for if InnoDB refilled its cache for it; else LOCK_INFO_MAX_AGE before that (another
+    reader filled it; one that reads more often than that freezes the cache for good)."""
+    asked_at = time.monotonic()
+    results = await admin.query_all(_lock_waits_query(read))
+    waits = [(int(waiter or 0), int(blocker or 0)) for waiter, blocker in results[1].rows]
+    if (0, 0) in waits:
+        return [wait for wait in waits if wait != (0, 0)], asked_at
+    return waits, asked_at - LOCK_INFO_MAX_AGE
 
 
 class _Refused(Exception):
@@ -182,7 +210,7 @@ class Appliers:
         self._applying: dict[int, tuple[int, float]] = {}
         # How to abort a local transaction holding a lock an applier waits for (the
         # proxy's sessions roll back in place, see `Replication.abort_local`).
-        # Called with the time (time.monotonic()) the lock information was asked for.
+        # Called with a time (time.monotonic()) the lock information is no older than.
         self.abort_local: Callable[[int, BackendClient, int, float], Awaitable[None]] = (
             kill_connection
         )
@@ -257,6 +285,7 @@ class Appliers:
         every later commit on this node, so it looks early: Galera aborts at once."""
         admin: BackendClient | None = None
         next_read = 0.0
+        reads = itertools.count()
         try:
             while True:
                 await trio.sleep(BF_ABORT_AFTER)
@@ -274,19 +303,16 @@ class Appliers:
                 try:
                     if admin is None:
                         admin = await self._connect()
-                    asked_at = time.monotonic()
-                    rows = (await admin.query(LOCK_WAITS)).rows
+                    waits, seen_after = await read_lock_waits(admin, next(reads))
                     next_read = trio.current_time() + LOCK_WAITS_EVERY
                     # Shielded: an abort cancelled half-way would leave the ROLLBACK's
                     # reply unread on the session's backend connection and the abort
                     # unrecorded (its client would commit).
                     with trio.CancelScope(shield=True):
-                        for raw_waiter, raw_blocker in rows:
-                            waiter = int(raw_waiter or 0)
+                        for waiter, blocker in waits:
                             seqno = waiting.get(waiter)
                             if seqno is not None and self._applying.get(waiter, (0,))[0] == seqno:
-                                blocker = int(raw_blocker or 0)
-                                await self._abort_blocker(blocker, seqno, admin, asked_at)
+                                await self._abort_blocker(blocker, seqno, admin, seen_after)
                 except (BackendError, PeerClosed, ProtocolError, OSError) as exc:
                     log.warning(
                         "%s: looking for lock holders failed: %s", self.provider.node_name, exc
@@ -301,7 +327,7 @@ class Appliers:
                     await admin.aclose()
 
     async def _abort_blocker(
-        self, victim: int, seqno: int, admin: BackendClient, asked_at: float
+        self, victim: int, seqno: int, admin: BackendClient, seen_after: float
     ) -> None:
         if victim in self._threads:
             await self._abort_applier(victim, seqno, admin)
@@ -312,7 +338,7 @@ class Appliers:
                 seqno,
                 victim,
             )
-            await self.abort_local(victim, admin, seqno, asked_at)
+            await self.abort_local(victim, admin, seqno, seen_after)
 
     async def _abort_applier(self, thread_id: int, seqno: int, admin: BackendClient) -> None:
         """An applier of a later write set holds a lock `seqno` needs (InnoDB locks more
@@ -451,21 +477,21 @@ class Replication:
         self._relays[relay.session.backend_thread_id] = relay
 
     async def abort_local(
-        self, thread_id: int, admin: BackendClient, seqno: int, asked_at: float
+        self, thread_id: int, admin: BackendClient, seqno: int, seen_after: float
     ) -> None:
         """Brute-force abort for an applier: roll back a proxy session's transaction on
         its own backend connection while it is between commands (its client gets 1213
         next); interrupt a statement in flight first; leave a session in its commit path
         waiting for its verdict is rolled back too (replayed if it passes), one waiting
         for its commit turn behind `seqno` lets go of its locks and is replayed after.
-        The victim is the transaction the lock information (asked for at `asked_at`)
-        saw: if the session ended a transaction since, that one may be gone, and the
-        abort would hit the next, innocent one; the watch looks again soon."""
+        The victim is the transaction the lock information (true at or after
+        `seen_after`) saw: if the session ended a transaction since, that one may be
+        gone, and the abort would hit the next, innocent one; the watch looks again."""
         relay = self._relays.get(thread_id)
         if relay is None:  # not a session of this proxy: a direct backend connection
             await kill_connection(thread_id, admin)
             return
-        if relay.session.trx_ended_at >= asked_at - LOCK_INFO_MAX_AGE:
+        if relay.session.trx_ended_at >= seen_after:
             log.debug(
                 "session %d: a transaction ended since the lock information for seqno %d: "
                 "not aborted",

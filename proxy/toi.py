@@ -305,7 +305,7 @@ class Isolation:
                     schemas = sorted({*schemas, *(s for s, _ in tables)})
                 ours = waiters() | {admin.thread_id}
                 query = sql.mdl_blockers(sorted(ours), tables, schemas)
-                asked_at = time.monotonic()
+                asked_at = time.monotonic()  # metadata locks are read live
                 rows = (await admin.query(query)).rows
                 # Shielded: this task is cancelled as soon as the statement gets its lock,
                 # which an abort's own rollback brings about; a cancelled abort would leave

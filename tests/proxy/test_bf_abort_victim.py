@@ -24,10 +24,10 @@ from proxy.capture import install
 from proxy.managed_mariadb import MariaDBServer
 from proxy.replication import (
     LOCK_INFO_MAX_AGE,
-    LOCK_WAITS,
     LOCK_WAITS_EVERY,
     Appliers,
     Replication,
+    read_lock_waits,
 )
 from proxy.server import ProxyConfig, ProxyServer
 from wsrep.group.types import MemberInfo, View
@@ -91,17 +91,16 @@ async def node(server: MariaDBServer, nursery: trio.Nursery) -> AsyncIterator[No
 
 
 async def _blocked_by(admin: BackendClient, waiter: int, holder: int) -> float:
-    """Until InnoDB says `waiter` waits for a lock of `holder` (bounded); returns when
-    that lock information was asked for, as the lock watch records it."""
-    rows: list[tuple[object, ...]] = []
-    for _ in range(100):
-        asked_at = time.monotonic()
-        rows = [tuple(row) for row in (await admin.query(LOCK_WAITS)).rows]
-        if (str(waiter).encode(), str(holder).encode()) in rows:
-            return asked_at
+    """Until InnoDB says `waiter` waits for a lock of `holder` (bounded); returns the time
+    that lock information is no older than, as the lock watch gets it."""
+    waits: list[tuple[int, int]] = []
+    for read in range(100):
+        waits, seen_after = await read_lock_waits(admin, read)
+        if (waiter, holder) in waits:
+            return seen_after
         await trio.sleep(LOCK_WAITS_EVERY)  # or InnoDB answers from its cache again
     processes = (await admin.query("SHOW PROCESSLIST")).rows
-    raise AssertionError(f"thread {waiter} never waited for {holder}: {rows}, {processes}")
+    raise AssertionError(f"thread {waiter} never waited for {holder}: {waits}, {processes}")
 
 
 async def _applier_waits_for(
@@ -184,7 +183,6 @@ async def test_a_current_holder_is_still_aborted(node: Node, nursery: trio.Nurse
     local, thread = await node.session()
     await local.query("BEGIN")
     await local.query("SELECT v FROM s1.t WHERE id = 1 FOR UPDATE")
-    await trio.sleep(LOCK_INFO_MAX_AGE + 0.05)  # lock information newer than the last end
     applier, applied, asked_at = await _applier_waits_for(node, thread, nursery)
     await _abort(node, thread, asked_at)
     with trio.fail_after(30):
@@ -198,3 +196,20 @@ async def test_a_current_holder_is_still_aborted(node: Node, nursery: trio.Nurse
     await local.query("COMMIT")
     await local.aclose()
     await applier.aclose()
+
+
+async def test_lock_information_says_how_old_it_may_be(node: Node) -> None:
+    """InnoDB answers from its cache when it was read less than 0.1 s ago: such lock
+    information may be that old, and only a fresh read vouches for the time it was
+    asked."""
+    async with await node.connect() as admin:
+        for attempt in range(20):  # until two reads fall within 0.1 s (a loaded machine)
+            await trio.sleep(LOCK_WAITS_EVERY)  # nobody read it since: it is refilled
+            first = time.monotonic()
+            _, seen_after = await read_lock_waits(admin, 2 * attempt)
+            assert seen_after >= first
+            _, seen_after = await read_lock_waits(admin, 2 * attempt + 1)
+            if time.monotonic() - first < LOCK_INFO_MAX_AGE:  # the cache answered
+                assert seen_after < first
+                return
+    raise AssertionError("never two reads within 0.1 s")
