@@ -29,7 +29,7 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 
 import trio
@@ -216,6 +216,9 @@ class Appliers:
         )
         # Runs ISOLATION write sets (TOI, proxy/toi.py): set by `Replication`.
         self.isolate: Callable[[int, WriteSet], Awaitable[None]] | None = None
+        # Tables upserted in place (`Catalog.single_unique_key`, which TOI reloads): set by
+        # `Replication`; without it every upsert is a REPLACE (right for any table).
+        self.in_place: Callable[[], Container[tuple[str, str]]] = frozenset
         self._jobs_in, self._jobs = trio.open_memory_channel[ApplyJob](math.inf)
         self.times = StageTimes("appliers")
 
@@ -274,7 +277,7 @@ class Appliers:
         thread_id = client.thread_id
         self._applying[thread_id] = (job.seqno, trio.current_time())
         try:
-            await apply_changes(client, changes)
+            await apply_changes(client, changes, self.in_place())
         finally:
             del self._applying[thread_id]
 
@@ -453,6 +456,7 @@ class Replication:
             provider, appliers._connect, catalog, self.abort_local, appliers._threads
         )
         appliers.isolate = self.isolation.apply
+        appliers.in_place = lambda: self.catalog.single_unique_key
         self._relays: weakref.WeakValueDictionary[int, Relay] = weakref.WeakValueDictionary()
         self._committing: dict[int, _CommitState] = {}  # by backend thread
         self._aborted: set[int] = set()  # rolled back for an applier: next statement gets 1213

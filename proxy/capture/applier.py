@@ -3,14 +3,17 @@
 The applier session skips the capture triggers and the (guarded) user triggers, checks no
 foreign keys and runs no cascades: the write set already holds every row the origin's
 statements, triggers and cascades changed, so the order rows are applied in cannot fail.
-Applying is idempotent: deletes by key, then `REPLACE` of full images. Statements go to
-the backend several at a time (`SqlSession.query` takes `;`-separated statements).
+Applying is idempotent: deletes by key, then upserts of full images: `REPLACE` where the
+table has another unique key (a row colliding on it must go), `INSERT ... ON DUPLICATE KEY
+UPDATE` where its only unique key is the row's key (an update in place: one guarded trigger
+call instead of a delete + insert's two). Statements go to the backend several at a time
+(`SqlSession.query` takes `;`-separated statements).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.position import Position
@@ -30,9 +33,13 @@ async def prepare_applier_session(session: SqlSession) -> None:
         await session.query(statement)
 
 
-def apply_statements(changes: Sequence[RowChange]) -> list[str]:
+def apply_statements(
+    changes: Sequence[RowChange], in_place: Container[tuple[str, str]] = ()
+) -> list[str]:
     """SQL for the changes: every DELETE, then every UPSERT (a row whose key changed is a
-    delete of the old key and an upsert of the new one), batched per table and size."""
+    delete of the old key and an upsert of the new one), batched per table and size.
+    `in_place`: (schema, table) names with a single unique key
+    (`Catalog.single_unique_key`), upserted in place; the others with REPLACE."""
     batches: dict[tuple[TableSpec, Op], list[tuple[Value, ...]]] = {}
     for op in (Op.DELETE, Op.UPSERT):
         for change in changes:
@@ -40,7 +47,12 @@ def apply_statements(changes: Sequence[RowChange]) -> list[str]:
                 batches.setdefault((change.table, op), []).append(change.values)
     statements = []
     for (table, op), rows in batches.items():
-        render = sql.delete_rows if op is Op.DELETE else sql.replace_rows
+        if op is Op.DELETE:
+            render = sql.delete_rows
+        elif (table.schema, table.name) in in_place:
+            render = sql.upsert_rows
+        else:
+            render = sql.replace_rows
         columns = table.key_columns if op is Op.DELETE else table.columns
         chunk: list[str] = []
         size = 0
@@ -58,9 +70,23 @@ def apply_statements(changes: Sequence[RowChange]) -> list[str]:
     return statements
 
 
-async def apply_changes(session: SqlSession, changes: Sequence[RowChange]) -> None:
+def transaction_statements(
+    changes: Sequence[RowChange], in_place: Container[tuple[str, str]] = ()
+) -> list[str]:
+    """BEGIN and the changes' statements: what one apply sends before its commit."""
+    return [sql.BEGIN, *apply_statements(changes, in_place)]
+
+
+async def apply_changes(
+    session: SqlSession, changes: Sequence[RowChange], in_place: Container[tuple[str, str]] = ()
+) -> None:
     """Open a transaction and run the changes in it (in as few round trips as fit)."""
-    for script in sql.scripts([sql.BEGIN, *apply_statements(changes)], MAX_SCRIPT_BYTES):
+    await run_statements(session, transaction_statements(changes, in_place))
+
+
+async def run_statements(session: SqlSession, statements: Sequence[str]) -> None:
+    """`transaction_statements`, in as few round trips as fit."""
+    for script in sql.scripts(statements, MAX_SCRIPT_BYTES):
         await session.query(script)
 
 
@@ -71,12 +97,15 @@ async def commit_at(session: SqlSession, position: Position) -> None:
 
 
 async def apply_write_set(
-    session: SqlSession, changes: Sequence[RowChange], position: Position
+    session: SqlSession,
+    changes: Sequence[RowChange],
+    position: Position,
+    in_place: Container[tuple[str, str]] = (),
 ) -> None:
     """Apply and commit with the position update; on an error roll back and re-raise.
     (If cancelled mid-way the connection's state is unknown: close it.)"""
     try:
-        await apply_changes(session, changes)
+        await apply_changes(session, changes, in_place)
         await commit_at(session, position)
     except Exception:
         await session.query(sql.ROLLBACK)

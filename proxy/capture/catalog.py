@@ -30,9 +30,14 @@ class Catalog:
     referencing: dict[Name, list[ForeignKey]] = field(init=False)  # parent -> child FKs
     # Where a write reads only the rows it locks (`writes_only_lock`), computed once.
     _lock_only: frozenset[Name] = field(init=False)
+    # Tables with one unique key (their row key): appliers upsert them in place.
+    single_unique_key: frozenset[Name] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {s.table_id: s for s in self.shapes.values()}
+        self.single_unique_key = frozenset(
+            name for name, shape in self.shapes.items() if len(shape.unique_keys) == 1
+        )
         self.referencing = defaultdict(list)
         for shape in self.shapes.values():
             for fk in shape.foreign_keys:

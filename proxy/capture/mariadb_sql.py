@@ -685,10 +685,18 @@ def delete_rows(spec: TableSpec, keys: Sequence[str]) -> str:
 
 
 def replace_rows(spec: TableSpec, images: Sequence[str]) -> str:
-    """`images` rendered by `row_literal`. REPLACE, not INSERT ... ON DUPLICATE KEY UPDATE:
-    a row that collides on a unique key with a row this write set changes later must go
-    (it is re-written with its own image)."""
+    """`images` rendered by `row_literal`. REPLACE, not `upsert_rows`, on a table with
+    several unique keys: a row that collides on any of them with a row this write set
+    changes later must go (it is re-written with its own image)."""
     return f"{_replace_prefix(spec)}{', '.join(images)}"
+
+
+def upsert_rows(spec: TableSpec, images: Sequence[str]) -> str:
+    """`images` rendered by `row_literal`, written over the row they collide with, in place
+    (INSERT ... ON DUPLICATE KEY UPDATE: no delete + insert, one trigger call, not two).
+    The same rows as REPLACE only on a table with a single unique key."""
+    prefix, suffix = _upsert_parts(spec)
+    return f"{prefix}{', '.join(images)}{suffix}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -700,6 +708,18 @@ def _delete_prefix(spec: TableSpec) -> str:
 def _replace_prefix(spec: TableSpec) -> str:
     cols = ", ".join(ident(c.name) for c in spec.columns)
     return f"REPLACE INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES "
+
+
+@functools.lru_cache(maxsize=4096)
+def _upsert_parts(spec: TableSpec) -> tuple[str, str]:
+    names = [ident(c.name) for c in spec.columns]
+    cols = ", ".join(names)
+    # Every column, the key's too: right whichever single unique key the row collides on.
+    assign = ", ".join(f"{n} = VALUES({n})" for n in names)
+    return (
+        f"INSERT INTO {qualified(spec.schema, spec.name)} ({cols}) VALUES ",
+        f" ON DUPLICATE KEY UPDATE {assign}",
+    )
 
 
 # --- total order isolation (TOI) ------------------------------------------------------

@@ -59,7 +59,8 @@ class Pair:
         await install(self.b, [self.schema])
 
     async def replicate(self, *statements: str) -> CapturedRows:
-        """Run `statements` in one transaction on a, drain, commit; apply on b."""
+        """Run `statements` in one transaction on a, drain, commit; apply on b (upserts in
+        place where the table has a single unique key, as the appliers do)."""
         position = Position(CLUSTER, next(_seqnos))
         await self.a.query("START TRANSACTION")
         for statement in statements:
@@ -67,7 +68,8 @@ class Pair:
         captured = await drain(self.a, self.catalog)
         await record_position(self.a, position)
         await self.a.query("COMMIT")
-        await apply_write_set(self.b, decode_changes(captured.payload()), position)
+        changes = decode_changes(captured.payload())
+        await apply_write_set(self.b, changes, position, self.catalog.single_unique_key)
         return captured
 
     async def tables(self) -> list[str]:

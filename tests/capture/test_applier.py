@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backend_client import BackendError
+from proxy.backend_client import BackendClient, BackendError
 from proxy.capture import (
     Kind,
     Op,
@@ -15,6 +15,7 @@ from proxy.capture import (
     apply_write_set,
     decode_changes,
     encode_changes,
+    load_catalog,
     read_position,
 )
 from proxy.capture.rowimage import ColumnSpec
@@ -67,12 +68,55 @@ async def test_apply_in_any_order_idempotently_with_position(pair_factory: PairF
 async def test_unique_key_collision_is_resolved_by_later_rows(pair_factory: PairFactory) -> None:
     pair = await pair_factory(*FK_DDL)
     parent, _ = specs(pair.schema)
+    in_place = (await load_catalog(pair.b, [pair.schema])).single_unique_key
     start = [RowChange(parent, Op.UPSERT, (1, b"a")), RowChange(parent, Op.UPSERT, (2, b"b"))]
-    await apply_write_set(pair.b, start, Position(CLUSTER, 1))
+    await apply_write_set(pair.b, start, Position(CLUSTER, 1), in_place)
     swap = [RowChange(parent, Op.UPSERT, (1, b"b")), RowChange(parent, Op.UPSERT, (2, b"a"))]
-    await apply_write_set(pair.b, swap, Position(CLUSTER, 2))
+    await apply_write_set(pair.b, swap, Position(CLUSTER, 2), in_place)
     rows = (await pair.b.query(f"SELECT * FROM `{pair.schema}`.parent ORDER BY id")).rows
     assert rows == [(b"1", b"b"), (b"2", b"a")]
+    # Why REPLACE there: upserted in place, the swap's first row collides on `name`.
+    with pytest.raises(BackendError, match="Duplicate entry"):
+        await apply_write_set(pair.b, start, Position(CLUSTER, 3), {(pair.schema, "parent")})
+
+
+async def _handler_counts(conn: BackendClient) -> dict[str, int]:
+    rows = (await conn.query("SHOW SESSION STATUS LIKE 'Handler_%'")).rows
+    return {bytes(r[0] or b"").decode(): int(r[1] or 0) for r in rows}
+
+
+async def test_single_unique_key_tables_are_upserted_in_place(pair_factory: PairFactory) -> None:
+    pair = await pair_factory(
+        *FK_DDL, "CREATE TABLE pairs (a INT, b INT, PRIMARY KEY (a, b)) ENGINE=InnoDB"
+    )
+    _, child = specs(pair.schema)
+    pairs = TableSpec(
+        pair.schema, "pairs", (ColumnSpec("a", Kind.INT), ColumnSpec("b", Kind.INT)), (0, 1)
+    )
+    catalog = await load_catalog(pair.b, [pair.schema])
+    in_place = catalog.single_unique_key
+    assert in_place == {(pair.schema, "child"), (pair.schema, "pairs")}  # parent: 2 unique keys
+    first = [
+        RowChange(child, Op.UPSERT, (1, 7)),
+        RowChange(child, Op.UPSERT, (2, 7)),
+        RowChange(pairs, Op.UPSERT, (1, 2)),
+    ]
+    await apply_write_set(pair.b, first, Position(CLUSTER, 1), in_place)
+    before = await _handler_counts(pair.b)
+    again = [
+        RowChange(child, Op.UPSERT, (1, 8)),
+        RowChange(child, Op.UPSERT, (3, 9)),
+        RowChange(pairs, Op.UPSERT, (1, 2)),  # key columns only: still a no-op update
+    ]
+    await apply_write_set(pair.b, again, Position(CLUSTER, 2), in_place)
+    after = await _handler_counts(pair.b)
+    # REPLACE on a table with triggers deletes and re-inserts; in place it is an update
+    assert after["Handler_delete"] == before["Handler_delete"]
+    assert after["Handler_update"] > before["Handler_update"]
+    rows = (await pair.b.query(f"SELECT * FROM `{pair.schema}`.child ORDER BY id")).rows
+    assert rows == [(b"1", b"8"), (b"2", b"7"), (b"3", b"9")]
+    assert (await pair.b.query(f"SELECT * FROM `{pair.schema}`.pairs")).rows == [(b"1", b"2")]
+    assert await read_position(pair.b) == Position(CLUSTER, 2)
 
 
 async def test_failed_apply_leaves_data_and_position_untouched(pair_factory: PairFactory) -> None:
