@@ -45,9 +45,9 @@ from pathlib import Path
 
 import trio
 
+from bench import binlog_events as be
 from proxy.backend_client import BackendClient
 from proxy.capture import Catalog, Op, RowChange, TableSpec, drain, install
-from proxy.capture import binlog_events as be
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.applier import MAX_SCRIPT_BYTES, apply_statements, prepare_applier_session
 from proxy.managed_mariadb import MariaDBServer

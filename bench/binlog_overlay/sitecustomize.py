@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import proxy.capture
+from bench import binlog_events as be
 from proxy.capture import applier
-from proxy.capture import binlog_events as be
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.rowimage import Op, RowChange
 from proxy.capture.session import SqlSession

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench import binlog_events as be
 from proxy.backend_client import BackendClient, BackendError
 from proxy.capture import Kind, Op, Position, RowChange, TableSpec, apply_write_set, read_position
-from proxy.capture import binlog_events as be
 from proxy.capture import mariadb_sql as sql
 from proxy.capture.applier import prepare_applier_session
 from proxy.capture.rowimage import ColumnSpec
