@@ -23,14 +23,16 @@ rows) and commit strictly in seqno order, each with the position in the same tra
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
@@ -40,15 +42,14 @@ from proxy.capture import (
     CaptureError,
     Catalog,
     Position,
-    RowChange,
     RowImageError,
-    apply_changes,
     decode_changes,
     discard,
     drain,
     prepare_applier_session,
 )
 from proxy.capture import mariadb_sql as sql
+from proxy.capture.applier import fits_one_script, run_statements, transaction_statements
 from proxy.capture.position import UNDEFINED_UUID
 from proxy.packet_stream import PacketStream, PeerClosed
 from proxy.protocol.constants import ERR_HEADER, Capability, Command, ServerStatus
@@ -97,6 +98,12 @@ BF_ABORT_AFTER = 0.02  # seconds an apply runs before the lock watch looks for i
 # stale waits forever. Another, rarer reader may have filled it up to 0.1 s before us.
 LOCK_INFO_MAX_AGE = 0.1
 LOCK_WAITS_EVERY = LOCK_INFO_MAX_AGE + 0.01
+# An applier with at most this many write sets ahead of it that have not entered their
+# commit waits for its turn, then sends rows, position and COMMIT as one script; farther
+# behind, it applies its rows at once and commits in a second round trip. Always waiting
+# costs least (bench/applier_bench.py; docs/design/replication.md, "Appliers").
+COMMIT_WITH_APPLY_WITHIN = 1 << 30
+T = TypeVar("T")
 
 
 async def kill_connection(
@@ -107,12 +114,16 @@ async def kill_connection(
         await admin.query(f"KILL CONNECTION {int(thread_id)}")
 
 
-# Every InnoDB lock wait: (waiting backend thread, blocking backend thread).
+# Every InnoDB lock wait: (waiting backend thread, blocking backend thread). Not those for
+# the position row: its holder is the commit entered ahead (an applier sends its rows and
+# position in one script), never one to abort.
 LOCK_WAITS = (
     "SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id "
     "FROM information_schema.INNODB_LOCK_WAITS w "
+    "JOIN information_schema.INNODB_LOCKS l ON l.lock_id = w.requested_lock_id "
     "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id "
-    "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id"
+    "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id "
+    f"WHERE l.lock_table <> '{sql.POSITION}'"
 )
 
 
@@ -268,18 +279,23 @@ class Appliers:
         await client.aclose()
 
     async def _apply_with_bf_abort(
-        self, client: BackendClient, job: ApplyJob, changes: list[RowChange]
-    ) -> None:
-        """Apply `changes`; if that waits for a lock, the holder is a local transaction
+        self, client: BackendClient, seqno: int, apply: Awaitable[T]
+    ) -> T:
+        """Run `apply` (the rows of `seqno`, maybe its commit too: it calls `_applied` once
+        the rows are in); if the rows wait for a lock, the holder is a local transaction
         that is not committing ahead of us (write sets ahead commit first, and disjoint
         keys apply in parallel): `_watch_lock_waits` aborts it, as Galera's brute-force
         abort does."""
         thread_id = client.thread_id
-        self._applying[thread_id] = (job.seqno, trio.current_time())
+        self._applying[thread_id] = (seqno, trio.current_time())
         try:
-            await apply_changes(client, changes, self.in_place())
+            return await apply
         finally:
-            del self._applying[thread_id]
+            self._applied(thread_id)
+
+    def _applied(self, thread_id: int) -> None:
+        """The rows are in: no lock wait of this applier is one to break any more."""
+        self._applying.pop(thread_id, None)
 
     async def _watch_lock_waits(self) -> None:
         """One task for every apply (a task per apply cost more than its round trip): once
@@ -388,8 +404,33 @@ class Appliers:
                 # After an abort, wait for every write set ahead: no lock fight twice.
                 with self.times.stage("apply turn"):
                     await gate.wait_apply_turn(job.seqno - 1 if serial else job.depends_seqno)
+                statements = transaction_statements(changes, self.in_place())
+                if job.seqno - 1 - gate.last_entered <= COMMIT_WITH_APPLY_WITHIN and (
+                    fits_one_script(statements)
+                ):
+                    # Wait for the commit turn holding no locks, then rows, position and
+                    # COMMIT in one round trip.
+                    with self.times.stage("commit turn"):
+                        await gate.wait_commit_order(job.seqno)
+                    with self.times.stage("apply+commit"):
+                        await self._apply_with_bf_abort(
+                            client,
+                            job.seqno,
+                            commit_in_order(
+                                client.stream,
+                                bool(client.capabilities & Capability.DEPRECATE_EOF),
+                                provider_position(provider, job.seqno),
+                                gate,
+                                statements,
+                                functools.partial(self._applied, client.thread_id),
+                            ),
+                        )
+                    break
+                # Rows now (beside the write sets ahead), commit at our turn.
                 with self.times.stage("apply"):
-                    await self._apply_with_bf_abort(client, job, changes)
+                    await self._apply_with_bf_abort(
+                        client, job.seqno, run_statements(client, statements)
+                    )
                 with trio.CancelScope() as state.turn, self.times.stage("commit turn"):
                     await gate.wait_commit_order(job.seqno)
                 if state.turn.cancel_called and gate.last_entered < job.seqno - 1:
@@ -942,7 +983,12 @@ def _interrupted_error_at(response: bytes) -> int:
 
 
 async def commit_in_order(
-    stream: PacketStream, deprecate_eof: bool, position: Position, gate: OrderingGate
+    stream: PacketStream,
+    deprecate_eof: bool,
+    position: Position,
+    gate: OrderingGate,
+    before: Sequence[str] = (),
+    applied: Callable[[], object] | None = None,
 ) -> QueryResult:
     """Position + COMMIT in one round trip, at the seqno's commit turn (`wait_commit_order`).
     Once the position update returns, this transaction holds the position row's lock: a
@@ -950,10 +996,17 @@ async def commit_in_order(
     seqno may start its commit now (`gate.enter`): the backend flushes its log for both
     at once instead of one after the other. The update only takes if the seqno that
     entered before us committed (`entered_before`); if not, the backend skips our COMMIT
-    and BackendError says so (roll back; replay after it). Returns the COMMIT's result."""
+    and BackendError says so (roll back; replay after it). Returns the COMMIT's result.
+    `before`: statements sent first in the same packet (an applier's BEGIN and rows; the
+    first that fails stops the rest, COMMIT included), `applied()` called once they ran."""
     seqno = position.seqno
     update = sql.advance_position(position.cluster_uuid, seqno, gate.entered_before(seqno))
-    await stream.send(frame(bytes((_QUERY,)) + f"{update}; {sql.COMMIT}".encode(), 0))
+    script = "; ".join((*before, update, sql.COMMIT))
+    await stream.send(frame(bytes((_QUERY,)) + script.encode(), 0))
+    for _ in before:
+        await read_result(stream, deprecate_eof)
+    if applied is not None:
+        applied()
     if (await read_result(stream, deprecate_eof)).affected_rows == 1:
         gate.enter(seqno)
     await read_result(stream, deprecate_eof)  # the check: raises if the update did not take

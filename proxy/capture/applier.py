@@ -77,6 +77,10 @@ def transaction_statements(
     return [sql.BEGIN, *apply_statements(changes, in_place)]
 
 
+def fits_one_script(statements: Sequence[str]) -> bool:
+    return sum(len(s) + 2 for s in statements) <= MAX_SCRIPT_BYTES
+
+
 async def apply_changes(
     session: SqlSession, changes: Sequence[RowChange], in_place: Container[tuple[str, str]] = ()
 ) -> None:

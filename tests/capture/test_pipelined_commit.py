@@ -3,6 +3,8 @@ lost after its position update took the row lock) must not commit past the hole.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 import trio
 
@@ -24,9 +26,11 @@ async def _running(conn: BackendClient, thread_id: int) -> str:
     return (rows[0][0] or b"").decode() if rows else ""
 
 
-async def _commit(conn: BackendClient, seqno: int, gate: OrderingGate) -> None:
+async def _commit(
+    conn: BackendClient, seqno: int, gate: OrderingGate, before: Sequence[str] = ()
+) -> None:
     deprecate_eof = bool(conn.capabilities & Capability.DEPRECATE_EOF)
-    await commit_in_order(conn.stream, deprecate_eof, Position(CLUSTER, seqno), gate)
+    await commit_in_order(conn.stream, deprecate_eof, Position(CLUSTER, seqno), gate, before)
 
 
 async def test_no_commit_past_a_failed_predecessor(pair_factory: PairFactory) -> None:
@@ -74,3 +78,32 @@ async def test_no_commit_past_a_failed_predecessor(pair_factory: PairFactory) ->
     finally:
         for conn in (second, watcher):
             await conn.aclose()
+
+
+async def test_rows_position_and_commit_in_one_round_trip(pair_factory: PairFactory) -> None:
+    """An applier whose commit turn came before it applied sends its rows ahead of the
+    position update: all commit, or (the first failing statement stops the rest) none."""
+    pair = await pair_factory()
+    conn, watcher = pair.a, await connect(pair.servers[0])
+    try:
+        await conn.query(f"CREATE TABLE `{pair.schema}`.t (id INT PRIMARY KEY)")
+        await conn.query(f"USE `{pair.schema}`")
+        base = (await read_position(conn)).seqno
+        gate = OrderingGate(base)
+        rows = ["START TRANSACTION", "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"]
+        await _commit(conn, base + 1, gate, rows)
+        assert gate.last_entered == base + 1
+        gate.commit(base + 1)
+        assert (await read_position(watcher)).seqno == base + 1
+        assert len((await watcher.query(f"SELECT id FROM `{pair.schema}`.t")).rows) == 2
+
+        broken = ["START TRANSACTION", "INSERT INTO t VALUES (3)", "INSERT INTO nope VALUES (4)"]
+        with pytest.raises(BackendError, match="doesn't exist"):
+            await _commit(conn, base + 2, gate, broken)
+        assert gate.last_entered == base + 1  # the position update never ran
+        await conn.query("SELECT 1")  # nothing left unread on the connection
+        await conn.query("ROLLBACK")
+        assert (await read_position(watcher)).seqno == base + 1
+        assert len((await watcher.query(f"SELECT id FROM `{pair.schema}`.t")).rows) == 2
+    finally:
+        await watcher.aclose()
