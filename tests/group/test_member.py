@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from wsrep.group.codec import Forward, Message, Purged, encode
-from wsrep.group.log import InMemoryLogStorage
+from wsrep.group.log import HardState, InMemoryLogStorage
 from wsrep.group.member import GroupMember, Role
 from wsrep.group.types import (
     Connect,
@@ -366,3 +366,26 @@ def test_whole_cluster_restarts_from_storage() -> None:
     sim.settle()
     sim.check()
     assert [s for s, _, _ in sim.nodes["n1"].delivered] == [1, 2, 3, 4, 5]
+
+
+def test_a_member_ahead_in_term_with_a_shorter_log_does_not_block_elections() -> None:
+    """Found by seed 21021 (PYTHONHASHSEED=18): members whose campaigns went unanswered
+    (ignored under a leader's lease) sit at a higher term with a shorter log. They refuse
+    every pre-vote of a lower term, the others refuse theirs for the log: nobody ever wins,
+    unless a refused pre-vote hands its refuser's term over (etcd raft's rule)."""
+    sim = cluster(members(3))
+    sim.crash("n2")
+    submit_and_settle(sim, "n0", 3)  # n2's log is now the shorter one
+    n2 = sim.nodes["n2"].storage
+    hs = n2.hard_state()
+    n2.save_hard_state(HardState(hs.term + 4, "n2", hs.cluster_uuid, hs.delivered))
+    sim.crash("n0")
+    sim.start("n2")
+    assert sim.run_until(sim.now + 10.0, lambda: sim.nodes["n1"].member.state is Role.LEADER), (
+        sim.describe()
+    )
+    assert sim.nodes["n1"].member._term > hs.term + 4
+    sim.start("n0")
+    assert sim.run_until(sim.now + 10.0, sim.converged), sim.describe()
+    submit_and_settle(sim, "n2")
+    sim.check()

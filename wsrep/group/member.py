@@ -266,9 +266,13 @@ class GroupMember:
         if not self._same_cluster(sender, msg):
             return
         body = msg.body
-        # Raft: a newer term ends ours (vote requests are judged in _on_vote_request)
+        # Raft: a newer term ends ours (vote requests are judged in _on_vote_request). A
+        # refused pre-vote carries the refuser's term (etcd raft does the same): members
+        # that went ahead in term without winning (their campaign ignored under a leader's
+        # lease) refuse every pre-vote of a lower term, and the longer logs, stuck below
+        # it, could never win theirs.
         raft = isinstance(body, Append | AppendResponse) or (
-            isinstance(body, VoteResponse) and not body.pre
+            isinstance(body, VoteResponse) and not (body.pre and body.granted)
         )
         if raft and msg.term > self._term:
             self._new_term(msg.term)
