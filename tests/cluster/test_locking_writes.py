@@ -132,6 +132,28 @@ def test_a_table_with_user_triggers_keeps_the_snapshot_rule(cluster: Cluster) ->
     assert len(set(cluster.checksums("app.audited", "app.audit"))) == 1
 
 
+def test_a_ddl_during_the_transaction_keeps_the_snapshot_rule(cluster: Cluster) -> None:
+    """Tables are judged by the catalog of their time; a DDL (which may have created a
+    trigger) replaced it before the COMMIT: the old rule applies."""
+    a, b = cluster.proxy(0), cluster.proxy(1)
+    try:
+        a.begin()
+        a.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 6")
+        b.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 1")
+        b.cursor().execute("CREATE TABLE app.later (id INT PRIMARY KEY)")
+        cluster.wait_same_position()
+        before = _value(cluster, 0, "counters", 1)
+        a.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 1")
+        with pytest.raises(pymysql.err.OperationalError) as failed:
+            a.commit()
+        assert failed.value.args[0] == 1213
+    finally:
+        a.close()
+        b.close()
+    assert _values(cluster, "counters", 1) == [before] * NODES
+    assert len(set(cluster.checksums("app.counters"))) == 1
+
+
 def test_blind_increments_on_every_node_lose_nothing(cluster: Cluster) -> None:
     """`UPDATE ... SET n = n + 1` in explicit transactions (with a write of a row of its
     own first, so the increment lands mid-transaction) from two clients per node at
