@@ -49,7 +49,7 @@ from proxy.capture import (
     prepare_applier_session,
 )
 from proxy.capture import mariadb_sql as sql
-from proxy.capture.applier import fits_one_script, run_statements, transaction_statements
+from proxy.capture.applier import apply_statements, fits_one_script, run_statements
 from proxy.capture.position import UNDEFINED_UUID
 from proxy.packet_stream import PacketStream, PeerClosed
 from proxy.protocol.constants import ERR_HEADER, Capability, Command, ServerStatus
@@ -404,7 +404,7 @@ class Appliers:
                 # After an abort, wait for every write set ahead: no lock fight twice.
                 with self.times.stage("apply turn"):
                     await gate.wait_apply_turn(job.seqno - 1 if serial else job.depends_seqno)
-                statements = transaction_statements(changes, self.in_place())
+                statements = apply_statements(changes, self.in_place())
                 if job.seqno - 1 - gate.last_entered <= COMMIT_WITH_APPLY_WITHIN and (
                     fits_one_script(statements)
                 ):
@@ -997,8 +997,8 @@ async def commit_in_order(
     at once instead of one after the other. The update only takes if the seqno that
     entered before us committed (`entered_before`); if not, the backend skips our COMMIT
     and BackendError says so (roll back; replay after it). Returns the COMMIT's result.
-    `before`: statements sent first in the same packet (an applier's BEGIN and rows; the
-    first that fails stops the rest, COMMIT included), `applied()` called once they ran."""
+    `before`: statements sent first in the same packet (an applier's rows; the first that
+    fails stops the rest, COMMIT included), `applied()` called once they ran."""
     seqno = position.seqno
     update = sql.advance_position(position.cluster_uuid, seqno, gate.entered_before(seqno))
     script = "; ".join((*before, update, sql.COMMIT))

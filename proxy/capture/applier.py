@@ -70,13 +70,6 @@ def apply_statements(
     return statements
 
 
-def transaction_statements(
-    changes: Sequence[RowChange], in_place: Container[tuple[str, str]] = ()
-) -> list[str]:
-    """BEGIN and the changes' statements: what one apply sends before its commit."""
-    return [sql.BEGIN, *apply_statements(changes, in_place)]
-
-
 def fits_one_script(statements: Sequence[str]) -> bool:
     return sum(len(s) + 2 for s in statements) <= MAX_SCRIPT_BYTES
 
@@ -84,12 +77,13 @@ def fits_one_script(statements: Sequence[str]) -> bool:
 async def apply_changes(
     session: SqlSession, changes: Sequence[RowChange], in_place: Container[tuple[str, str]] = ()
 ) -> None:
-    """Open a transaction and run the changes in it (in as few round trips as fit)."""
-    await run_statements(session, transaction_statements(changes, in_place))
+    """Run the changes in the session's transaction (autocommit is off in an applier
+    session: the first statement opens it), in as few round trips as fit."""
+    await run_statements(session, apply_statements(changes, in_place))
 
 
 async def run_statements(session: SqlSession, statements: Sequence[str]) -> None:
-    """`transaction_statements`, in as few round trips as fit."""
+    """`apply_statements`, in as few round trips as fit."""
     for script in sql.scripts(statements, MAX_SCRIPT_BYTES):
         await session.query(script)
 

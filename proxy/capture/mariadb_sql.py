@@ -658,6 +658,9 @@ APPLIER_SESSION = (
     "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
     f"time_zone = '+00:00', foreign_key_checks = 0, {APPLIER_FLAG} = 1",
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    # No BEGIN per write set (a statement and a result fewer): the first row statement
+    # opens the transaction, the COMMIT or ROLLBACK after it ends it.
+    "SET SESSION autocommit = 0",
 )
 BEGIN = "START TRANSACTION"
 
