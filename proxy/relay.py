@@ -75,7 +75,8 @@ class CommitHook(Protocol):
     async def before_command(self, relay: Relay, packet: Packet) -> bool: ...
 
     async def after_error(self, relay: Relay, response: bytes) -> bytes:
-        """A response ended in an error while `relay.bf_killed`: what the client gets."""
+        """A response ended in an error while `relay.bf_killed` or in a transaction:
+        what the client gets."""
         ...
 
 
@@ -269,7 +270,11 @@ class Relay:
                 # The state changes before the client can see the response end.
                 self._after_response(command, packet.payload)
                 tail = data[:end] if end < len(data) else data
-                if self.bf_killed and tracker.error and self.commit_hook is not None:
+                if (
+                    tracker.error
+                    and self.commit_hook is not None
+                    and (self.bf_killed or self.session.in_transaction)
+                ):
                     tail = await self.commit_hook.after_error(self, bytes(tail))
                 await client.send(tail)
                 if end < len(data):  # the server never sends unasked: out of step

@@ -578,18 +578,28 @@ class Replication:
 
     async def after_error(self, relay: Relay, response: bytes) -> bytes:
         """The statement a brute-force abort interrupted ends in 1317 on the backend, with
-        its transaction still open: roll that back and tell the client 1213."""
-        at = _interrupted_error_at(response)
-        if at < 0:
-            return response
-        relay.bf_killed = False
-        await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
-        self.provider.stats.local_bf_aborts += 1
-        log.info(
-            "session %d: statement interrupted for an applier: rolled back, 1213",
-            relay.session.session_id,
-        )
-        return response[:at] + err_packet(*ER_LOCK_DEADLOCK, response[at + 3])
+        its transaction still open: roll that back and tell the client 1213. A deadlock
+        (1213) from the backend itself rolled the whole transaction back, and an error
+        packet carries no status flags: the session is out of its transaction now (else
+        its next write would run as an uncertified autocommit on this node only)."""
+        at = _error_at(response, ER_QUERY_INTERRUPTED) if relay.bf_killed else -1
+        if at >= 0:
+            relay.bf_killed = False
+            await self._rollback(relay, _StreamSession(relay.backend, relay.deprecate_eof))
+            self.provider.stats.local_bf_aborts += 1
+            log.info(
+                "session %d: statement interrupted for an applier: rolled back, 1213",
+                relay.session.session_id,
+            )
+            return response[:at] + err_packet(*ER_LOCK_DEADLOCK, response[at + 3])
+        if relay.session.in_transaction and _error_at(response, ER_LOCK_DEADLOCK[0]) >= 0:
+            flags = relay.session.status_flags & ~_IN_TRANSACTION
+            relay.session.status_flags = relay.tracker.status_flags = flags
+            log.info(
+                "session %d: the backend rolled the transaction back (deadlock)",
+                relay.session.session_id,
+            )
+        return response
 
     def _refusal(self, relay: Relay, exc: BackendError) -> _Refused:
         """A backend error for the client (a statement run here, then rolled back)."""
@@ -969,14 +979,14 @@ def _result_reply(result: QueryResult, flags: int) -> ResultSet | OkPacket:
     return OkPacket(result.affected_rows, result.last_insert_id, flags, result.warnings)
 
 
-def _interrupted_error_at(response: bytes) -> int:
-    """Where the ERR 1317 (query interrupted) ending `response` starts, or -1."""
+def _error_at(response: bytes, code: int) -> int:
+    """Where the ERR packet with `code` ending `response` starts, or -1."""
     end = len(response)
     for at in range(max(0, end - 1024), end - 8):
         if (
             int.from_bytes(response[at : at + 3], "little") == end - at - 4
             and response[at + 4] == ERR_HEADER
-            and int.from_bytes(response[at + 5 : at + 7], "little") == ER_QUERY_INTERRUPTED
+            and int.from_bytes(response[at + 5 : at + 7], "little") == code
         ):
             return at
     return -1

@@ -5,6 +5,8 @@ lost update."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 
@@ -23,7 +25,8 @@ CREATE TABLE app.audited (id INT PRIMARY KEY, n BIGINT NOT NULL);
 CREATE TABLE app.audit (id INT AUTO_INCREMENT PRIMARY KEY, n BIGINT);
 CREATE TRIGGER app.audited_au AFTER UPDATE ON app.audited FOR EACH ROW
   INSERT INTO app.audit (n) VALUES (NEW.n);
-INSERT INTO app.counters VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (100, 0);
+INSERT INTO app.counters VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (8, 0), (9, 0),
+  (10, 0), (11, 0), (100, 0);
 INSERT INTO app.audited VALUES (1, 0), (2, 0);
 """
 RETRYABLE = (1213, 1205)
@@ -151,6 +154,43 @@ def test_a_ddl_during_the_transaction_keeps_the_snapshot_rule(cluster: Cluster) 
         a.close()
         b.close()
     assert _values(cluster, "counters", 1) == [before] * NODES
+    assert len(set(cluster.checksums("app.counters"))) == 1
+
+
+def test_a_backend_deadlock_ends_the_transaction_for_the_proxy_too(cluster: Cluster) -> None:
+    """InnoDB rolls its deadlock victim's whole transaction back, and its 1213 carries no
+    status flags: a write the client sends next must be certified (wrapped), not run as
+    an autocommit on its node only."""
+    a, b = cluster.proxy(0), cluster.proxy(0)
+    failures: list[pymysql.err.OperationalError] = []
+
+    def locking(conn: pymysql.connections.Connection, row: int) -> None:
+        try:
+            conn.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = %s", (row,))
+        except pymysql.err.OperationalError as exc:
+            failures.append(exc)
+
+    try:
+        a.begin()
+        a.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 8")
+        b.begin()
+        b.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 9")
+        waiter = threading.Thread(target=locking, args=(a, 9))
+        waiter.start()
+        time.sleep(0.5)  # a waits for b's row 9
+        locking(b, 8)  # and b for a's row 8: InnoDB picks one of them
+        waiter.join(60)
+        assert [exc.args[0] for exc in failures] == [1213]
+        for conn, row in ((a, 10), (b, 11)):  # the victim writes on without a ROLLBACK
+            with contextlib.suppress(pymysql.err.OperationalError):
+                conn.cursor().execute("UPDATE app.counters SET n = 77 WHERE id = %s", (row,))
+            with contextlib.suppress(pymysql.err.OperationalError):
+                conn.commit()
+    finally:
+        a.close()
+        b.close()
+    assert _values(cluster, "counters", 10) == [77] * NODES
+    assert _values(cluster, "counters", 11) == [77] * NODES
     assert len(set(cluster.checksums("app.counters"))) == 1
 
 
