@@ -100,9 +100,11 @@ LOCK_INFO_MAX_AGE = 0.1
 LOCK_WAITS_EVERY = LOCK_INFO_MAX_AGE + 0.01
 # An applier with at most this many write sets ahead of it that have not entered their
 # commit waits for its turn, then sends rows, position and COMMIT as one script; farther
-# behind, it applies its rows at once and commits in a second round trip. Always waiting
-# costs least (bench/applier_bench.py; docs/design/replication.md, "Appliers").
-COMMIT_WITH_APPLY_WITHIN = 1 << 30
+# behind, it applies its rows at once (their locks make local writers of those rows wait
+# for it instead of failing certification) and commits in a second round trip. Always
+# waiting costs the least CPU but ~4 points more certification failures under sysbench
+# (docs/design/replication.md, "Appliers"): only when the turn is already there.
+COMMIT_WITH_APPLY_WITHIN = 0
 T = TypeVar("T")
 
 
@@ -408,8 +410,8 @@ class Appliers:
                 if job.seqno - 1 - gate.last_entered <= COMMIT_WITH_APPLY_WITHIN and (
                     fits_one_script(statements)
                 ):
-                    # Wait for the commit turn holding no locks, then rows, position and
-                    # COMMIT in one round trip.
+                    # At (or near) our commit turn: wait for it holding no locks, then
+                    # rows, position and COMMIT in one round trip.
                     with self.times.stage("commit turn"):
                         await gate.wait_commit_order(job.seqno)
                     with self.times.stage("apply+commit"):
