@@ -146,6 +146,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield running
 
 
+# 1213: certification failed, or the transaction (or its statement in flight) was aborted
+# for an applier; 1205: a lock wait behind an applier timed out.
+RETRYABLE = (1213, 1205)
+
+
+def commit_times(
+    conn: pymysql.connections.Connection, transaction: Callable[[], None], times: int
+) -> int:
+    """Run `transaction` (it ends with a COMMIT) until it committed `times` times, rolling
+    back and retrying a RETRYABLE error; at most 20 attempts per commit. Returns the
+    number of commits acknowledged."""
+    commits = 0
+    for _ in range(times * 20):
+        if commits == times:
+            break
+        try:
+            transaction()
+            commits += 1
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] not in RETRYABLE:
+                raise
+            conn.rollback()
+    return commits
+
+
 def run_clients(client: Callable[[int], None], count: int, timeout: float) -> None:
     """`client(slot)` for slots 0..count-1, each in its own thread (blocking client
     libraries); fails if one is still running after `timeout` seconds or raised."""

@@ -14,7 +14,7 @@ import mysql.connector
 import pymysql
 import pytest
 
-from tests.cluster.conftest import NODES, Cluster, run_clients, running_cluster
+from tests.cluster.conftest import NODES, Cluster, commit_times, run_clients, running_cluster
 
 pytestmark = pytest.mark.mariadb
 
@@ -29,7 +29,6 @@ INSERT INTO app.counters VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), 
   (10, 0), (11, 0), (100, 0);
 INSERT INTO app.audited VALUES (1, 0), (2, 0);
 """
-RETRYABLE = (1213, 1205)
 
 
 @pytest.fixture(scope="module")
@@ -97,41 +96,40 @@ def test_prepared_statements_are_judged_by_their_text(cluster: Cluster) -> None:
     assert _values(cluster, "counters", 7) == [1] * NODES
 
 
-def test_a_plain_read_first_keeps_the_snapshot_rule(cluster: Cluster) -> None:
-    """A SELECT before the remote write took a snapshot: the transaction still fails."""
+def _commit_after_a_remote_increment_fails(
+    cluster: Cluster, first: str, table: str, row: int
+) -> None:
+    """A runs `first`; B increments `row`; once A's node applied it, A increments the row
+    too: A's COMMIT gets 1213 (the snapshot rule), and B's increment alone stays."""
     a, b = cluster.proxy(0), cluster.proxy(1)
     try:
         a.begin()
-        a.cursor().execute("SELECT n FROM app.counters WHERE id = 5")
-        b.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 5")
-        _wait_applied(cluster, 0, "counters", 5, 1)
-        a.cursor().execute("UPDATE app.counters SET n = n + 1 WHERE id = 5")
+        a.cursor().execute(first)
+        b.cursor().execute(f"UPDATE app.{table} SET n = n + 1 WHERE id = %s", (row,))
+        _wait_applied(cluster, 0, table, row, 1)
+        a.cursor().execute(f"UPDATE app.{table} SET n = n + 1 WHERE id = %s", (row,))
         with pytest.raises(pymysql.err.OperationalError) as failed:
             a.commit()
         assert failed.value.args[0] == 1213
     finally:
         a.close()
         b.close()
-    assert _values(cluster, "counters", 5) == [1] * NODES
+    assert _values(cluster, table, row) == [1] * NODES
+
+
+def test_a_plain_read_first_keeps_the_snapshot_rule(cluster: Cluster) -> None:
+    """A SELECT before the remote write took a snapshot: the transaction still fails."""
+    _commit_after_a_remote_increment_fails(
+        cluster, "SELECT n FROM app.counters WHERE id = 5", "counters", 5
+    )
     assert len(set(cluster.checksums("app.counters"))) == 1
 
 
 def test_a_table_with_user_triggers_keeps_the_snapshot_rule(cluster: Cluster) -> None:
     """A user trigger may read anything: writes to its table are not locking writes."""
-    a, b = cluster.proxy(0), cluster.proxy(1)
-    try:
-        a.begin()
-        a.cursor().execute("UPDATE app.audited SET n = n + 1 WHERE id = 2")
-        b.cursor().execute("UPDATE app.audited SET n = n + 1 WHERE id = 1")
-        _wait_applied(cluster, 0, "audited", 1, 1)
-        a.cursor().execute("UPDATE app.audited SET n = n + 1 WHERE id = 1")
-        with pytest.raises(pymysql.err.OperationalError) as failed:
-            a.commit()
-        assert failed.value.args[0] == 1213
-    finally:
-        a.close()
-        b.close()
-    assert _values(cluster, "audited", 1) == [1] * NODES
+    _commit_after_a_remote_increment_fails(
+        cluster, "UPDATE app.audited SET n = n + 1 WHERE id = 2", "audited", 1
+    )
     assert len(set(cluster.checksums("app.audited", "app.audit"))) == 1
 
 
@@ -200,33 +198,22 @@ def test_blind_increments_on_every_node_lose_nothing(cluster: Cluster) -> None:
     once: the final value on every node is the number of acknowledged commits."""
     per_client = 12
     acknowledged = [0] * (2 * NODES)
-    attempts = [0] * (2 * NODES)
     start = _value(cluster, 0, "counters", 100)
 
     def client(slot: int) -> None:
-        conn = cluster.proxy(slot % NODES)
-        try:
-            for _ in range(per_client * 20):  # bounded: retries included
-                if acknowledged[slot] == per_client:
-                    return
-                attempts[slot] += 1
-                try:
-                    with conn.cursor() as cur:
-                        conn.begin()
-                        cur.execute(
-                            "INSERT INTO app.counters VALUES (%s, 1) "
-                            "ON DUPLICATE KEY UPDATE n = n + 1",
-                            (1000 + slot,),
-                        )
-                        cur.execute("UPDATE app.counters SET n = n + 1 WHERE id = 100")
-                        conn.commit()
-                    acknowledged[slot] += 1
-                except pymysql.err.OperationalError as exc:
-                    if exc.args[0] not in RETRYABLE:
-                        raise
-                    conn.rollback()
-        finally:
-            conn.close()
+        with cluster.proxy(slot % NODES) as conn:
+
+            def increment() -> None:
+                with conn.cursor() as cur:
+                    conn.begin()
+                    cur.execute(
+                        "INSERT INTO app.counters VALUES (%s, 1) ON DUPLICATE KEY UPDATE n = n + 1",
+                        (1000 + slot,),
+                    )
+                    cur.execute("UPDATE app.counters SET n = n + 1 WHERE id = 100")
+                    conn.commit()
+
+            acknowledged[slot] = commit_times(conn, increment, per_client)
 
     run_clients(client, 2 * NODES, timeout=180)
     total = sum(acknowledged)

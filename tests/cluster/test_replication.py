@@ -18,11 +18,8 @@ from pymysql.constants import SERVER_STATUS
 
 from proxy.backend_client import BackendClient
 from proxy.protocol.wire import frame, lenenc_bytes
-from tests.cluster.conftest import NODES, Cluster, run_clients
+from tests.cluster.conftest import NODES, Cluster, commit_times, run_clients
 
-# 1213: certification failed, or the transaction (or its statement in flight) was aborted
-# for an applier; 1205: a lock wait behind an applier timed out.
-RETRYABLE = (1213, 1205)
 # Conflicting-commit rounds in all, run by PAIRS client pairs at once (distinct rows).
 ROUNDS = int(os.environ.get("WSREP_CLUSTER_ROUNDS", "1000"))
 PAIRS = 6
@@ -238,20 +235,8 @@ def test_no_lost_update_from_read_modify_write_on_every_node(cluster: Cluster) -
             conn.commit()
 
     def client(slot: int) -> None:
-        conn = cluster.proxy(slot % NODES)
-        try:
-            for _ in range(per_client * 20):  # bounded: retries included
-                if acknowledged[slot] == per_client:
-                    return
-                try:
-                    increment(conn)
-                    acknowledged[slot] += 1
-                except pymysql.err.OperationalError as exc:
-                    if exc.args[0] not in RETRYABLE:
-                        raise
-                    conn.rollback()
-        finally:
-            conn.close()
+        with cluster.proxy(slot % NODES) as conn:
+            acknowledged[slot] = commit_times(conn, lambda: increment(conn), per_client)
 
     run_clients(client, 2 * NODES, timeout=120)
     cluster.wait_same_position()
