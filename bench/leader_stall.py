@@ -3,7 +3,7 @@
 A real 3-node cluster (tests/cluster fixtures); a client on another node commits small
 autocommit UPDATEs in a loop; the leader node is stopped; the stall is the longest gap
 between two acknowledged commits around the stop. Refused statements (1047 while the
-node has no primary view) are retried at once.
+node has no primary view and its `not_ready_hold` ran out) are counted and retried at once.
 
     PYTHONPATH=. .venv/bin/python -m bench.leader_stall [runs]
 """
@@ -28,7 +28,9 @@ CLIENT_SECONDS = 20.0  # the whole client run, bounded
 STOP_AFTER = 3.0  # seconds of steady writes before the leader is stopped
 
 
-def client(cluster: Cluster, node: int, acks: list[float], stop: threading.Event) -> None:
+def client(
+    cluster: Cluster, node: int, acks: list[float], refused: list[int], stop: threading.Event
+) -> None:
     deadline = time.monotonic() + CLIENT_SECONDS
     conn = None
     while not stop.is_set() and time.monotonic() < deadline:
@@ -41,19 +43,25 @@ def client(cluster: Cluster, node: int, acks: list[float], stop: threading.Event
         except pymysql.err.OperationalError as e:
             if e.args[0] in (2003, 2006, 2013):  # the connection went: reconnect
                 conn = None
+            elif e.args[0] == 1047:
+                refused.append(1047)
             time.sleep(0.001)
     if conn is not None:
         conn.close()
 
 
-def one_run() -> tuple[float, float, float]:
-    """(max gap around the stop, median gap before it, seconds from SIGTERM to exit)."""
+def one_run() -> tuple[float, float, float, int]:
+    """(max gap around the stop, median gap before it, seconds from SIGTERM to exit,
+    statements refused with 1047)."""
     with tempfile.TemporaryDirectory() as tmp, running_cluster(Path(tmp), INIT_SQL) as cluster:
         leader = cluster.leader()
         writer = (leader + 1) % 3
         acks: list[float] = []
+        refused: list[int] = []
         stop = threading.Event()
-        t = threading.Thread(target=client, args=(cluster, writer, acks, stop), daemon=True)
+        t = threading.Thread(
+            target=client, args=(cluster, writer, acks, refused, stop), daemon=True
+        )
         t.start()
         time.sleep(STOP_AFTER)
         pid = cluster.node_pid(leader)
@@ -72,17 +80,17 @@ def one_run() -> tuple[float, float, float]:
         # a stall that never ended shows up as the time from the stop to the end of the run
         gap = max(max(around), after[0] - stopped_at)
         before.sort()
-        return gap, before[len(before) // 2] if before else 0.0, exited
+        return gap, before[len(before) // 2] if before else 0.0, exited, len(refused)
 
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     for n in range(runs):
-        gap, median, exited = one_run()
+        gap, median, exited, refused = one_run()
         print(
             f"run {n + 1}: max gap between acknowledged commits {gap * 1000:.0f} ms "
             f"(median before the stop {median * 1000:.1f} ms); leader exited "
-            f"{exited * 1000:.0f} ms after SIGTERM",
+            f"{exited * 1000:.0f} ms after SIGTERM; {refused} statements refused (1047)",
             flush=True,
         )
 

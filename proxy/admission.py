@@ -16,6 +16,12 @@ COM_DEBUG, COM_CHANGE_USER and COM_RESET_CONNECTION are refused too; COM_INIT_DB
 COM_PING, COM_STATISTICS, COM_QUIT, COM_SET_OPTION and the prepared-statement housekeeping
 are allowed.
 
+A node that just lost its primary component (a leader change, as when the leader's node
+is stopped: tens of milliseconds without a leader) holds a statement it would refuse for
+up to `not_ready_hold` seconds since it lost it, and runs it if the node is ready again by
+then: clients of the surviving nodes see a pause, not 1047, across a leader change. A node
+that has been out of the primary component longer, or was never ready, refuses at once.
+
 On a ready node, a statement whose `wsrep_sync_wait` bit the session has set waits until
 this node has committed everything the cluster had ordered when the statement arrived
 (Galera's causal read; not inside a transaction, whose snapshot is taken), bounded by a
@@ -189,9 +195,10 @@ class NodeAdmission:
 
     `ready()` is the provider's `wsrep_ready`; `cluster_seqno()` its causal barrier;
     `gate` the node's commit order; `auto_increment` the values sessions must use (None:
-    leave them alone). Call `changed()` on every view or state change:
-    it moves `epoch`, so every session is checked again before its next command (the relay
-    skips sessions whose `admitted` epoch is current).
+    leave them alone); `not_ready_hold` how long after losing readiness a statement waits
+    for it to come back before 1047. Call `changed()` on every view or state change (in
+    trio): it moves `epoch`, so every session is checked again before its next command (the
+    relay skips sessions whose `admitted` epoch is current).
     """
 
     def __init__(
@@ -202,6 +209,7 @@ class NodeAdmission:
         gate: OrderingGate,
         causal_timeout: float = 30.0,  # Galera's repl.causal_read_timeout
         auto_increment: AutoIncrementControl | None = None,
+        not_ready_hold: float = 0.0,
     ) -> None:
         self.ready = ready
         self.settings = settings
@@ -209,10 +217,22 @@ class NodeAdmission:
         self.gate = gate
         self.causal_timeout = causal_timeout
         self.auto_increment = auto_increment
+        self.not_ready_hold = not_ready_hold
         self.epoch = 0
+        self._was_ready = ready()
+        self._lost_at: float | None = None  # trio time readiness was lost, if it was
+        self._ready_again = trio.Event()
 
     def changed(self) -> None:
         self.epoch += 1
+        ready = self.ready()
+        if ready and not self._was_ready:
+            self._lost_at = None
+            self._ready_again.set()
+            self._ready_again = trio.Event()
+        elif self._was_ready and not ready:
+            self._lost_at = trio.current_time()
+        self._was_ready = ready
 
     async def check(self, relay: Relay, packet: Packet) -> bool:
         """True when the command was answered here (the backend never sees it)."""
@@ -229,12 +249,14 @@ class NodeAdmission:
         """The error to answer `command` with instead of running it, if any."""
         session = relay.session
         if not self.ready():
-            if command in _REFUSED_COMMANDS or (
-                command in _STATEMENTS and not self._allowed_when_not_ready(session)
+            if not (
+                command in _REFUSED_COMMANDS
+                or (command in _STATEMENTS and not self._allowed_when_not_ready(session))
             ):
+                return None
+            if not await self._ready_again_in_time():
                 log.debug("session %d: refused, node not ready", session.session_id)
                 return NOT_READY
-            return None
         if command not in (_QUERY, _STMT_EXECUTE):
             return None
         wanted = None if self.auto_increment is None else self.auto_increment.values
@@ -248,6 +270,16 @@ class NodeAdmission:
         elif wanted is None or session.auto_increment == wanted:
             session.admitted = self.epoch  # nothing to do until the node changes
         return None
+
+    async def _ready_again_in_time(self) -> bool:
+        """Whether the node, not ready now, is ready again within `not_ready_hold` of
+        losing readiness (waiting for it)."""
+        if self._lost_at is None:
+            return False
+        with trio.move_on_at(self._lost_at + self.not_ready_hold):
+            while not self.ready():
+                await self._ready_again.wait()
+        return self.ready()
 
     def _allowed_when_not_ready(self, session: Session) -> bool:
         info = session.statement

@@ -103,6 +103,9 @@ class Provider:
         self.causal = CausalBarrier(group.submit, self.node_name, group.submit_timeout)
         # Called on every view and state change (auto-increment control, admission).
         self.state_listeners: list[Callable[[], None]] = []
+        # How long a commit that finds the node outside a primary component waits for it
+        # before NotReady (1047): a leader change leaves it so for tens of milliseconds.
+        self.not_ready_hold = 0.0
 
     # ---- for the application side --------------------------------------------------------
 
@@ -129,7 +132,12 @@ class Provider:
         If the caller is cancelled before the verdict, the write set (if ordered and
         passed) is applied by the appliers instead."""
         if not self.ready:
-            raise NotReady(f"{self.node_name} is {self.state.name}, not in a primary component")
+            with trio.move_on_after(self.not_ready_hold):
+                await self.wait_state(True)
+            if not self.ready:
+                raise NotReady(
+                    f"{self.node_name} is {self.state.name}, not in a primary component"
+                )
         if ws.flags == WriteSetFlags.COMMIT:  # a plain transaction (TOI is always ordered)
             early = self.core.index.precheck(ws.keys, ws.last_seen)
             if not early.passed:

@@ -183,6 +183,7 @@ async def _serve(
             trio.open_nursery() as nursery,
         ):
             provider = Provider(group, appliers.enqueue, limits=config.limits)
+            provider.not_ready_hold = config.not_ready_hold
             appliers.attach(provider)
             replication = Replication(provider, appliers, catalog, config.commit_turn)
             await nursery.start(provider.run)
@@ -284,6 +285,7 @@ async def _start_admission(
         provider.gate,
         config.causal_read,
         auto_increment=control,
+        not_ready_hold=config.not_ready_hold,
     )
     provider.state_listeners.append(admission.changed)
     return admission

@@ -32,6 +32,8 @@ max_ws_size = 2147483647             # wsrep_max_ws_size: encoded bytes, or "64M
 heartbeat = 1.0  suspect = 5.0  inactive = 15.0  election = 3.0
 submit = 30.0  commit_turn = 5.0
 causal_read = 30.0                   # repl.causal_read_timeout: a causal wait ends in 1205
+not_ready_hold = 1.0                 # a statement just after the node lost its primary
+                                     # component (a leader change) waits this long for it
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class NodeConfig:
     submit: float = 30.0
     commit_turn: float = 5.0
     causal_read: float = 30.0
+    not_ready_hold: float = 1.0
     gcache_dir: Path | None = None  # default: <state dir>/gcache
     gcache_size: int = GCACHE_SIZE
     gcache_sync: bool = GCACHE_SYNC
@@ -143,6 +146,7 @@ _BACKEND_KEYS = {"managed_dir", "host", "port", "user", "password"}
 _GCACHE_KEYS = {"dir", "size", "sync"}
 _TIMEOUT_KEYS = {
     "heartbeat", "suspect", "inactive", "election", "submit", "commit_turn", "causal_read",
+    "not_ready_hold",
 }  # fmt: skip
 
 

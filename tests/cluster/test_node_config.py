@@ -41,7 +41,7 @@ def test_good_config(tmp_path: Path) -> None:
     assert config.secret_file == tmp_path.resolve() / "secret"
     assert config.suspect == 2.0 and config.commit_turn == 1.5 and config.appliers == 2
     assert (config.sync_wait, config.dirty_reads, config.auto_increment_control) == (0, False, True)
-    assert config.causal_read == 30.0
+    assert config.causal_read == 30.0 and config.not_ready_hold == 1.0
     group = config.group_config(bootstrap=True)
     assert group.bootstrap and group.member.id == "node1" and group.suspect_timeout == 2.0
 
@@ -88,10 +88,10 @@ def test_admission_keys(tmp_path: Path) -> None:
     text = GOOD.replace(
         "appliers = 2",
         "appliers = 2\nsync_wait = 3\ndirty_reads = true\nauto_increment_control = false",
-    ).replace("suspect = 2", "suspect = 2\ncausal_read = 2.5")
+    ).replace("suspect = 2", "suspect = 2\ncausal_read = 2.5\nnot_ready_hold = 0.25")
     config = load_node_config(write(tmp_path, text))
     assert (config.sync_wait, config.dirty_reads, config.auto_increment_control) == (3, True, False)
-    assert config.causal_read == 2.5
+    assert (config.causal_read, config.not_ready_hold) == (2.5, 0.25)
 
 
 def test_write_set_limits(tmp_path: Path) -> None:

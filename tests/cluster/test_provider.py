@@ -113,11 +113,14 @@ async def test_replicate_refuses_when_not_in_a_primary_component() -> None:
         trio.open_nursery() as nursery,
     ):
         provider = Provider(group, lambda *_: None)
+        provider.not_ready_hold = 0.3  # a commit waits that long for a primary component
         await nursery.start(provider.run)
+        start = trio.current_time()
         try:
             await provider.replicate(ws(provider, 0, row=1))
         except NotReady as exc:
             assert "lonely" in str(exc)
         else:
             raise AssertionError("replicated without a primary component")
+        assert trio.current_time() - start >= 0.3
         nursery.cancel_scope.cancel()

@@ -221,6 +221,51 @@ async def test_node_admission_refuses_waits_and_allows(
     assert await verdict(on(executed), EXECUTE) == NOT_READY  # a prepared read is a table read
 
 
+async def test_a_leader_change_holds_statements_instead_of_refusing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Readiness lost (a leader change) and back within `not_ready_hold`: the statement
+    waits and runs; not back in time, or lost longer ago, or never ready: 1047."""
+    ready = [True]
+    admission = NodeAdmission(
+        lambda: ready[0], _Settings(), _no_causal_wait, OrderingGate(0), 10, not_ready_hold=1
+    )
+
+    def set_ready(value: bool) -> None:
+        ready[0] = value
+        admission.changed()
+
+    async def back_after(seconds: float) -> None:
+        await trio.sleep(seconds)
+        set_ready(True)
+
+    write = session_with("UPDATE t SET a = 1")
+    set_ready(False)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(back_after, 0.2)
+        assert await admission.verdict(on(write), QUERY) is None
+    assert trio.current_time() - start == pytest.approx(0.2)
+    set_ready(False)
+    start = trio.current_time()
+    assert await admission.verdict(on(write), QUERY) == NOT_READY
+    assert trio.current_time() - start == pytest.approx(1)
+    start = trio.current_time()
+    assert await admission.verdict(on(write), QUERY) == NOT_READY  # lost 1 s ago: at once
+    assert await admission.verdict(on(session_with("SET @a = 1")), QUERY) is None
+    assert trio.current_time() == start
+    never = NodeAdmission(
+        lambda: False, _Settings(), _no_causal_wait, OrderingGate(0), 10, not_ready_hold=1
+    )
+    never.changed()
+    assert await never.verdict(on(write), QUERY) == NOT_READY  # still joining: at once
+    assert trio.current_time() == start
+
+
+async def _no_causal_wait() -> int:
+    raise AssertionError("no causal wait asked")
+
+
 async def test_no_causal_wait_inside_a_transaction(autojump_clock: trio.testing.MockClock) -> None:
     async def never() -> int:
         raise AssertionError("waited inside a transaction")
