@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from proxy.protocol.wire import lenenc_int
+
 
 class BinlogEventError(ValueError):
     """A table or value the encoder cannot represent exactly."""
@@ -180,34 +182,23 @@ class Table:
                 raise BinlogEventError(f"{where}: bad name {name!r:.70}")
             out += bytes((len(raw),)) + raw + b"\0"
         n = len(self.columns)
-        out += packed_int(n) + bytes(c.type for c in self.columns)
+        out += lenenc_int(n) + bytes(c.type for c in self.columns)
         metadata = b"".join(c.metadata for c in self.columns)
-        out += packed_int(len(metadata)) + metadata
+        out += lenenc_int(len(metadata)) + metadata
         out += bitmap(n, (i for i, c in enumerate(self.columns) if c.nullable))
         object.__setattr__(self, "map_body", bytes(out))
         everything, key = bitmap(n, range(n)), bitmap(n, self.key)
         key_columns = tuple(self.columns[i] for i in self.key)
         self.rows_head.update(
             {
-                EventType.WRITE_ROWS: (packed_int(n) + everything, self.columns),
-                EventType.DELETE_ROWS: (packed_int(n) + key, key_columns),
-                EventType.UPDATE_ROWS: (packed_int(n) + key + everything, key_columns),
+                EventType.WRITE_ROWS: (lenenc_int(n) + everything, self.columns),
+                EventType.DELETE_ROWS: (lenenc_int(n) + key, key_columns),
+                EventType.UPDATE_ROWS: (lenenc_int(n) + key + everything, key_columns),
             }
         )
 
     def __hash__(self) -> int:  # a dict key per row in an encoder
         return self._hash
-
-
-def packed_int(n: int) -> bytes:
-    """MySQL's length-encoded integer (net_store_length)."""
-    if n < 251:
-        return bytes((n,))
-    if n < 1 << 16:
-        return b"\xfc" + n.to_bytes(2, "little")
-    if n < 1 << 24:
-        return b"\xfd" + n.to_bytes(3, "little")
-    return b"\xfe" + n.to_bytes(8, "little")
 
 
 def bitmap(width: int, bits: Iterable[int]) -> bytes:

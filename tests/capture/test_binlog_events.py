@@ -84,7 +84,7 @@ def test_rows_statement_maps_each_table_once_and_ends_on_the_last_event() -> Non
      (1 << 24, "fe0000000100000000")],
 )  # fmt: skip
 def test_packed_int(n: int, encoded: str) -> None:
-    assert be.packed_int(n).hex() == encoded
+    assert be.lenenc_int(n).hex() == encoded
 
 
 @given(st.integers(-(2**31), 2**31 - 1), st.binary(max_size=120))

@@ -126,18 +126,30 @@ async def _abort(node: Node, victim: int, asked_at: float) -> None:
         await node.replication.abort_local(victim, admin, SEQNO, asked_at)
 
 
-async def test_a_stale_abort_leaves_the_next_transaction_alone(
-    node: Node, nursery: trio.Nursery
-) -> None:
+async def _next_transaction_after_stale_information(
+    node: Node, nursery: trio.Nursery, end: str
+) -> tuple[BackendClient, int, BackendClient, float]:
+    """A session holds a row an applier waits for; the lock information is read; the
+    session ends that transaction with `end` (the applier goes through) and BEGINs the
+    next one. Returns (session, its thread, applier, when the information was asked)."""
     local, thread = await node.session()
     await local.query("BEGIN")
     await local.query("SELECT v FROM s1.t WHERE id = 1 FOR UPDATE")
     applier, applied, asked_at = await _applier_waits_for(node, thread, nursery)
-    await local.query("COMMIT")  # the transaction the lock information named ends
+    await local.query(end)  # the transaction the lock information named ends
     with trio.fail_after(30):
         await applied.wait()
     await applier.query("COMMIT")
-    await local.query("BEGIN")  # the next transaction, between two statements
+    await local.query("BEGIN")
+    return local, thread, applier, asked_at
+
+
+async def test_a_stale_abort_leaves_the_next_transaction_alone(
+    node: Node, nursery: trio.Nursery
+) -> None:
+    local, thread, applier, asked_at = await _next_transaction_after_stale_information(
+        node, nursery, "COMMIT"
+    )  # the next transaction, between two statements
     await _abort(node, thread, asked_at)  # acting on what was read before the COMMIT
     assert (await local.query("SELECT v FROM s1.t WHERE id = 1")).rows == [(b"1",)]
     await local.query("COMMIT")
@@ -149,15 +161,9 @@ async def test_a_stale_abort_leaves_the_next_transaction_alone(
 async def test_a_stale_abort_leaves_the_next_statement_in_flight_alone(
     node: Node, nursery: trio.Nursery
 ) -> None:
-    local, thread = await node.session()
-    await local.query("BEGIN")
-    await local.query("SELECT v FROM s1.t WHERE id = 1 FOR UPDATE")
-    applier, applied, asked_at = await _applier_waits_for(node, thread, nursery)
-    await local.query("ROLLBACK")
-    with trio.fail_after(30):
-        await applied.wait()
-    await applier.query("COMMIT")
-    await local.query("BEGIN")
+    local, thread, applier, asked_at = await _next_transaction_after_stale_information(
+        node, nursery, "ROLLBACK"
+    )
     result: list[object] = []
 
     async def sleep_statement() -> None:
